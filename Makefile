@@ -1,0 +1,61 @@
+# s2s_tracking: PGXS build.
+#
+#   make [WERROR=1]          build (WERROR=1 turns every warning into an error, as CI does)
+#   make install             install into the server that PG_CONFIG names
+#   make check-regress       pg_regress suites (sql/ + expected/) on a temporary instance
+#   make check-isolation     pg_isolation_regress specs (specs/ + expected/) on a temporary instance
+#   make check-tap           TAP tests (test/t/*.pl) on throwaway clusters
+#   make installcheck        all three
+#
+# The test targets start PostgreSQL, which refuses to run as root: run them as an
+# unprivileged user on a tree it can write (./run-tests does all of this for you).
+
+EXTENSION  = s2s_tracking
+EXTVERSION = 0.1.0
+
+MODULE_big = s2s_tracking
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+
+# The install script is assembled from one fragment per concern (sql/install/NN_*.sql).
+DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
+DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
+
+PG_CPPFLAGS = -I$(srcdir)/src
+SHLIB_LINK = -lcurl
+ifeq ($(WERROR),1)
+PG_CFLAGS += -Werror
+endif
+
+# Every sql/NAME.sql except the install scripts is a pg_regress test; "extension" (which
+# creates the extension in the test database) runs first.
+REGRESS_ALL = $(sort $(patsubst sql/%.sql,%,$(filter-out sql/$(EXTENSION)--%,$(wildcard sql/*.sql))))
+REGRESS = extension $(filter-out extension,$(REGRESS_ALL))
+REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=$(srcdir)/test/regress.conf
+ISOLATION = $(sort $(patsubst specs/%.spec,%,$(wildcard specs/*.spec)))
+ISOLATION_OPTS = --temp-instance=tmp_check_isolation --temp-config=$(srcdir)/test/regress.conf
+TAP_TESTS = 1
+PROVE_TESTS = $(or $(TAP),$(sort $(wildcard test/t/*.pl)))
+PROVE_FLAGS = -I $(srcdir)/test/perl
+
+EXTRA_CLEAN = sql/$(EXTENSION)--$(EXTVERSION).sql tmp_check_regress tmp_check_isolation \
+	results output_iso regression.diffs regression.out
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+sql/$(EXTENSION)--$(EXTVERSION).sql: $(sort $(wildcard sql/install/*.sql))
+	cat $^ > $@
+
+# Headers are few; rebuild every object when any of them changes.
+$(OBJS): $(wildcard src/*.h)
+
+.PHONY: check-regress check-isolation check-tap
+check-regress:
+	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
+check-isolation:
+ifneq ($(ISOLATION),)
+	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)
+endif
+check-tap:
+	$(prove_installcheck)

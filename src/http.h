@@ -1,0 +1,79 @@
+/*
+ * http.h
+ *		A small wrapper around the libcurl multi interface.
+ *
+ * It knows nothing of PostgreSQL tables, memory contexts or errors: it takes requests,
+ * runs them concurrently under a global and a per-host cap with connection reuse, and hands
+ * back results. The caller waits on http_wait_fd() (an epoll descriptor that becomes
+ * readable when a transfer socket is ready) together with its own latch, for at most
+ * http_timeout_ms(), then calls http_process(). All memory is malloc'd and owned by the
+ * client; results are released with http_result_release().
+ */
+#ifndef S2S_HTTP_H
+#define S2S_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct HttpClient HttpClient;
+
+typedef struct HttpClientOptions
+{
+	int			max_connections;	/* transfers in flight at once, all hosts */
+	int			max_host_connections;	/* transfers in flight to one host */
+	long		connect_timeout_ms;
+	long		total_timeout_ms;
+	size_t		max_response_bytes; /* body bytes kept; the rest is read and dropped */
+	bool		allow_http;			/* else only https:// is allowed */
+	const char *user_agent;			/* e.g. "s2s_tracking/0.1.0" */
+} HttpClientOptions;
+
+typedef struct HttpHeader
+{
+	const char *name;
+	const char *value;
+} HttpHeader;
+
+typedef struct HttpRequest
+{
+	const char *method;			/* "GET" or "POST" */
+	const char *url;
+	const HttpHeader *headers;
+	int			nheaders;
+	const char *body;			/* POST body or NULL */
+	size_t		body_len;
+	long		total_timeout_ms;	/* 0: the client's default */
+	int			host_cap;		/* per-destination cap for this request; 0: client's */
+	void	   *tag;			/* the caller's; handed back in HttpResult */
+} HttpRequest;
+
+typedef struct HttpResult
+{
+	void	   *tag;
+	long		http_status;	/* 0 when no HTTP response arrived */
+	int			error_code;		/* 0, or the CURLcode of a transport error */
+	char		error[256];		/* transport error in words; never contains the URL */
+	char	   *body;			/* NUL-terminated, at most max_response_bytes */
+	size_t		body_len;
+	bool		body_truncated;
+	char	   *retry_after;	/* Retry-After header value, or NULL */
+	double		started_at;		/* Unix time, seconds */
+	double		duration_ms;
+} HttpResult;
+
+extern HttpClient *http_client_create(const HttpClientOptions *options,
+									  char *errbuf, size_t errlen);
+extern void http_client_set_options(HttpClient *client, const HttpClientOptions *options);
+extern void http_client_destroy(HttpClient *client);
+
+/* Copies everything it needs from the request. False (with errbuf) if refused. */
+extern bool http_submit(HttpClient *client, const HttpRequest *request,
+						char *errbuf, size_t errlen);
+extern int	http_in_flight(HttpClient *client);
+extern int	http_wait_fd(HttpClient *client);
+extern long http_timeout_ms(HttpClient *client);	/* -1: no timer pending */
+extern void http_process(HttpClient *client);		/* never blocks */
+extern bool http_next_result(HttpClient *client, HttpResult *result);
+extern void http_result_release(HttpResult *result);
+
+#endif							/* S2S_HTTP_H */
