@@ -91,6 +91,10 @@ INSERT INTO tr.orders (id, number, amount, status, click_ids) VALUES (14, 'B-14'
 INSERT INTO tr.orders (id, number, amount, status, click_ids) VALUES (15, 'B-15', NULL, 'paid', :'c1');
 INSERT INTO tr.orders (id, number, amount, status, click_ids) VALUES (16, 'B-16', -0.01, 'paid', :'c1');
 INSERT INTO tr.orders (id, number, amount, status, click_ids) VALUES (17, 'B-17', 0, 'paid', :'c1');
+-- An order ID too long for the dedupe key: a warning, nothing enqueued, the order is written.
+INSERT INTO tr.orders (id, number, amount, status, click_ids) VALUES (9, repeat('x', 513), 5, 'paid', :'c1');
+SELECT (SELECT count(*) FROM tr.orders WHERE id = 9) AS orders,
+       (SELECT count(*) FROM s2s.deliveries WHERE conversion_id = repeat('x', 513)) AS deliveries;
 -- A currency that is not a code; a client IP that is not an address (stored as NULL).
 INSERT INTO tr.orders (id, number, amount, status, click_ids, currency) VALUES (18, 'B-18', 5, 'paid', :'c1', 'euros');
 INSERT INTO tr.orders (id, number, amount, status, click_ids, ip) VALUES (19, 'B-19', 5, 'paid', :'c1', '1.2.3.4, 10.0.0.1');
