@@ -5,7 +5,7 @@
 #
 #   PG_CONFIG=/path/to/pg_config test/bench/orders_trigger.sh
 #
-# Settings (environment): DURATION (seconds per measurement, default 20), ROUNDS (default 2:
+# Settings (environment): DURATION (seconds per measurement, default 10), ROUNDS (default 4:
 # plain and tracked alternate, so that a noisy neighbour hurts both alike), CLIENTS
 # (default 4), JOBS (default 2), SYNC_COMMIT (default on: durable commits, as a shop runs;
 # "off" shows the CPU cost alone), PROFILE=1 (perf-record the tracked inserts instead of
@@ -19,8 +19,8 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 source "$top/tools/common.sh"
 find_pg_config
 
-DURATION=${DURATION:-20}
-ROUNDS=${ROUNDS:-2}
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-4}
 CLIENTS=${CLIENTS:-4}
 JOBS=${JOBS:-2}
 SYNC_COMMIT=${SYNC_COMMIT:-on}
