@@ -16,6 +16,7 @@ RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_column
 DECLARE
     ep record;
     new_id bigint;
@@ -98,7 +99,7 @@ BEGIN
             CASE WHEN sale_amount IS NOT NULL THEN coalesce(currency, ep.currency)
                  ELSE currency END,
             aggregated_event_value, event_value)
-    ON CONFLICT ON CONSTRAINT deliveries_endpoint_dedupe_key_key DO NOTHING
+    ON CONFLICT (endpoint, dedupe_key) DO NOTHING
     RETURNING d.id INTO new_id;
 
     IF new_id IS NULL THEN
