@@ -868,5 +868,7 @@ s2s_worker_main(Datum main_arg)
 	}
 
 	shut_down();
-	proc_exit(0);
+
+	/* Exit code 1, as die() would: the postmaster starts a new worker unless it stops. */
+	proc_exit(1);
 }
