@@ -12,7 +12,7 @@ use S2S::Node;
 use S2S::Receiver;
 
 my $r = S2S::Receiver->start;
-my $node = S2S::Node->start('worker', extension => 0,
+my $node = S2S::Node->create('worker', extension => 0,
 	conf => { 's2s_tracking.poll_interval' => "'1h'" });
 
 # Without the extension the worker waits, logging it once, and looks again.

@@ -11,7 +11,7 @@ use S2S::Node;
 use S2S::Receiver;
 
 my $r = S2S::Receiver->start;
-my $node = S2S::Node->start('wire');
+my $node = S2S::Node->create('wire');
 my $key = '0123456789abcdef01234567-89abcdef0123456789abcdef';
 
 $node->add_endpoint('aff', 'affilae', $r->url . '/aff/', secret => $key);
@@ -89,7 +89,9 @@ is_deeply(S2S::Receiver::query_pairs($s),
 # Secrets never reach the tables that the app can read, nor the log.
 is($node->sql("SELECT count(*) FROM s2s.deliveries d, s2s.attempts a WHERE a.delivery_id = d.id AND (d::text LIKE '%tok%' OR a::text LIKE '%$key%')"),
 	'0', 'no secret in deliveries or attempts');
-my $log = slurp_file($node->logfile);
+# (The harness logs every statement, the test's own INSERTs of the secrets among them:
+# those lines are left out.)
+my $log = join('', grep { !/LOG:  statement: / } split /^/, slurp_file($node->logfile));
 unlike($log, qr/\Q$key\E|tok2|tok3/, 'no secret in the server log');
 
 $node->stop;

@@ -12,7 +12,7 @@ use S2S::Node;
 use S2S::Receiver;
 
 my $r = S2S::Receiver->start;
-my $node = S2S::Node->start('retries',
+my $node = S2S::Node->create('retries',
 	conf => { 's2s_tracking.request_timeout' => "'1s'", 's2s_tracking.connect_timeout' => "'1s'" });
 $node->add_endpoint('aff', 'affilae', $r->url . '/aff');
 $node->add_endpoint('bad', 'affilae', $r->url . '/bad');
@@ -42,8 +42,8 @@ cmp_ok($aff->[1]{time} - $aff->[0]{time}, '>=', 0.95, 'Retry-After: 1 honoured (
 $r->behave(path_prefix => '/bad', status => 400, body => 'missing id');
 $node->enqueue_conversions('bad', 1, 100);
 $node->poll("SELECT status = 'failed' FROM s2s.deliveries WHERE endpoint = 'bad'", '400: failed');
-is($node->sql("SELECT attempts || '|' || last_http_status || '|' || last_response || '|' || (last_error IS NOT NULL) FROM s2s.deliveries WHERE endpoint = 'bad'"),
-	'1|400|missing id|t', '400: one attempt, status, response and reason kept');
+is($node->sql("SELECT attempts || '|' || last_http_status || '|' || last_response || '|' || coalesce(last_error, 'none') FROM s2s.deliveries WHERE endpoint = 'bad'"),
+	'1|400|missing id|HTTP 400: the receiver refused the request (HTTP 4xx): not retried', '400: one attempt, status, response and reason kept');
 
 # 401: endpoint paused with the reason; deliveries wait, unburned; resume sends them.
 $r->behave(path_prefix => '/auth', status => 401);

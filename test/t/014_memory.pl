@@ -10,7 +10,7 @@ use S2S::Node;
 use S2S::Receiver;
 
 my $r = S2S::Receiver->start;
-my $node = S2S::Node->start('memory');
+my $node = S2S::Node->create('memory');
 $node->add_endpoint('aff', 'affilae', $r->url . '/aff');
 $node->add_endpoint('big', 'affilae', $r->url . '/big');
 

@@ -1,6 +1,6 @@
 # S2S::Node: a PostgreSQL test cluster that preloads s2s_tracking, for the worker's TAP tests.
 #
-#   my $node = S2S::Node->start('main', conf => { 's2s_tracking.poll_interval' => '1s' });
+#   my $node = S2S::Node->create('main', conf => { 's2s_tracking.poll_interval' => '1s' });
 #   my $r = S2S::Receiver->start;
 #   $node->add_endpoint('aff', 'affilae', $r->url . '/', secret => '...');
 #   $node->enqueue_conversions('aff', 100);          # 100 Affilae conversions, ids 1..100
@@ -36,9 +36,9 @@ my %DEFAULT_CONF = (
 	'log_min_messages' => 'log',
 );
 
-# start(NAME, conf => {name => value}, extension => 1): init, configure, start, create the
+# create(NAME, conf => {name => value}, extension => 1): init, configure, start, create the
 # extension (unless extension => 0) and wait for the worker.
-sub start
+sub create
 {
 	my ($class, $name, %opt) = @_;
 	my $node = PostgreSQL::Test::Cluster->new($name);
@@ -47,7 +47,7 @@ sub start
 	my %conf = (%DEFAULT_CONF, %{ $opt{conf} // {} });
 	$node->append_conf('postgresql.conf',
 		join('', map { "$_ = $conf{$_}\n" } sort keys %conf));
-	$node->SUPER::start;
+	$node->start;
 	if ($opt{extension} // 1)
 	{
 		$node->safe_psql('postgres', 'CREATE EXTENSION s2s_tracking');
