@@ -123,6 +123,48 @@ SELECT octet_length(v) AS bytes,
                                      WHERE n > 44990) AS newest_ten
   FROM (SELECT string_agg(id, '-' ORDER BY md5(id)) AS v FROM clicks_cookie.many) AS t;
 
+-- Random values against a reference written in SQL: same IDs, same order, same cap.
+-- 800 possible IDs (200 ages, none within 10 minutes of a window edge, 4 counters) in
+-- values of up to 30 parts: duplicates, case variants, expired, future and malformed parts.
+CREATE FUNCTION clicks_cookie.reference(v text, max_ids integer) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(string_agg(id, '-' ORDER BY id), '')
+      FROM (SELECT id
+              FROM (SELECT DISTINCT lower(part) AS id
+                      FROM unnest(string_to_array(v, '-')) AS part
+                     WHERE part ~ '^[0-9a-fA-F]{24}$') AS d
+             WHERE ('x' || left(id, 8))::bit(32)::bigint
+                   BETWEEN floor(extract(epoch FROM now()))::bigint - 2592000
+                       AND floor(extract(epoch FROM now()))::bigint + 300
+             ORDER BY id DESC LIMIT max_ids) AS k
+$$;
+SELECT setseed(0.25);
+CREATE TABLE clicks_cookie.random_values AS
+SELECT v, (SELECT string_agg(CASE WHEN r < 0.6 THEN
+                                       CASE WHEN random() < 0.3 THEN upper(x) ELSE x END
+                                  WHEN r < 0.7 THEN ''
+                                  WHEN r < 0.8 THEN left(x, 23)
+                                  WHEN r < 0.9 THEN x || 'f'
+                                  ELSE 'zz' || substr(x, 3) END, '-')
+             FROM (SELECT random() AS r,
+                          clicks_cookie.id(make_interval(secs => floor(random() * 200)::int * 15000 - 3600),
+                                           floor(random() * 4)::int) AS x
+                     FROM generate_series(1, (random() * 30)::int + v * 0)) AS parts) AS value
+  FROM generate_series(1, 2000) AS v;
+SELECT count(*) AS values,
+       count(*) FILTER (WHERE array_to_string(s2s.click_ids(value), '-')
+                              <> clicks_cookie.reference(value, NULL)) AS click_ids_mismatches,
+       count(*) FILTER (WHERE s2s.cookie_merge(value, NULL)
+                              <> clicks_cookie.reference(value, 10)) AS cookie_merge_mismatches,
+       count(*) FILTER (WHERE clicks_cookie.reference(value, NULL) = '') > 20 AS some_with_no_valid_id,
+       count(*) FILTER (WHERE array_length(s2s.click_ids(value), 1) > 10) > 20 AS some_over_the_cap
+  FROM clicks_cookie.random_values;
+SET s2s_tracking.cookie_max_ids = 3;
+SELECT count(*) FILTER (WHERE s2s.cookie_merge(value, NULL)
+                              <> clicks_cookie.reference(value, 3)) AS cap_3_mismatches
+  FROM clicks_cookie.random_values;
+RESET s2s_tracking.cookie_max_ids;
+
 -- set_cookie_header: a complete Set-Cookie value; max_age NULL (the default) means
 -- s2s_tracking.click_ttl, capped at the 400 days browsers keep a cookie.
 SELECT s2s.set_cookie_header('603ed1800000000000000000');

@@ -294,6 +294,7 @@ collect_keys(const char *value, size_t len, int64 now_s, int64 ttl_s, int64 skew
 {
 	const char *p = value;
 	const char *end = value + len;
+	int64		limit;
 	int			cap;
 	int			n = 0;
 	ClickKey   *keys;
@@ -302,9 +303,12 @@ collect_keys(const char *value, size_t len, int64 now_s, int64 ttl_s, int64 skew
 
 	/*
 	 * With a cap, compact whenever the buffer holds 2 * max_ids entries: memory stays
-	 * O(max_ids) and the work O(n log max_ids) however long the value.
+	 * O(max_ids) and the work O(n log max_ids) however long the value. The buffer grows
+	 * by doubling up to that limit (without a cap: as far as the value needs; a value of
+	 * n bytes holds at most n / 25 + 1 IDs, so an int counts them).
 	 */
-	cap = max_ids > 0 ? 2 * max_ids : 16;
+	limit = max_ids > 0 ? 2 * (int64) max_ids : PG_INT64_MAX;
+	cap = (int) Min(limit, 64);
 	keys = (ClickKey *) palloc((size_t) cap * sizeof(ClickKey));
 
 	while (p <= end && value != NULL)
@@ -324,11 +328,11 @@ collect_keys(const char *value, size_t len, int64 now_s, int64 ttl_s, int64 skew
 			{
 				if (n == cap)
 				{
-					if (max_ids > 0)
+					if (cap >= limit)
 						n = compact(keys, n, max_ids);
 					else
 					{
-						cap *= 2;
+						cap = (int) Min(limit, 2 * (int64) cap);
 						keys = (ClickKey *) repalloc_huge(keys, (size_t) cap * sizeof(ClickKey));
 					}
 				}
