@@ -471,7 +471,10 @@ s2s_order_trigger_build(S2SOrderTrigger *t, Relation rel, const char *trigname,
 	t->validated_oids = palloc0(sizeof(Oid) * Max(a.nvalidated, 1));
 	for (i = 0; i < a.nvalidated; i++)
 	{
-		t->validated[i] = rtrim_blanks(pstrdup(a.validated[i]));
+		/* char(n) values are compared without their trailing blanks, on both sides */
+		t->validated[i] = pstrdup(a.validated[i]);
+		if (t->f[S2S_F_STATUS].how == S2S_HOW_BPCHAR)
+			rtrim_blanks(t->validated[i]);
 		if (t->f[S2S_F_STATUS].how == S2S_HOW_ENUM)
 		{
 			Oid			enumtype = getBaseType(TupleDescAttr(desc, t->f[S2S_F_STATUS].attnum - 1)->atttypid);
