@@ -862,9 +862,11 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 		d.nulls[P_AMOUNT] = ' ';
 	}
 
-	/* currency: the order's (upper-cased), else the endpoint's */
+	/* currency: the order's (upper-cased), else the endpoint's; a bad one only in the reason */
 	if (t->kind != S2S_KIND_SWAARM_S2SEVENT)
 	{
+		const char *currency = t->endpoint_currency;
+
 		s = field_text(&t->f[S2S_F_CURRENCY], tup, desc, 0);
 		if (s != NULL)
 		{
@@ -876,10 +878,15 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 			for (c = s; *c; c++)
 				if (*c >= 'a' && *c <= 'z')
 					*c -= 'a' - 'A';
-			if (s[0] != '\0' && !valid_currency(s))
-				skip(&d, "The order's currency is not an ISO 4217 code (three letters).");
+			if (valid_currency(s))
+				currency = s;
+			else if (s[0] != '\0')
+			{
+				skip(&d, psprintf("The order's currency \"%.16s\" is not an ISO 4217 code (three letters).", s));
+				currency = NULL;
+			}
 		}
-		set_text(&d, P_CURRENCY, s != NULL && s[0] != '\0' ? s : t->endpoint_currency);
+		set_text(&d, P_CURRENCY, currency);
 	}
 
 	set_text(&d, P_CUSTOMER, field_text(&t->f[S2S_F_CUSTOMER], tup, desc, 0));
