@@ -43,10 +43,15 @@ void		_PG_init(void);
 static void
 define_settings(void)
 {
-	DefineCustomStringVariable("s2s_tracking.database",
-							   "Database whose delivery queue the s2s_tracking worker drains.",
-							   NULL, &s2s_database, "postgres",
-							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	/*
+	 * A postmaster-level setting can only be created while preloading; a server that
+	 * loads the library later has no worker, so the setting would mean nothing there.
+	 */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomStringVariable("s2s_tracking.database",
+								   "Database whose delivery queue the s2s_tracking worker drains.",
+								   NULL, &s2s_database, "postgres",
+								   PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomBoolVariable("s2s_tracking.allow_http",
 							 "Allows plain-HTTP endpoint URLs (for tests); HTTPS is required otherwise.",
 							 NULL, &s2s_allow_http, false,
