@@ -555,6 +555,22 @@ submit_claims(Pass *pass, Pass *late, TimestampTz now)
 		http_process(http);
 }
 
+/* What pg_stat_activity shows while the worker waits. */
+static void
+report_waiting(bool ready, int n)
+{
+	char		activity[64];
+
+	if (!ready)
+		snprintf(activity, sizeof(activity), "waiting for extension s2s_tracking");
+	else if (n > 0)
+		snprintf(activity, sizeof(activity), "waiting for %d request%s in flight",
+				 n, n == 1 ? "" : "s");
+	else
+		snprintf(activity, sizeof(activity), "waiting for deliveries");
+	pgstat_report_activity(STATE_IDLE, activity);
+}
+
 static void
 publish_state(TimestampTz now)
 {
@@ -662,6 +678,12 @@ s2s_worker_main(Datum main_arg)
 	BackgroundWorkerUnblockSignals();
 
 	BackgroundWorkerInitializeConnection(s2s_database, NULL, 0);
+
+	/*
+	 * The worker's statements run thousands of times a second with the same shape: plan
+	 * them once (a custom plan per execution costs more than the claim itself).
+	 */
+	SetConfigOption("plan_cache_mode", "force_generic_plan", PGC_USERSET, PGC_S_OVERRIDE);
 
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "s2s_tracking worker",
 									   ALLOCSET_DEFAULT_SIZES);
@@ -862,7 +884,7 @@ s2s_worker_main(Datum main_arg)
 
 		publish_state(now);
 		if (timeout > 0)
-			pgstat_report_activity(STATE_IDLE, NULL);
+			report_waiting(ready, in_flight);
 		nevents = WaitEventSetWait(wait_set, timeout, events, lengthof(events),
 								   PG_WAIT_EXTENSION);
 		for (int i = 0; i < nevents; i++)

@@ -66,6 +66,9 @@ $r->behave(path_prefix => '/slow', mode => 'hang', times => 1);
 $node->enqueue_conversions('slow', 1, 300);
 $node->poll("SELECT status = 'sending' FROM s2s.deliveries WHERE endpoint = 'slow'",
 	'hang: in flight, status sending');
+$node->poll("SELECT query = 'waiting for 1 request in flight' FROM pg_stat_activity WHERE backend_type = 's2s_tracking worker'",
+	'pg_stat_activity says what the worker waits for');
+is($node->sql("SELECT in_flight FROM s2s.worker_status()"), '1', 'worker_status: one in flight');
 $node->poll("SELECT count(*) = 1 FROM s2s.attempts a JOIN s2s.deliveries d ON d.id = a.delivery_id WHERE d.endpoint = 'slow' AND a.http_status IS NULL AND a.error ~* 'time'",
 	'timeout recorded as an attempt with the error');
 $node->poll("SELECT status = 'sent' AND attempts = 2 FROM s2s.deliveries WHERE endpoint = 'slow'",
