@@ -457,8 +457,8 @@ count_results(const Pass *pass)
 
 /*
  * Hands the claimed deliveries to the HTTP client (after the claim committed). A delivery
- * that cannot be rendered fails at once; one the client refuses (its URL) pauses its
- * endpoint. Those become results of the next write-back (returned in *late).
+ * that cannot be rendered fails at once; one the client cannot take now is retried later.
+ * Those become results written back at once (returned in *late).
  */
 static void
 submit_claims(Pass *pass, Pass *late, TimestampTz now)
@@ -466,8 +466,6 @@ submit_claims(Pass *pass, Pass *late, TimestampTz now)
 	HttpHeader	headers[S2S_MAX_HEADERS];
 
 	late->results = palloc(sizeof(QueueResult) * Max(pass->n_claims, 1));
-	late->pause = palloc(sizeof(int) * Max(pass->n_claims, 1));
-	late->pause_reason = palloc(sizeof(char *) * Max(pass->n_claims, 1));
 
 	for (int i = 0; i < pass->n_claims; i++)
 	{
@@ -515,26 +513,21 @@ submit_claims(Pass *pass, Pass *late, TimestampTz now)
 				in_flight++;
 				continue;
 			}
-			/* Refused by the client: the endpoint's URL is not acceptable. */
+			/*
+			 * Refused by the client before anything was sent (out of memory: the
+			 * renderer's requests are otherwise always acceptable). Try again later.
+			 */
 			{
 				QueueResult *r = &late->results[late->n_results++];
-				bool		seen = false;
 
 				memset(r, 0, sizeof(*r));
 				r->id = c->delivery.id;
 				r->token = pass->claim_token;
 				r->attempt = c->attempt;
-				r->outcome = QUEUE_GIVE_BACK;
-				r->error = psprintf("endpoint paused: request refused: %s", errbuf);
+				r->outcome = QUEUE_RETRY;
+				r->error = psprintf("request not sent: %s", errbuf);
 				r->started_at = now;
-				for (int p = 0; p < late->n_pause; p++)
-					seen |= (late->pause[p] == ep);
-				if (!seen)
-				{
-					late->pause[late->n_pause] = ep;
-					late->pause_reason[late->n_pause] = psprintf("request refused: %s", errbuf);
-					late->n_pause++;
-				}
+				r->next_attempt_at = TimestampTzPlusMilliseconds(now, s2s_retry_base_ms);
 			}
 		}
 		else
