@@ -3,7 +3,7 @@
  *		A small wrapper around the libcurl multi interface.
  *
  * It knows nothing of PostgreSQL tables, memory contexts or errors: it takes requests,
- * runs them concurrently under a global and a per-host cap with connection reuse, and hands
+ * runs them concurrently under a global and a per-group cap with connection reuse, and hands
  * back results. The caller waits on http_wait_fd() (an epoll descriptor that becomes
  * readable when a transfer socket is ready) together with its own latch, for at most
  * http_timeout_ms(), then calls http_process(). All memory is malloc'd and owned by the
@@ -20,7 +20,7 @@ typedef struct HttpClient HttpClient;
 typedef struct HttpClientOptions
 {
 	int			max_connections;	/* transfers in flight at once, all hosts */
-	int			max_host_connections;	/* transfers in flight to one host */
+	int			max_host_connections;	/* in flight per group (see HttpRequest.group) */
 	long		connect_timeout_ms;
 	long		total_timeout_ms;
 	size_t		max_response_bytes; /* body bytes kept; the rest is read and dropped */
