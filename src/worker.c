@@ -109,7 +109,6 @@ typedef struct Pass
 	const char **pause_reason;
 	int			n_pause;
 	bool		reconcile_expired;
-	bool		claim;
 	int			claim_limit;
 	int64		claim_token;
 	QueueClaim *claims;
