@@ -91,6 +91,10 @@ INSERT INTO tr.orders (id, number, amount, status, click_ids) VALUES (14, 'B-14'
 INSERT INTO tr.orders (id, number, amount, status, click_ids) VALUES (15, 'B-15', NULL, 'paid', :'c1');
 INSERT INTO tr.orders (id, number, amount, status, click_ids) VALUES (16, 'B-16', -0.01, 'paid', :'c1');
 INSERT INTO tr.orders (id, number, amount, status, click_ids) VALUES (17, 'B-17', 0, 'paid', :'c1');
+-- An order ID too long for the dedupe key: a warning, nothing enqueued, the order is written.
+INSERT INTO tr.orders (id, number, amount, status, click_ids) VALUES (9, repeat('x', 513), 5, 'paid', :'c1');
+SELECT (SELECT count(*) FROM tr.orders WHERE id = 9) AS orders,
+       (SELECT count(*) FROM s2s.deliveries WHERE conversion_id = repeat('x', 513)) AS deliveries;
 -- A currency that is not a code; a client IP that is not an address (stored as NULL).
 INSERT INTO tr.orders (id, number, amount, status, click_ids, currency) VALUES (18, 'B-18', 5, 'paid', :'c1', 'euros');
 INSERT INTO tr.orders (id, number, amount, status, click_ids, ip) VALUES (19, 'B-19', 5, 'paid', :'c1', '1.2.3.4, 10.0.0.1');
@@ -180,6 +184,29 @@ CREATE TRIGGER wrong BEFORE INSERT ON tr.orders3 FOR EACH ROW
 INSERT INTO tr.orders3 VALUES ('C-7', 1, :'c1', 'dev-7', NULL, 'UA', 'ok');
 DROP TRIGGER wrong ON tr.orders3;
 SELECT s2s.enqueue_conversion();
+
+-- Hand-written triggers are held to the same rules as track_orders's.
+CREATE TRIGGER hand AFTER INSERT ON tr.orders3 FOR EACH ROW
+    EXECUTE FUNCTION s2s.enqueue_conversion('order_id=id', 'amount=amount', 'click_ids=cids');
+INSERT INTO tr.orders3 VALUES ('C-8', 1, :'c1', 'dev-8', NULL, 'UA', 'ok');
+DROP TRIGGER hand ON tr.orders3;
+CREATE TRIGGER hand AFTER INSERT ON tr.orders3 FOR EACH ROW
+    EXECUTE FUNCTION s2s.enqueue_conversion('endpoint=tr_aff', 'order_id=id', 'amount=amount', 'click_ids=cids', 'amount=amount');
+INSERT INTO tr.orders3 VALUES ('C-8', 1, :'c1', 'dev-8', NULL, 'UA', 'ok');
+DROP TRIGGER hand ON tr.orders3;
+CREATE TRIGGER hand AFTER INSERT ON tr.orders3 FOR EACH ROW
+    EXECUTE FUNCTION s2s.enqueue_conversion('endpoint=tr_aff', 'order_id=id', 'amount=amount', 'clickids=cids');
+INSERT INTO tr.orders3 VALUES ('C-8', 1, :'c1', 'dev-8', NULL, 'UA', 'ok');
+DROP TRIGGER hand ON tr.orders3;
+CREATE TRIGGER hand AFTER INSERT ON tr.orders3 FOR EACH ROW
+    EXECUTE FUNCTION s2s.enqueue_conversion('endpoint=tr_aff', 'order_id', 'amount=amount', 'click_ids=cids');
+INSERT INTO tr.orders3 VALUES ('C-8', 1, :'c1', 'dev-8', NULL, 'UA', 'ok');
+DROP TRIGGER hand ON tr.orders3;
+-- untrack_orders also finds a hand-written trigger by its endpoint argument.
+CREATE TRIGGER hand AFTER INSERT ON tr.orders3 FOR EACH ROW
+    EXECUTE FUNCTION s2s.enqueue_conversion('order_id=id', 'endpoint=tr_aff', 'amount=amount', 'click_ids=cids');
+SELECT s2s.untrack_orders('tr.orders3', 'tr_aff');
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'tr.orders3'::regclass ORDER BY 1;
 
 -- Partitioned orders: the trigger reaches every partition, whatever its column order.
 CREATE TABLE tr.porders (id bigint, amount numeric, cids text, status text) PARTITION BY RANGE (id);

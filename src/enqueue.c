@@ -65,6 +65,9 @@ PG_FUNCTION_INFO_V1(s2s_endpoints_changed);
 /* The raw click IDs kept on a skipped delivery, so that the reason can be checked. */
 #define S2S_RAW_CLICK_IDS_MAX 1024
 
+/* Longest order ID tracked: the dedupe key must fit a btree index entry with room. */
+#define S2S_ORDER_ID_MAX 512
+
 /* Backend-local caches, all reset by relcache_callback. */
 static HTAB *trigger_cache = NULL;
 static Oid	deliveries_relid = InvalidOid;
@@ -468,7 +471,10 @@ s2s_order_trigger_build(S2SOrderTrigger *t, Relation rel, const char *trigname,
 	t->validated_oids = palloc0(sizeof(Oid) * Max(a.nvalidated, 1));
 	for (i = 0; i < a.nvalidated; i++)
 	{
-		t->validated[i] = rtrim_blanks(pstrdup(a.validated[i]));
+		/* char(n) values are compared without their trailing blanks, on both sides */
+		t->validated[i] = pstrdup(a.validated[i]);
+		if (t->f[S2S_F_STATUS].how == S2S_HOW_BPCHAR)
+			rtrim_blanks(t->validated[i]);
 		if (t->f[S2S_F_STATUS].how == S2S_HOW_ENUM)
 		{
 			Oid			enumtype = getBaseType(TupleDescAttr(desc, t->f[S2S_F_STATUS].attnum - 1)->atttypid);
@@ -785,6 +791,16 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 	order_id = field_text(&t->f[S2S_F_ORDER_ID], tup, desc, 0);
 	if (order_id == NULL || order_id[0] == '\0')
 		return PointerGetDatum(NULL);
+	/* a key this long would not fit the unique index: say so, but never fail the order */
+	if (strlen(order_id) > S2S_ORDER_ID_MAX)
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("order ID longer than %d bytes is not tracked", S2S_ORDER_ID_MAX),
+				 errdetail("No delivery was enqueued to endpoint \"%s\" for this order.",
+						   t->endpoint)));
+		return PointerGetDatum(NULL);
+	}
 
 	memset(&d, 0, sizeof(d));
 	memset(d.nulls, 'n', sizeof(d.nulls));
@@ -846,9 +862,11 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 		d.nulls[P_AMOUNT] = ' ';
 	}
 
-	/* currency: the order's (upper-cased), else the endpoint's */
+	/* currency: the order's (upper-cased), else the endpoint's; a bad one only in the reason */
 	if (t->kind != S2S_KIND_SWAARM_S2SEVENT)
 	{
+		const char *currency = t->endpoint_currency;
+
 		s = field_text(&t->f[S2S_F_CURRENCY], tup, desc, 0);
 		if (s != NULL)
 		{
@@ -860,10 +878,15 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 			for (c = s; *c; c++)
 				if (*c >= 'a' && *c <= 'z')
 					*c -= 'a' - 'A';
-			if (s[0] != '\0' && !valid_currency(s))
-				skip(&d, "The order's currency is not an ISO 4217 code (three letters).");
+			if (valid_currency(s))
+				currency = s;
+			else if (s[0] != '\0')
+			{
+				skip(&d, psprintf("The order's currency \"%.16s\" is not an ISO 4217 code (three letters).", s));
+				currency = NULL;
+			}
 		}
-		set_text(&d, P_CURRENCY, s != NULL && s[0] != '\0' ? s : t->endpoint_currency);
+		set_text(&d, P_CURRENCY, currency);
 	}
 
 	set_text(&d, P_CUSTOMER, field_text(&t->f[S2S_F_CUSTOMER], tup, desc, 0));

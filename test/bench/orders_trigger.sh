@@ -5,12 +5,14 @@
 #
 #   PG_CONFIG=/path/to/pg_config test/bench/orders_trigger.sh
 #
-# Settings (environment): DURATION (seconds per measurement, default 20), ROUNDS (default 2:
+# Settings (environment): DURATION (seconds per measurement, default 5), ROUNDS (default 8:
 # plain and tracked alternate, so that a noisy neighbour hurts both alike), CLIENTS
 # (default 4), JOBS (default 2), SYNC_COMMIT (default on: durable commits, as a shop runs;
 # "off" shows the CPU cost alone), PROFILE=1 (perf-record the tracked inserts instead of
 # measuring; the profile goes to PROFILE_OUT, default /tmp/orders_trigger.perf), EXTRA_SQL
-# (run after the setup, to measure a variant). The extension must be installed for PG_CONFIG (as root,
+# (run after the setup, to measure a variant), WORKER (default on: the delivery worker, woken
+# by every commit that enqueues, serves the benchmark database as deployed; "off" points it
+# at database postgres, where it finds no queue: the trigger's cost alone). The extension must be installed for PG_CONFIG (as root,
 # this script builds and installs it first). The cluster lives in a temporary directory,
 # listens on a Unix socket only, and is stopped and removed at the end.
 set -euo pipefail
@@ -19,11 +21,12 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 source "$top/tools/common.sh"
 find_pg_config
 
-DURATION=${DURATION:-20}
-ROUNDS=${ROUNDS:-2}
+DURATION=${DURATION:-5}
+ROUNDS=${ROUNDS:-8}
 CLIENTS=${CLIENTS:-4}
 JOBS=${JOBS:-2}
 SYNC_COMMIT=${SYNC_COMMIT:-on}
+WORKER=${WORKER:-on}
 
 # PostgreSQL refuses to run as root: build and install, then run the rest as postgres.
 if [ "$(id -u)" = 0 ] && [ -z "${S2S_BENCH_CHILD:-}" ]; then
@@ -32,7 +35,7 @@ if [ "$(id -u)" = 0 ] && [ -z "${S2S_BENCH_CHILD:-}" ]; then
 	chown postgres: "$work"
 	exec runuser -u postgres -- env S2S_BENCH_CHILD=1 S2S_BENCH_DIR="$work" PG_CONFIG="$PG_CONFIG" \
 		DURATION="$DURATION" ROUNDS="$ROUNDS" CLIENTS="$CLIENTS" JOBS="$JOBS" \
-		SYNC_COMMIT="$SYNC_COMMIT" PROFILE="${PROFILE:-}" PROFILE_OUT="${PROFILE_OUT:-}" \
+		SYNC_COMMIT="$SYNC_COMMIT" WORKER="$WORKER" PROFILE="${PROFILE:-}" PROFILE_OUT="${PROFILE_OUT:-}" \
 		EXTRA_SQL="${EXTRA_SQL:-}" bash "$0"
 fi
 
@@ -54,7 +57,7 @@ listen_addresses = ''
 unix_socket_directories = '$work'
 port = $port
 shared_preload_libraries = 's2s_tracking'
-s2s_tracking.database = 'bench'
+s2s_tracking.database = '$([ "$WORKER" = on ] && echo bench || echo postgres)'
 shared_buffers = 256MB
 max_wal_size = 4GB
 synchronous_commit = $SYNC_COMMIT
@@ -130,7 +133,7 @@ if [ -n "${PROFILE:-}" ]; then
 	exit 0
 fi
 
-echo "orders trigger benchmark: $CLIENTS clients, $ROUNDS x ${DURATION}s per table, synchronous_commit=$SYNC_COMMIT, $(nproc) CPUs"
+echo "orders trigger benchmark: $CLIENTS clients, $ROUNDS x ${DURATION}s per table, synchronous_commit=$SYNC_COMMIT, worker $WORKER, $(nproc) CPUs"
 # warm-up (also shows any error in the scripts)
 "$bin/pgbench" -n -M prepared -c "$CLIENTS" -j "$JOBS" -T 3 -f "$work/insert_plain.sql" >/dev/null
 "$bin/pgbench" -n -M prepared -c "$CLIENTS" -j "$JOBS" -T 3 -f "$work/insert_tracked.sql" >/dev/null
@@ -138,7 +141,8 @@ plain_sum=0 tracked_sum=0
 for round in $(seq 1 "$ROUNDS"); do
 	read -r _ p < <(run plain)
 	read -r _ t < <(run tracked)
-	printf '  round %d: without trigger %10.1f tps   with trigger %10.1f tps\n' "$round" "$p" "$t"
+	printf '  round %d: without trigger %9.1f tps   with trigger %9.1f tps   ratio %.3f\n' \
+		"$round" "$p" "$t" "$(awk -v a="$t" -v b="$p" 'BEGIN {print a / b}')"
 	plain_sum=$(awk -v a="$plain_sum" -v b="$p" 'BEGIN {print a + b}')
 	tracked_sum=$(awk -v a="$tracked_sum" -v b="$t" 'BEGIN {print a + b}')
 done
