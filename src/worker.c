@@ -6,10 +6,12 @@
  * wait / ResetLatch / CHECK_FOR_INTERRUPTS, reloading the configuration on SIGHUP, one
  * transaction per unit of work with pgstat_report_activity saying what it does.
  *
- * One pass of the loop: collect the HTTP transfers that completed; claim as many due
- * deliveries as there is room for (global and per-endpoint caps), commit, and only then
- * hand them to the libcurl multi client; then write the completed results back in one
- * statement and commit (the new requests travel meanwhile). The wait is on the latch (set by a committing enqueue, s2s.wake, a signal)
+ * One pass of the loop: collect the HTTP transfers that completed, then in one transaction
+ * write their results back and claim as many due deliveries as there is room for (global
+ * and per-endpoint caps), commit, and only then hand the claimed requests to the libcurl
+ * multi client. A pass with nothing to write back claims in a transaction whose commit
+ * does not wait for the disk, so a wake-up turns into requests without an fsync in
+ * between. The wait is on the latch (set by a committing enqueue, s2s.wake, a signal)
  * and the client's epoll descriptor together, so a completed transfer is written back and
  * its room refilled at once: the pipeline never waits for the slowest request of a batch.
  *
@@ -327,15 +329,10 @@ collect_results(Pass *pass, int max, int extra, TimestampTz now)
 	}
 }
 
-/*
- * Writing back a pass's results (and pausing endpoints, giving back expired leases), in a
- * transaction of its own with SPI connected.
- */
+/* Writes back a pass's results, pausing endpoints and giving back expired leases. */
 static void
-unit_write_back(void *arg)
+write_back(Pass *pass)
 {
-	Pass	   *pass = (Pass *) arg;
-
 	if (pass->n_results > 0)
 	{
 		pgstat_report_activity(STATE_RUNNING, "writing back delivery results");
@@ -347,23 +344,12 @@ unit_write_back(void *arg)
 		queue_reconcile(false);
 }
 
-/*
- * Claiming, in a transaction of its own whose commit is not waited for
- * (synchronous_commit off, for this transaction only): the claim's WAL reaches disk with
- * the next write-back, which commits synchronously. A crash can lose only claims whose
- * requests were then in flight or not yet written back, and those are sent again anyway
- * (at-least-once); in exchange no fsync stands between a wake-up and the requests.
- * Endpoints being paused in this pass get no room.
- */
+/* Claims as many due deliveries as the pass has room for; endpoints being paused get none. */
 static void
-unit_claim(void *arg)
+claim(Pass *pass)
 {
-	Pass	   *pass = (Pass *) arg;
 	QueueBusy	busy;
 	MemoryContext old;
-
-	(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_LOCAL, true, 0, false);
 
 	busy.names = palloc(sizeof(char *) * Max(n_endpoints, 1));
 	busy.counts = palloc(sizeof(int) * Max(n_endpoints, 1));
@@ -386,6 +372,42 @@ unit_claim(void *arg)
 	pass->n_claims = queue_claim(pass->claim_token, pass->claim_limit, s2s_lease_s,
 								 &busy, &pass->claims, &pass->next_due);
 	MemoryContextSwitchTo(old);
+}
+
+/* A transaction that only writes back. */
+static void
+unit_write_back(void *arg)
+{
+	write_back((Pass *) arg);
+}
+
+/*
+ * A transaction that writes back, then claims the room the results freed. Committed
+ * synchronously (the write-back must be durable); the new claims are only sent after it,
+ * so a crash can make duplicates only of what was in flight (at most max_concurrency).
+ */
+static void
+unit_write_back_and_claim(void *arg)
+{
+	Pass	   *pass = (Pass *) arg;
+
+	write_back(pass);
+	claim(pass);
+}
+
+/*
+ * A transaction that only claims (nothing to write back), committed without waiting for
+ * its WAL to reach disk (synchronous_commit off for this transaction only), so that no
+ * fsync stands between a wake-up and the requests. A crash can lose such a claim only
+ * while its requests are in flight (the next write-back's synchronous commit flushes it),
+ * and those would be sent again anyway: the at-least-once bound does not change.
+ */
+static void
+unit_claim(void *arg)
+{
+	(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+	claim((Pass *) arg);
 }
 
 /*
@@ -788,6 +810,7 @@ s2s_worker_main(Datum main_arg)
 		if (ready && now >= paused_until)
 		{
 			int			room;
+			bool		do_claim;
 
 			http_process(http);
 
@@ -810,44 +833,68 @@ s2s_worker_main(Datum main_arg)
 			if (pass.n_results > 0)
 				claim_wanted = true;	/* room was freed */
 
-			/*
-			 * Claim first and send, then write back: the requests travel while the
-			 * write-back waits for its commit.
-			 */
 			pass.claim_limit = Min(s2s_max_concurrency - in_flight, room);
-			if (claim_wanted && pass.claim_limit > 0)
-			{
+			do_claim = claim_wanted && pass.claim_limit > 0;
+			if (do_claim)
 				pass.claim_token = token_base + (++token_seq);
-				if (run_unit(unit_claim, &pass))
-				{
-					/* More may be due when the claim got all it asked for. */
-					claim_wanted = (pass.n_claims == pass.claim_limit);
-					next_due = pass.next_due;
-					if (next_due != 0 && next_due <= now)
-						next_due = 0;	/* due but capped: completions re-claim */
-					submit_claims(&pass, now);
-				}
-				else
-				{
-					/* Maybe the extension went away; look again after a pause. */
-					ready = false;
-					paused_until = TimestampTzPlusMilliseconds(now, ERROR_PAUSE_MS);
-				}
-			}
-
 			pass.reconcile_expired = reconcile_due;
+
 			if (pass.n_results > 0 || pass.reconcile_expired)
 			{
-				if (run_unit(unit_write_back, &pass))
+				if (run_unit(do_claim ? unit_write_back_and_claim : unit_write_back, &pass))
 				{
 					count_results(&pass);
 					reconcile_due = false;
 				}
 				else
 				{
-					/* The rows stay 'sending' until their lease expires. */
+					/*
+					 * Keep the results even if the claim was what failed: write them
+					 * back alone (else they would wait for their lease to expire).
+					 */
+					if (do_claim && pass.n_results > 0)
+					{
+						memset(&pass.counts, 0, sizeof(pass.counts));
+						pass.n_claims = 0;
+						if (run_unit(unit_write_back, &pass))
+							count_results(&pass);
+					}
+					pass.n_claims = 0;
+					do_claim = false;
+					/* Maybe the extension went away; look again after a pause. */
 					ready = false;
 					paused_until = TimestampTzPlusMilliseconds(now, ERROR_PAUSE_MS);
+				}
+			}
+			else if (do_claim && !run_unit(unit_claim, &pass))
+			{
+				pass.n_claims = 0;
+				do_claim = false;
+				ready = false;
+				paused_until = TimestampTzPlusMilliseconds(now, ERROR_PAUSE_MS);
+			}
+
+			if (do_claim)
+			{
+				int			written = pass.n_results;
+
+				/* More may be due when the claim got all it asked for. */
+				claim_wanted = (pass.n_claims == pass.claim_limit);
+				next_due = pass.next_due;
+				if (next_due != 0 && next_due <= now)
+					next_due = 0;	/* due but capped: completions re-claim */
+				submit_claims(&pass, now);
+
+				/* Claims that could not be sent: write them back now. */
+				if (pass.n_results > written)
+				{
+					Pass		late;
+
+					memset(&late, 0, sizeof(late));
+					late.results = pass.results + written;
+					late.n_results = pass.n_results - written;
+					if (run_unit(unit_write_back, &late))
+						count_results(&late);
 				}
 			}
 
