@@ -302,8 +302,12 @@ queue_claim(int64 token, int limit, int lease_s, const QueueBusy *busy,
 	}
 	*claims = out;
 
-	/* Drained what was due: find when the next one is, for the worker's wait. */
-	if (n < limit)
+	/*
+	 * Nothing due (or every endpoint at its cap): find when the next one is, for the
+	 * worker's wait. (Not after a partial claim: under load that would be one more
+	 * statement per pass, and the worker knows the retry times it writes itself.)
+	 */
+	if (n == 0)
 	{
 		rc = SPI_execute_plan(get_plan(PLAN_NEXT_DUE), NULL, NULL, true, 1);
 		if (rc != SPI_OK_SELECT)

@@ -115,7 +115,8 @@ typedef struct Pass
 	int64		claim_token;
 	QueueClaim *claims;
 	int			n_claims;
-	TimestampTz next_due;
+	TimestampTz next_due;		/* from the claim: earliest waiting delivery */
+	TimestampTz retry_due;		/* earliest retry among this pass's results */
 } Pass;
 
 static void
@@ -272,6 +273,8 @@ judge_result(Pass *pass, HttpResult *res, TimestampTz now)
 				{
 					r->outcome = QUEUE_RETRY;
 					r->next_attempt_at = (TimestampTz) next_us;
+					if (pass->retry_due == 0 || r->next_attempt_at < pass->retry_due)
+						pass->retry_due = r->next_attempt_at;
 				}
 				else
 				{
@@ -845,6 +848,8 @@ s2s_worker_main(Datum main_arg)
 				{
 					count_results(&pass);
 					reconcile_due = false;
+					if (pass.retry_due != 0 && (next_due == 0 || pass.retry_due < next_due))
+						next_due = pass.retry_due;
 				}
 				else
 				{
@@ -880,9 +885,9 @@ s2s_worker_main(Datum main_arg)
 
 				/* More may be due when the claim got all it asked for. */
 				claim_wanted = (pass.n_claims == pass.claim_limit);
-				next_due = pass.next_due;
-				if (next_due != 0 && next_due <= now)
-					next_due = 0;	/* due but capped: completions re-claim */
+				if (pass.next_due > now && (next_due == 0 || pass.next_due < next_due))
+					next_due = pass.next_due;
+				/* (one due now but capped: completions claim it) */
 				submit_claims(&pass, now);
 
 				/* Claims that could not be sent: write them back now. */
