@@ -452,13 +452,25 @@ run_unit(void (*fn) (void *), void *arg)
 	return ok;
 }
 
+/* Looking for the extension; the first time it is there, reconciling. */
+typedef struct ExtensionCheck
+{
+	bool		present;		/* out */
+	bool		reconcile;		/* in: give back every 'sending' row */
+} ExtensionCheck;
+
 static void
 unit_check_extension(void *arg)
 {
-	bool	   *present = (bool *) arg;
+	ExtensionCheck *check = (ExtensionCheck *) arg;
 
-	*present = queue_extension_present();
-	if (*present)
+	check->present = queue_extension_present();
+
+	/*
+	 * Only at the worker's start: then every 'sending' row belongs to a dead worker.
+	 * (Later, after an error, some are this worker's own requests in flight.)
+	 */
+	if (check->present && check->reconcile)
 	{
 		uint64		n;
 
@@ -699,6 +711,7 @@ s2s_worker_main(Datum main_arg)
 	bool		said_missing = false;
 	bool		claim_wanted = true;
 	bool		reconcile_due = false;
+	bool		reconciled = false;
 	TimestampTz next_poll = 0;
 	TimestampTz next_purge = 0;
 	TimestampTz next_due = 0;
@@ -789,8 +802,17 @@ s2s_worker_main(Datum main_arg)
 
 		if (!ready && now >= paused_until)
 		{
+			ExtensionCheck check;
+			bool		checked;
+
 			pgstat_report_activity(STATE_RUNNING, "looking for extension s2s_tracking");
-			if (run_unit(unit_check_extension, &ready) && !ready && !said_missing)
+			check.present = false;
+			check.reconcile = !reconciled;
+			checked = run_unit(unit_check_extension, &check);
+			ready = checked && check.present;
+			if (ready)
+				reconciled = true;
+			if (checked && !ready && !said_missing)
 			{
 				ereport(LOG,
 						(errmsg("s2s_tracking worker waiting: extension s2s_tracking is not installed in database \"%s\"",
