@@ -22,8 +22,6 @@
  */
 #include "postgres.h"
 
-#include <math.h>
-
 #include "access/xact.h"
 #include "common/pg_prng.h"
 #include "executor/spi.h"
@@ -941,7 +939,10 @@ s2s_worker_main(Datum main_arg)
 		}
 		MemoryContextReset(batch_cxt);
 
-		/* Sleep until the latch, a transfer, the HTTP timer, a due time or the poll. */
+		/*
+		 * Sleep until the latch, a transfer, the HTTP timer, a due time, the purge or
+		 * the poll.
+		 */
 		now = GetCurrentTimestamp();
 		if (more_results || (ready && claim_wanted && in_flight < s2s_max_concurrency &&
 							 now >= paused_until))
@@ -953,8 +954,13 @@ s2s_worker_main(Datum main_arg)
 
 			if (now < paused_until)
 				until = paused_until;
-			else if (next_due != 0 && next_due < until)
-				until = next_due;
+			else
+			{
+				if (next_due != 0 && next_due < until)
+					until = next_due;
+				if (next_purge < until)
+					until = next_purge;
+			}
 			timeout = until > now ? TimestampDifferenceMilliseconds(now, until) : 0;
 			/* TimestampDifferenceMilliseconds rounds down: do not wake just before. */
 			if (until > now)
