@@ -28,7 +28,8 @@
  * The claim. $1/$2: endpoints with deliveries in flight and how many; $3: default
  * per-endpoint cap; $4: most rows; $5: claim token; $6: lease in seconds.
  * Rows locked by the LATERAL but cut by the outer LIMIT stay untouched (their locks end
- * at commit).
+ * at commit). The rows are updated through "id = ANY (ARRAY(...))" so that even the
+ * generic plan looks them up by primary key (joining the CTE made it hash the table).
  */
 static const char *claim_sql =
 "WITH busy AS ("
@@ -43,7 +44,7 @@ static const char *claim_sql =
 "      SELECT d.id, d.next_attempt_at FROM s2s.deliveries d"
 "       WHERE d.endpoint = r.name AND d.status IN ('pending', 'retrying')"
 "         AND d.next_attempt_at <= now()"
-"       ORDER BY d.next_attempt_at LIMIT r.room"
+"       ORDER BY d.next_attempt_at LIMIT least(r.room, $4)"
 "       FOR UPDATE OF d SKIP LOCKED) c"
 "   ORDER BY c.next_attempt_at LIMIT $4"
 ") "
@@ -52,9 +53,9 @@ static const char *claim_sql =
 "       lease_until = now() + $6 * interval '1 second',"
 "       attempts = d.attempts + 1,"
 "       first_attempt_at = coalesce(d.first_attempt_at, now())"
-"  FROM due, s2s.endpoints e"
+"  FROM s2s.endpoints e"
 "  LEFT JOIN s2s_private.endpoint_secrets s ON s.endpoint = e.name"
-" WHERE d.id = due.id AND e.name = d.endpoint "
+" WHERE d.id = ANY (ARRAY(SELECT id FROM due)) AND e.name = d.endpoint "
 "RETURNING " S2S_DELIVERY_SELECT_LIST;
 
 /* The earliest due time still waiting on an enabled, unpaused endpoint. */
@@ -68,7 +69,11 @@ static const char *next_due_sql =
 
 /*
  * The write-back. 'give_back' returns a delivery to the queue without counting the
- * attempt (the endpoint was paused): no s2s.attempts row, since its number is reused.
+ * attempt (the endpoint was paused, or the worker is leaving): no s2s.attempts row, since
+ * its number is reused, and no retry window started by it.
+ * "status::text" on purpose: written as "status = 'sending'" it matches the predicate of
+ * deliveries_leased_idx and the planner walks every leased row for every result instead
+ * of looking each result up by primary key.
  */
 static const char *write_back_sql =
 "WITH r AS ("
@@ -83,6 +88,8 @@ static const char *write_back_sql =
 "                       WHEN d.attempts > 1 THEN 'retrying' ELSE 'pending'"
 "                  END::s2s.delivery_status,"
 "         attempts = d.attempts - (r.outcome = 'give_back')::int4,"
+"         first_attempt_at = CASE WHEN r.outcome = 'give_back' AND d.attempts <= 1"
+"                            THEN NULL ELSE d.first_attempt_at END,"
 "         next_attempt_at = coalesce(r.next_at, d.next_attempt_at),"
 "         last_http_status = r.http_status, last_error = r.error,"
 "         last_response = r.response,"
@@ -92,22 +99,31 @@ static const char *write_back_sql =
 "                       THEN r.started_at + r.duration_ms * interval '1 ms' END,"
 "         claim_token = NULL, lease_until = NULL"
 "    FROM r"
-"   WHERE d.id = r.id AND d.claim_token = r.token AND d.status = 'sending'"
-"  RETURNING d.id"
+"   WHERE d.id = r.id AND d.claim_token = r.token AND d.status::text = 'sending'"
+"  RETURNING d.id, r.outcome"
+"), i AS ("
+"  INSERT INTO s2s.attempts (delivery_id, attempt, started_at, duration_ms, http_status,"
+"                            error, response)"
+"  SELECT r.id, r.attempt, r.started_at, r.duration_ms, r.http_status, r.error, r.response"
+"    FROM r JOIN u ON u.id = r.id"
+"   WHERE r.outcome <> 'give_back'"
+"  ON CONFLICT DO NOTHING"
 ") "
-"INSERT INTO s2s.attempts (delivery_id, attempt, started_at, duration_ms, http_status,"
-"                          error, response)"
-"SELECT r.id, r.attempt, r.started_at, r.duration_ms, r.http_status, r.error, r.response"
-"  FROM r JOIN u ON u.id = r.id"
-" WHERE r.outcome <> 'give_back' "
-"ON CONFLICT DO NOTHING";
+"SELECT count(*) FILTER (WHERE outcome = 'sent'),"
+"       count(*) FILTER (WHERE outcome = 'retrying'),"
+"       count(*) FILTER (WHERE outcome = 'failed')"
+"  FROM u";
 
-/* Give back claims of a dead worker, attempts not counted. */
+/*
+ * Give back claims of a dead worker, attempts not counted (and a delivery that had no
+ * other attempt has not started its retry window either).
+ */
 #define RECONCILE_SET \
 "UPDATE s2s.deliveries"	\
 "   SET status = CASE WHEN attempts > 1 THEN 'retrying'"	\
 "                     ELSE 'pending' END::s2s.delivery_status,"	\
-"       attempts = greatest(attempts - 1, 0), claim_token = NULL, lease_until = NULL"
+"       attempts = greatest(attempts - 1, 0), claim_token = NULL, lease_until = NULL,"	\
+"       first_attempt_at = CASE WHEN attempts <= 1 THEN NULL ELSE first_attempt_at END"
 static const char *reconcile_all_sql = RECONCILE_SET " WHERE status = 'sending'";
 static const char *reconcile_expired_sql = RECONCILE_SET
 " WHERE status = 'sending' AND lease_until < now()";
@@ -293,8 +309,12 @@ queue_claim(int64 token, int limit, int lease_s, const QueueBusy *busy,
 	}
 	*claims = out;
 
-	/* Drained what was due: find when the next one is, for the worker's wait. */
-	if (n < limit)
+	/*
+	 * Nothing due (or every endpoint at its cap): find when the next one is, for the
+	 * worker's wait. (Not after a partial claim: under load that would be one more
+	 * statement per pass, and the worker knows the retry times it writes itself.)
+	 */
+	if (n == 0)
 	{
 		rc = SPI_execute_plan(get_plan(PLAN_NEXT_DUE), NULL, NULL, true, 1);
 		if (rc != SPI_OK_SELECT)
@@ -312,8 +332,8 @@ queue_claim(int64 token, int limit, int lease_s, const QueueBusy *busy,
 	return n;
 }
 
-uint64
-queue_write_back(const QueueResult *results, int n)
+void
+queue_write_back(const QueueResult *results, int n, QueueCounts *counts)
 {
 	Datum		values[10];
 	Datum	   *ids = palloc(sizeof(Datum) * n);
@@ -383,9 +403,17 @@ queue_write_back(const QueueResult *results, int n)
 												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 
 	rc = SPI_execute_plan(get_plan(PLAN_WRITE_BACK), values, NULL, false, 0);
-	if (rc != SPI_OK_INSERT)
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "s2s_tracking write-back failed: %s", SPI_result_code_string(rc));
-	return SPI_processed;
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		counts->sent += DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		counts->retried += DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		counts->failed += DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+	}
 }
 
 void

@@ -69,18 +69,27 @@ extern uint64 queue_reconcile(bool all_sending);
 /*
  * Claims at most "limit" due deliveries of enabled, unpaused endpoints, each endpoint
  * limited to its cap minus busy's count, under claim token "token" for lease_s seconds.
- * Results are palloc'd in the current memory context (not SPI's). *next_due is set to the
- * earliest next_attempt_at still waiting after the claim (0 when none).
+ * Results are palloc'd in the current memory context (not SPI's). When nothing was
+ * claimed, *next_due is set to the earliest next_attempt_at still waiting (0 when none, or
+ * when something was claimed).
  */
 extern int	queue_claim(int64 token, int limit, int lease_s, const QueueBusy *busy,
 						QueueClaim **claims, TimestampTz *next_due);
 
+/* What a write-back changed: deliveries now sent, retrying, failed. */
+typedef struct QueueCounts
+{
+	int64		sent;
+	int64		retried;
+	int64		failed;
+} QueueCounts;
+
 /*
  * Writes back n results in one statement (guarded by claim token and status 'sending', so
  * a stale worker never overwrites a newer claim) and inserts their s2s.attempts rows.
- * Returns how many deliveries were updated.
+ * Adds to *counts what it changed (a stale result changes nothing and is not counted).
  */
-extern uint64 queue_write_back(const QueueResult *results, int n);
+extern void queue_write_back(const QueueResult *results, int n, QueueCounts *counts);
 
 /* Pauses an endpoint (unless already paused) with the reason. */
 extern void queue_pause_endpoint(const char *endpoint, const char *reason);

@@ -9,7 +9,9 @@
  * One pass of the loop: collect the HTTP transfers that completed, then in one transaction
  * write their results back and claim as many due deliveries as there is room for (global
  * and per-endpoint caps), commit, and only then hand the claimed requests to the libcurl
- * multi client. The wait is on the latch (set by a committing enqueue, s2s.wake, a signal)
+ * multi client. A pass with nothing to write back claims in a transaction whose commit
+ * does not wait for the disk, so a wake-up turns into requests without an fsync in
+ * between. The wait is on the latch (set by a committing enqueue, s2s.wake, a signal)
  * and the client's epoll descriptor together, so a completed transfer is written back and
  * its room refilled at once: the pipeline never waits for the slowest request of a batch.
  *
@@ -19,8 +21,6 @@
  * finish, and gives back the rest.
  */
 #include "postgres.h"
-
-#include <math.h>
 
 #include "access/xact.h"
 #include "common/pg_prng.h"
@@ -104,19 +104,17 @@ typedef struct Pass
 {
 	QueueResult *results;
 	int			n_results;
-	int			n_sent;
-	int			n_retried;
-	int			n_failed;
+	QueueCounts counts;			/* what the write-back changed */
 	int		   *pause;			/* endpoint indexes to pause */
 	const char **pause_reason;
 	int			n_pause;
 	bool		reconcile_expired;
-	bool		claim;
 	int			claim_limit;
 	int64		claim_token;
 	QueueClaim *claims;
 	int			n_claims;
-	TimestampTz next_due;
+	TimestampTz next_due;		/* from the claim: earliest waiting delivery */
+	TimestampTz retry_due;		/* earliest retry among this pass's results */
 } Pass;
 
 static void
@@ -253,7 +251,6 @@ judge_result(Pass *pass, HttpResult *res, TimestampTz now)
 	{
 		case S2S_OUTCOME_SENT:
 			r->outcome = QUEUE_SENT;
-			pass->n_sent++;
 			break;
 		case S2S_OUTCOME_RETRY:
 			{
@@ -274,20 +271,19 @@ judge_result(Pass *pass, HttpResult *res, TimestampTz now)
 				{
 					r->outcome = QUEUE_RETRY;
 					r->next_attempt_at = (TimestampTz) next_us;
-					pass->n_retried++;
+					if (pass->retry_due == 0 || r->next_attempt_at < pass->retry_due)
+						pass->retry_due = r->next_attempt_at;
 				}
 				else
 				{
 					r->outcome = QUEUE_FAILED;
 					r->error = psprintf("retry window over: %s", r->error);
-					pass->n_failed++;
 				}
 				break;
 			}
 		case S2S_OUTCOME_FAILED:
 			r->outcome = QUEUE_FAILED;
 			r->error = attempt_error(res, reason);
-			pass->n_failed++;
 			break;
 		case S2S_OUTCOME_PAUSE:
 			{
@@ -315,13 +311,16 @@ judge_result(Pass *pass, HttpResult *res, TimestampTz now)
 	free_slots = slot;
 }
 
-/* Collects up to "max" completed transfers into pass->results. */
+/*
+ * Collects up to "max" completed transfers into pass->results, which has room for "extra"
+ * more (the claims of this pass that cannot be sent).
+ */
 static void
-collect_results(Pass *pass, int max, TimestampTz now)
+collect_results(Pass *pass, int max, int extra, TimestampTz now)
 {
 	HttpResult	res;
 
-	pass->results = palloc(sizeof(QueueResult) * Max(max, 1));
+	pass->results = palloc(sizeof(QueueResult) * Max(max + extra, 1));
 	pass->pause = palloc(sizeof(int) * Max(max, 1));
 	pass->pause_reason = palloc(sizeof(char *) * Max(max, 1));
 	while (pass->n_results < max && http_next_result(http, &res))
@@ -331,44 +330,85 @@ collect_results(Pass *pass, int max, TimestampTz now)
 	}
 }
 
-/*
- * The transactional part of a pass: write back, pause, reconcile, claim. Runs inside a
- * transaction with SPI connected; everything it keeps is in batch_cxt.
- */
+/* Writes back a pass's results, pausing endpoints and giving back expired leases. */
 static void
-pass_in_transaction(Pass *pass)
+write_back(Pass *pass)
 {
 	if (pass->n_results > 0)
 	{
 		pgstat_report_activity(STATE_RUNNING, "writing back delivery results");
 		for (int i = 0; i < pass->n_pause; i++)
 			queue_pause_endpoint(endpoints[pass->pause[i]].name, pass->pause_reason[i]);
-		queue_write_back(pass->results, pass->n_results);
+		queue_write_back(pass->results, pass->n_results, &pass->counts);
 	}
 	if (pass->reconcile_expired)
 		queue_reconcile(false);
-	if (pass->claim)
-	{
-		QueueBusy	busy;
-		MemoryContext old;
+}
 
-		busy.names = palloc(sizeof(char *) * Max(n_endpoints, 1));
-		busy.counts = palloc(sizeof(int) * Max(n_endpoints, 1));
-		busy.n = 0;
-		for (int i = 0; i < n_endpoints; i++)
-		{
-			if (endpoints[i].in_flight == 0)
-				continue;
-			busy.names[busy.n] = endpoints[i].name;
-			busy.counts[busy.n] = endpoints[i].in_flight;
-			busy.n++;
-		}
-		pgstat_report_activity(STATE_RUNNING, "claiming due deliveries");
-		old = MemoryContextSwitchTo(batch_cxt);
-		pass->n_claims = queue_claim(pass->claim_token, pass->claim_limit, s2s_lease_s,
-									 &busy, &pass->claims, &pass->next_due);
-		MemoryContextSwitchTo(old);
+/* Claims as many due deliveries as the pass has room for; endpoints being paused get none. */
+static void
+claim(Pass *pass)
+{
+	QueueBusy	busy;
+	MemoryContext old;
+
+	busy.names = palloc(sizeof(char *) * Max(n_endpoints, 1));
+	busy.counts = palloc(sizeof(int) * Max(n_endpoints, 1));
+	busy.n = 0;
+	for (int i = 0; i < n_endpoints; i++)
+	{
+		int			n = endpoints[i].in_flight;
+
+		for (int p = 0; p < pass->n_pause; p++)
+			if (pass->pause[p] == i)
+				n = 1000000;
+		if (n == 0)
+			continue;
+		busy.names[busy.n] = endpoints[i].name;
+		busy.counts[busy.n] = n;
+		busy.n++;
 	}
+	pgstat_report_activity(STATE_RUNNING, "claiming due deliveries");
+	old = MemoryContextSwitchTo(batch_cxt);
+	pass->n_claims = queue_claim(pass->claim_token, pass->claim_limit, s2s_lease_s,
+								 &busy, &pass->claims, &pass->next_due);
+	MemoryContextSwitchTo(old);
+}
+
+/* A transaction that only writes back. */
+static void
+unit_write_back(void *arg)
+{
+	write_back((Pass *) arg);
+}
+
+/*
+ * A transaction that writes back, then claims the room the results freed. Committed
+ * synchronously (the write-back must be durable); the new claims are only sent after it,
+ * so a crash can make duplicates only of what was in flight (at most max_concurrency).
+ */
+static void
+unit_write_back_and_claim(void *arg)
+{
+	Pass	   *pass = (Pass *) arg;
+
+	write_back(pass);
+	claim(pass);
+}
+
+/*
+ * A transaction that only claims (nothing to write back), committed without waiting for
+ * its WAL to reach disk (synchronous_commit off for this transaction only), so that no
+ * fsync stands between a wake-up and the requests. A crash can lose such a claim only
+ * while its requests are in flight (the next write-back's synchronous commit flushes it),
+ * and those would be sent again anyway: the at-least-once bound does not change.
+ */
+static void
+unit_claim(void *arg)
+{
+	(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+	claim((Pass *) arg);
 }
 
 /*
@@ -410,19 +450,25 @@ run_unit(void (*fn) (void *), void *arg)
 	return ok;
 }
 
-static void
-unit_pass(void *arg)
+/* Looking for the extension; the first time it is there, reconciling. */
+typedef struct ExtensionCheck
 {
-	pass_in_transaction((Pass *) arg);
-}
+	bool		present;		/* out */
+	bool		reconcile;		/* in: give back every 'sending' row */
+} ExtensionCheck;
 
 static void
 unit_check_extension(void *arg)
 {
-	bool	   *present = (bool *) arg;
+	ExtensionCheck *check = (ExtensionCheck *) arg;
 
-	*present = queue_extension_present();
-	if (*present)
+	check->present = queue_extension_present();
+
+	/*
+	 * Only at the worker's start: then every 'sending' row belongs to a dead worker.
+	 * (Later, after an error, some are this worker's own requests in flight.)
+	 */
+	if (check->present && check->reconcile)
 	{
 		uint64		n;
 
@@ -448,31 +494,29 @@ unit_purge(void *arg)
 static void
 count_results(const Pass *pass)
 {
-	if (pass->n_results == 0)
+	const QueueCounts *c = &pass->counts;
+
+	if (c->sent + c->retried + c->failed == 0)
 		return;
-	pg_atomic_fetch_add_u64(&s2s_shared->attempts,
-							pass->n_sent + pass->n_retried + pass->n_failed);
-	if (pass->n_sent)
-		pg_atomic_fetch_add_u64(&s2s_shared->sent, pass->n_sent);
-	if (pass->n_retried)
-		pg_atomic_fetch_add_u64(&s2s_shared->retried, pass->n_retried);
-	if (pass->n_failed)
-		pg_atomic_fetch_add_u64(&s2s_shared->failed, pass->n_failed);
+	pg_atomic_fetch_add_u64(&s2s_shared->attempts, c->sent + c->retried + c->failed);
+	if (c->sent)
+		pg_atomic_fetch_add_u64(&s2s_shared->sent, c->sent);
+	if (c->retried)
+		pg_atomic_fetch_add_u64(&s2s_shared->retried, c->retried);
+	if (c->failed)
+		pg_atomic_fetch_add_u64(&s2s_shared->failed, c->failed);
 }
 
 /*
  * Hands the claimed deliveries to the HTTP client (after the claim committed). A delivery
- * that cannot be rendered fails at once; one the client refuses (its URL) pauses its
- * endpoint. Those become results of the next write-back (returned in *late).
+ * that cannot be rendered fails at once; one the client cannot take now is retried later.
+ * Those are added to the pass's results (collect_results left room for them).
  */
 static void
-submit_claims(Pass *pass, Pass *late, TimestampTz now)
+submit_claims(Pass *pass, TimestampTz now)
 {
 	HttpHeader	headers[S2S_MAX_HEADERS];
-
-	late->results = palloc(sizeof(QueueResult) * Max(pass->n_claims, 1));
-	late->pause = palloc(sizeof(int) * Max(pass->n_claims, 1));
-	late->pause_reason = palloc(sizeof(char *) * Max(pass->n_claims, 1));
+	Pass	   *late = pass;
 
 	for (int i = 0; i < pass->n_claims; i++)
 	{
@@ -520,26 +564,21 @@ submit_claims(Pass *pass, Pass *late, TimestampTz now)
 				in_flight++;
 				continue;
 			}
-			/* Refused by the client: the endpoint's URL is not acceptable. */
+			/*
+			 * Refused by the client before anything was sent (out of memory: the
+			 * renderer's requests are otherwise always acceptable). Try again later.
+			 */
 			{
 				QueueResult *r = &late->results[late->n_results++];
-				bool		seen = false;
 
 				memset(r, 0, sizeof(*r));
 				r->id = c->delivery.id;
 				r->token = pass->claim_token;
 				r->attempt = c->attempt;
-				r->outcome = QUEUE_GIVE_BACK;
-				r->error = psprintf("endpoint paused: request refused: %s", errbuf);
+				r->outcome = QUEUE_RETRY;
+				r->error = psprintf("request not sent: %s", errbuf);
 				r->started_at = now;
-				for (int p = 0; p < late->n_pause; p++)
-					seen |= (late->pause[p] == ep);
-				if (!seen)
-				{
-					late->pause[late->n_pause] = ep;
-					late->pause_reason[late->n_pause] = psprintf("request refused: %s", errbuf);
-					late->n_pause++;
-				}
+				r->next_attempt_at = TimestampTzPlusMilliseconds(now, s2s_retry_base_ms);
 			}
 		}
 		else
@@ -554,11 +593,26 @@ submit_claims(Pass *pass, Pass *late, TimestampTz now)
 			r->outcome = QUEUE_FAILED;
 			r->error = psprintf("cannot render the request: %s", problem);
 			r->started_at = now;
-			late->n_failed++;
 		}
 	}
 	if (pass->n_claims > 0)
 		http_process(http);
+}
+
+/* What pg_stat_activity shows while the worker waits. */
+static void
+report_waiting(bool ready, int n)
+{
+	char		activity[64];
+
+	if (!ready)
+		snprintf(activity, sizeof(activity), "waiting for extension s2s_tracking");
+	else if (n > 0)
+		snprintf(activity, sizeof(activity), "waiting for %d request%s in flight",
+				 n, n == 1 ? "" : "s");
+	else
+		snprintf(activity, sizeof(activity), "waiting for deliveries");
+	pgstat_report_activity(STATE_IDLE, activity);
 }
 
 static void
@@ -603,8 +657,8 @@ shut_down(void)
 		MemoryContextSwitchTo(batch_cxt);
 		http_process(http);
 		memset(&pass, 0, sizeof(pass));
-		collect_results(&pass, MAX_SLOTS, now);
-		if (pass.n_results > 0 && run_unit(unit_pass, &pass))
+		collect_results(&pass, MAX_SLOTS, 0, now);
+		if (pass.n_results > 0 && run_unit(unit_write_back, &pass))
 			count_results(&pass);
 		MemoryContextReset(batch_cxt);
 		if (in_flight == 0 || now >= deadline)
@@ -640,7 +694,7 @@ shut_down(void)
 		pass.n_results = n;
 		http_client_destroy(http);
 		http = NULL;
-		if (run_unit(unit_pass, &pass))
+		if (run_unit(unit_write_back, &pass))
 			ereport(LOG,
 					(errmsg("s2s_tracking worker gave back %d deliveries in flight at shutdown", n)));
 	}
@@ -654,6 +708,8 @@ s2s_worker_main(Datum main_arg)
 	bool		ready = false;
 	bool		said_missing = false;
 	bool		claim_wanted = true;
+	bool		reconcile_due = false;
+	bool		reconciled = false;
 	TimestampTz next_poll = 0;
 	TimestampTz next_purge = 0;
 	TimestampTz next_due = 0;
@@ -668,6 +724,12 @@ s2s_worker_main(Datum main_arg)
 	BackgroundWorkerUnblockSignals();
 
 	BackgroundWorkerInitializeConnection(s2s_database, NULL, 0);
+
+	/*
+	 * The worker's statements run thousands of times a second with the same shape: plan
+	 * them once (a custom plan per execution costs more than the claim itself).
+	 */
+	SetConfigOption("plan_cache_mode", "force_generic_plan", PGC_USERSET, PGC_S_OVERRIDE);
 
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "s2s_tracking worker",
 									   ALLOCSET_DEFAULT_SIZES);
@@ -738,8 +800,17 @@ s2s_worker_main(Datum main_arg)
 
 		if (!ready && now >= paused_until)
 		{
+			ExtensionCheck check;
+			bool		checked;
+
 			pgstat_report_activity(STATE_RUNNING, "looking for extension s2s_tracking");
-			if (run_unit(unit_check_extension, &ready) && !ready && !said_missing)
+			check.present = false;
+			check.reconcile = !reconciled;
+			checked = run_unit(unit_check_extension, &check);
+			ready = checked && check.present;
+			if (ready)
+				reconciled = true;
+			if (checked && !ready && !said_missing)
 			{
 				ereport(LOG,
 						(errmsg("s2s_tracking worker waiting: extension s2s_tracking is not installed in database \"%s\"",
@@ -761,45 +832,44 @@ s2s_worker_main(Datum main_arg)
 
 		if (ready && now >= paused_until)
 		{
-			Pass		late;
+			int			room;
+			bool		do_claim;
 
 			http_process(http);
 
-			memset(&pass, 0, sizeof(pass));
-			collect_results(&pass, s2s_batch_size, now);
-			more_results = (pass.n_results == s2s_batch_size);
-			if (pass.n_results > 0)
-				claim_wanted = true;	/* room was freed */
-
 			if (now >= next_poll)
 			{
-				pass.reconcile_expired = true;
 				claim_wanted = true;
 				next_poll = TimestampTzPlusMilliseconds(now, s2s_poll_interval_ms);
+				reconcile_due = true;
 			}
 			if (next_due != 0 && now >= next_due)
 			{
 				claim_wanted = true;
 				next_due = 0;
 			}
-			pass.claim_limit = Min(s2s_max_concurrency - in_flight, s2s_batch_size);
-			pass.claim = claim_wanted && pass.claim_limit > 0;
-			if (pass.claim)
-				pass.claim_token = token_base + (++token_seq);
 
-			if (pass.n_results > 0 || pass.claim || pass.reconcile_expired)
+			memset(&pass, 0, sizeof(pass));
+			room = Min(s2s_max_concurrency, s2s_batch_size);
+			collect_results(&pass, s2s_batch_size, room, now);
+			more_results = (pass.n_results == s2s_batch_size);
+			if (pass.n_results > 0)
+				claim_wanted = true;	/* room was freed */
+
+			pass.claim_limit = Min(s2s_max_concurrency - in_flight, room);
+			do_claim = claim_wanted && pass.claim_limit > 0;
+			if (do_claim)
+				pass.claim_token = token_base + (++token_seq);
+			pass.reconcile_expired = reconcile_due;
+
+			if (pass.n_results > 0 || pass.reconcile_expired)
 			{
-				if (run_unit(unit_pass, &pass))
+				if (run_unit(do_claim ? unit_write_back_and_claim : unit_write_back, &pass))
 				{
 					count_results(&pass);
-					if (pass.claim)
-					{
-						/* More may be due when the claim got all it asked for. */
-						claim_wanted = (pass.n_claims == pass.claim_limit);
-						next_due = pass.next_due;
-						if (next_due != 0 && next_due <= now)
-							next_due = 0;	/* due but capped: completions re-claim */
-					}
+					reconcile_due = false;
+					if (pass.retry_due != 0 && (next_due == 0 || pass.retry_due < next_due))
+						next_due = pass.retry_due;
 				}
 				else
 				{
@@ -807,24 +877,51 @@ s2s_worker_main(Datum main_arg)
 					 * Keep the results even if the claim was what failed: write them
 					 * back alone (else they would wait for their lease to expire).
 					 */
-					if (pass.n_results > 0 && pass.claim)
+					if (do_claim && pass.n_results > 0)
 					{
-						pass.claim = false;
-						pass.reconcile_expired = false;
-						if (run_unit(unit_pass, &pass))
+						memset(&pass.counts, 0, sizeof(pass.counts));
+						pass.n_claims = 0;
+						if (run_unit(unit_write_back, &pass))
 							count_results(&pass);
 					}
+					pass.n_claims = 0;
+					do_claim = false;
 					/* Maybe the extension went away; look again after a pause. */
 					ready = false;
 					paused_until = TimestampTzPlusMilliseconds(now, ERROR_PAUSE_MS);
-					pass.n_claims = 0;
 				}
 			}
+			else if (do_claim && !run_unit(unit_claim, &pass))
+			{
+				pass.n_claims = 0;
+				do_claim = false;
+				ready = false;
+				paused_until = TimestampTzPlusMilliseconds(now, ERROR_PAUSE_MS);
+			}
 
-			memset(&late, 0, sizeof(late));
-			submit_claims(&pass, &late, now);
-			if (late.n_results > 0 && run_unit(unit_pass, &late))
-				count_results(&late);
+			if (do_claim)
+			{
+				int			written = pass.n_results;
+
+				/* More may be due when the claim got all it asked for. */
+				claim_wanted = (pass.n_claims == pass.claim_limit);
+				if (pass.next_due > now && (next_due == 0 || pass.next_due < next_due))
+					next_due = pass.next_due;
+				/* (one due now but capped: completions claim it) */
+				submit_claims(&pass, now);
+
+				/* Claims that could not be sent: write them back now. */
+				if (pass.n_results > written)
+				{
+					Pass		late;
+
+					memset(&late, 0, sizeof(late));
+					late.results = pass.results + written;
+					late.n_results = pass.n_results - written;
+					if (run_unit(unit_write_back, &late))
+						count_results(&late);
+				}
+			}
 
 			if (now >= next_purge)
 			{
@@ -842,7 +939,10 @@ s2s_worker_main(Datum main_arg)
 		}
 		MemoryContextReset(batch_cxt);
 
-		/* Sleep until the latch, a transfer, the HTTP timer, a due time or the poll. */
+		/*
+		 * Sleep until the latch, a transfer, the HTTP timer, a due time, the purge or
+		 * the poll.
+		 */
 		now = GetCurrentTimestamp();
 		if (more_results || (ready && claim_wanted && in_flight < s2s_max_concurrency &&
 							 now >= paused_until))
@@ -854,8 +954,13 @@ s2s_worker_main(Datum main_arg)
 
 			if (now < paused_until)
 				until = paused_until;
-			else if (next_due != 0 && next_due < until)
-				until = next_due;
+			else
+			{
+				if (next_due != 0 && next_due < until)
+					until = next_due;
+				if (next_purge < until)
+					until = next_purge;
+			}
 			timeout = until > now ? TimestampDifferenceMilliseconds(now, until) : 0;
 			/* TimestampDifferenceMilliseconds rounds down: do not wake just before. */
 			if (until > now)
@@ -867,7 +972,7 @@ s2s_worker_main(Datum main_arg)
 
 		publish_state(now);
 		if (timeout > 0)
-			pgstat_report_activity(STATE_IDLE, NULL);
+			report_waiting(ready, in_flight);
 		nevents = WaitEventSetWait(wait_set, timeout, events, lengthof(events),
 								   PG_WAIT_EXTENSION);
 		for (int i = 0; i < nevents; i++)
