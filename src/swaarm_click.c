@@ -29,6 +29,7 @@
 #include "utils/wait_event.h"
 
 #include "http.h"
+#include "render.h"
 #include "settings.h"
 
 PG_FUNCTION_INFO_V1(s2s_swaarm_click);
@@ -354,24 +355,6 @@ json_click_id(const char *body, size_t len)
 
 /* ---- the request ---- */
 
-static void
-append_encoded(StringInfo buf, const char *value)
-{
-	static const char hex[] = "0123456789ABCDEF";
-
-	for (const unsigned char *p = (const unsigned char *) value; *p; p++)
-	{
-		if (isalnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~')
-			appendStringInfoChar(buf, (char) *p);
-		else
-		{
-			appendStringInfoChar(buf, '%');
-			appendStringInfoChar(buf, hex[*p >> 4]);
-			appendStringInfoChar(buf, hex[*p & 15]);
-		}
-	}
-}
-
 typedef struct ClickEndpoint
 {
 	char	   *kind;
@@ -510,12 +493,12 @@ s2s_swaarm_click(PG_FUNCTION_ARGS)
 	initStringInfo(&url);
 	appendBinaryStringInfo(&url, ep.url, ulen);
 	appendStringInfoString(&url, "/click?no_redirect=true&user_ip=");
-	append_encoded(&url, ip);
+	s2s_append_percent_encoded(&url, ip);
 	appendStringInfoString(&url, "&user_ua=");
-	append_encoded(&url, ua);
+	s2s_append_percent_encoded(&url, ua);
 	appendStringInfoString(&url, "&s2stoken=");
 	initStringInfo(&token_enc);
-	append_encoded(&token_enc, ep.secret);
+	s2s_append_percent_encoded(&token_enc, ep.secret);
 	appendStringInfoString(&url, token_enc.data);
 
 	memset(&opt, 0, sizeof(opt));
