@@ -75,3 +75,17 @@ test/unit/http_test: test/unit/http_test.c src/http.c src/http.h test/unit/unit.
 .PHONY: check-unit
 check-unit: $(UNIT_TESTS)
 	@rc=0; for t in $(UNIT_TESTS); do ./$$t $(srcdir)/test/receiver/receiver.py || rc=1; done; exit $$rc
+
+# ---- hardening (doc/hardening.md) ----
+# make fuzz [FUZZ_SECONDS=20]: libFuzzer targets for the pure modules (clang; replays the
+# stored corpus, then fuzzes each target for FUZZ_SECONDS; fails on any crash).
+# make asan: the regression, isolation and TAP suites against a build with AddressSanitizer
+# and UndefinedBehaviorSanitizer (gcc), the sanitizer runtime preloaded into the server.
+FUZZ_SECONDS ?= 20
+EXTRA_CLEAN += test/fuzz/out
+
+.PHONY: fuzz asan
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) PG_CONFIG=$(PG_CONFIG) $(srcdir)/test/fuzz/run-fuzz $(FUZZ_TARGETS)
+asan:
+	PG_CONFIG=$(PG_CONFIG) $(srcdir)/test/asan/run
