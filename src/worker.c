@@ -128,6 +128,7 @@ fill_options(HttpClientOptions *o)
 	o->total_timeout_ms = s2s_request_timeout_ms;
 	o->max_response_bytes = (size_t) s2s_response_limit;
 	o->allow_http = s2s_allow_http;
+	o->allow_link_local = s2s_allow_link_local;
 	o->user_agent = USER_AGENT;
 }
 
