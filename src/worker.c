@@ -294,6 +294,9 @@ judge_result(Pass *pass, HttpResult *res, TimestampTz now)
 			{
 				bool		seen = false;
 
+				/* a request refused before sending says why (e.g. a link-local address) */
+				if (res->error_kind == HTTP_ERROR_REFUSED && res->error[0] != '\0')
+					reason = attempt_error(res, reason);
 				r->outcome = QUEUE_GIVE_BACK;
 				r->error = psprintf("endpoint paused: %s", reason);
 				for (int i = 0; i < pass->n_pause; i++)
