@@ -33,6 +33,7 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/heap.h"
 #include "catalog/namespace.h"
 #include "nodes/value.h"
 #include "parser/parse_func.h"
@@ -63,6 +64,9 @@ PG_FUNCTION_INFO_V1(s2s_endpoints_changed);
 
 /* The raw click IDs kept on a skipped delivery, so that the reason can be checked. */
 #define S2S_RAW_CLICK_IDS_MAX 1024
+
+/* Longest order ID tracked: the dedupe key must fit a btree index entry with room. */
+#define S2S_ORDER_ID_MAX 512
 
 /* Backend-local caches, all reset by relcache_callback. */
 static HTAB *trigger_cache = NULL;
@@ -200,6 +204,8 @@ lookup_endpoint(const char *name, S2SEndpointKind *kind, char **currency, Memory
 	int			rc;
 
 	lookup_extension_objects();
+	/* parsing needs USAGE on schema s2s too: prepare as the owner as well */
+	become_owner(&save_user, &save_sec);
 	if (endpoint_plan == NULL)
 	{
 		Oid			types[1] = {TEXTOID};
@@ -209,7 +215,6 @@ lookup_endpoint(const char *name, S2SEndpointKind *kind, char **currency, Memory
 									 " WHERE name OPERATOR(pg_catalog.=) $1",
 									 1, types);
 	}
-	become_owner(&save_user, &save_sec);
 	rc = SPI_execute_plan(endpoint_plan, &arg, NULL, true, 1);
 	SetUserIdAndSecContext(save_user, save_sec);
 	if (rc != SPI_OK_SELECT)
@@ -339,19 +344,19 @@ expected_types(S2SField f)
 	switch (f)
 	{
 		case S2S_F_AMOUNT:
-			return "numeric, smallint, integer, bigint or money (never a floating-point type: amounts must be exact)";
+			return "of type numeric, smallint, integer, bigint or money (never a floating-point type: amounts must be exact)";
 		case S2S_F_CLIENT_IP:
-			return "inet, cidr, text, varchar or char";
+			return "of type inet, cidr, text, varchar or char";
 		case S2S_F_STATUS:
-			return "text, varchar, char or an enum";
+			return "of type text, varchar, char or an enum";
 		case S2S_F_CURRENCY:
-			return "text, varchar or char";
+			return "of type text, varchar or char";
 		case S2S_F_CLICK_IDS:
-			return "text, varchar or char ('-'-joined) or text[] or varchar[]";
+			return "of type text, varchar or char ('-'-joined), or text[] or varchar[]";
 		case S2S_F_VOUCHER:
-			return "a scalar type, or text[] or varchar[] (joined with ';')";
+			return "a scalar, or of type text[] or varchar[] (joined with ';')";
 		default:
-			return "a scalar type (not an array or a composite)";
+			return "a scalar (not an array or a composite)";
 	}
 }
 
@@ -448,13 +453,15 @@ s2s_order_trigger_build(S2SOrderTrigger *t, Relation rel, const char *trigname,
 			config_error(trigname, rel, ERRCODE_UNDEFINED_COLUMN,
 						 psprintf("column \"%s\" of relation \"%s\" does not exist",
 								  col, RelationGetRelationName(rel)),
+						 SystemAttributeByName(col) != NULL ?
 						 psprintf("It was given as %s; system columns cannot be used.",
-								  s2s_field_names[f]));
+								  s2s_field_names[f]) :
+						 psprintf("It was given as %s.", s2s_field_names[f]));
 		if (!classify((S2SField) f, typid, fi, t->cxt))
 			config_error(trigname, rel, ERRCODE_DATATYPE_MISMATCH,
 						 psprintf("column \"%s\" given as %s has type %s", col,
 								  s2s_field_names[f], format_type_be(typid)),
-						 psprintf("The %s column must be of type %s.", s2s_field_names[f],
+						 psprintf("The %s column must be %s.", s2s_field_names[f],
 								  expected_types((S2SField) f)));
 	}
 
@@ -464,7 +471,10 @@ s2s_order_trigger_build(S2SOrderTrigger *t, Relation rel, const char *trigname,
 	t->validated_oids = palloc0(sizeof(Oid) * Max(a.nvalidated, 1));
 	for (i = 0; i < a.nvalidated; i++)
 	{
-		t->validated[i] = rtrim_blanks(pstrdup(a.validated[i]));
+		/* char(n) values are compared without their trailing blanks, on both sides */
+		t->validated[i] = pstrdup(a.validated[i]);
+		if (t->f[S2S_F_STATUS].how == S2S_HOW_BPCHAR)
+			rtrim_blanks(t->validated[i]);
 		if (t->f[S2S_F_STATUS].how == S2S_HOW_ENUM)
 		{
 			Oid			enumtype = getBaseType(TupleDescAttr(desc, t->f[S2S_F_STATUS].attnum - 1)->atttypid);
@@ -714,6 +724,7 @@ insert_delivery(Delivery *d)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	become_owner(&save_user, &save_sec);
 	if (insert_plan == NULL)
 	{
 		Oid			types[P_COUNT];
@@ -726,7 +737,6 @@ insert_delivery(Delivery *d)
 		types[P_FINISHED_AT] = TIMESTAMPTZOID;
 		insert_plan = prepare_kept(INSERT_SQL, P_COUNT, types);
 	}
-	become_owner(&save_user, &save_sec);
 	rc = SPI_execute_plan(insert_plan, d->values, d->nulls, false, 0);
 	SetUserIdAndSecContext(save_user, save_sec);
 	if (rc != SPI_OK_INSERT)
@@ -781,6 +791,16 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 	order_id = field_text(&t->f[S2S_F_ORDER_ID], tup, desc, 0);
 	if (order_id == NULL || order_id[0] == '\0')
 		return PointerGetDatum(NULL);
+	/* a key this long would not fit the unique index: say so, but never fail the order */
+	if (strlen(order_id) > S2S_ORDER_ID_MAX)
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("order ID longer than %d bytes is not tracked", S2S_ORDER_ID_MAX),
+				 errdetail("No delivery was enqueued to endpoint \"%s\" for this order.",
+						   t->endpoint)));
+		return PointerGetDatum(NULL);
+	}
 
 	memset(&d, 0, sizeof(d));
 	memset(d.nulls, 'n', sizeof(d.nulls));
@@ -842,9 +862,11 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 		d.nulls[P_AMOUNT] = ' ';
 	}
 
-	/* currency: the order's (upper-cased), else the endpoint's */
+	/* currency: the order's (upper-cased), else the endpoint's; a bad one only in the reason */
 	if (t->kind != S2S_KIND_SWAARM_S2SEVENT)
 	{
+		const char *currency = t->endpoint_currency;
+
 		s = field_text(&t->f[S2S_F_CURRENCY], tup, desc, 0);
 		if (s != NULL)
 		{
@@ -856,10 +878,15 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 			for (c = s; *c; c++)
 				if (*c >= 'a' && *c <= 'z')
 					*c -= 'a' - 'A';
-			if (s[0] != '\0' && !valid_currency(s))
-				skip(&d, "The order's currency is not an ISO 4217 code (three letters).");
+			if (valid_currency(s))
+				currency = s;
+			else if (s[0] != '\0')
+			{
+				skip(&d, psprintf("The order's currency \"%.16s\" is not an ISO 4217 code (three letters).", s));
+				currency = NULL;
+			}
 		}
-		set_text(&d, P_CURRENCY, s != NULL && s[0] != '\0' ? s : t->endpoint_currency);
+		set_text(&d, P_CURRENCY, currency);
 	}
 
 	set_text(&d, P_CUSTOMER, field_text(&t->f[S2S_F_CUSTOMER], tup, desc, 0));
