@@ -81,11 +81,15 @@ check-unit: $(UNIT_TESTS)
 # stored corpus, then fuzzes each target for FUZZ_SECONDS; fails on any crash).
 # make asan: the regression, isolation and TAP suites against a build with AddressSanitizer
 # and UndefinedBehaviorSanitizer (gcc), the sanitizer runtime preloaded into the server.
+# make valgrind: the server under valgrind while the worker delivers a few hundred requests;
+# fails on a definite leak or a memory error in our code.
 FUZZ_SECONDS ?= 20
 EXTRA_CLEAN += test/fuzz/out
 
-.PHONY: fuzz asan
+.PHONY: fuzz asan valgrind
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) PG_CONFIG=$(PG_CONFIG) $(srcdir)/test/fuzz/run-fuzz $(FUZZ_TARGETS)
 asan:
 	PG_CONFIG=$(PG_CONFIG) $(srcdir)/test/asan/run
+valgrind:
+	PG_CONFIG=$(PG_CONFIG) $(srcdir)/test/asan/valgrind-worker
