@@ -25,6 +25,7 @@ VAR(error_context_stack)
 VAR(s2s_allow_http)
 VAR(s2s_connect_timeout_ms)
 VAR(s2s_request_timeout_ms)
+VAR(s2s_allow_link_local)
 
 STUB(DirectFunctionCall1Coll)
 STUB(GetCurrentTimestamp)
