@@ -171,8 +171,12 @@ SELECT string_agg(p.oid::regprocedure::text, ', ')
    AND p.prosecdef
    AND NOT coalesce(p.proconfig @> '{"search_path=pg_catalog, pg_temp"}', false)
 SQL
-is($node->sql(<<'SQL'), '', 'no function of the extension is executable by PUBLIC');
-SELECT string_agg(p.oid::regprocedure::text, ', ')
+# (the pure click helpers are PUBLIC by design: they read no table; PUBLIC still has no
+# USAGE on schema s2s)
+my $public_ok = 's2s.click_ids(text), s2s.click_time(text), s2s.cookie_merge(text,text), s2s.is_valid_click_id(text,text), s2s.set_cookie_header(text,text,interval) | false';
+is($node->sql(<<'SQL'), $public_ok, 'PUBLIC may execute only the pure click helpers, and has no USAGE on s2s');
+SELECT string_agg(p.oid::regprocedure::text, ', ' ORDER BY p.oid::regprocedure::text COLLATE "C")
+       || ' | ' || has_schema_privilege('public', 's2s', 'USAGE')
   FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
  WHERE p.pronamespace IN ('s2s'::regnamespace, 's2s_private'::regnamespace)
    AND a.grantee = 0 AND a.privilege_type = 'EXECUTE'
@@ -212,6 +216,20 @@ is($node->sql("SELECT count(*) FROM s2s.deliveries WHERE endpoint IN ('meta4', '
 	'2', 'their deliveries wait, unburned');
 like($node->sql("SELECT last_error FROM s2s.deliveries WHERE endpoint = 'meta4'"),
 	qr/link-local address/, 'the delivery records the refusal');
+
+# swaarm_click, the app's synchronous call, is refused the same way (if built)
+SKIP:
+{
+	skip 's2s.swaarm_click is not built', 2 if $missing{'s2s.swaarm_click(text, inet, text)'};
+	refused('shop_app', "SELECT s2s.swaarm_click('meta4', '192.0.2.1', 'ua')", qr/link-local address/,
+		'swaarm_click to a link-local endpoint is refused at connect time');
+	$r->reset;
+	my ($okc, $clk) = as_role('shop_app', "SELECT s2s.swaarm_click('swaarm', '192.0.2.1', \$\$ua\r\nX-Injected: 1\$\$)");
+	my $creqs = $r->requests;
+	ok($okc && $clk ne '' && @$creqs == 1 && $creqs->[0]{path} eq '/click',
+		'swaarm_click requests the endpoint\'s /click and nothing else')
+	  or diag("ok=$okc id=$clk requests=" . scalar(@$creqs));
+}
 
 # -- 8. the secret is nowhere it should not be
 $node->sql("SELECT s2s.track_event('swaarm', 'u2', 'e2', '192.0.2.2', 'ua')");
