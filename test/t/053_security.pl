@@ -163,6 +163,19 @@ is($host, '127.0.0.1:' . $r->port, 'Host header is the endpoint\'s');
 is(S2S::Receiver::header($req, 'Authorization'), $SECRET, 'the token travels in the Authorization header');
 $node->poll("SELECT status = 'sent' FROM s2s.deliveries WHERE id = $id", 'the event is sent');
 
+# -- 5b. a redirect is never followed (it could point anywhere: 169.254.169.254, an
+#        internal host): the endpoint is paused instead
+$r->reset;
+$r->behave(status => 302, times => 1, path_prefix => '/postback',
+	headers => { Location => $r->url . '/evil' });
+$node->sql("SELECT s2s.track_event('swaarm', 'u-redirect', 'e', '192.0.2.1', 'ua')");
+$node->poll("SELECT paused_at IS NOT NULL FROM s2s.endpoints WHERE name = 'swaarm'",
+	'a redirect pauses the endpoint');
+is(scalar(grep { $_->{path} =~ m{^/evil} } @{ $r->requests }), 0, 'the redirect was not followed');
+$node->sql("SELECT s2s.resume('swaarm')");
+$node->poll("SELECT count(*) = 0 FROM s2s.deliveries WHERE endpoint = 'swaarm' AND status <> 'sent'",
+	'its event is sent once resumed');
+
 # -- 6. the catalog: search_path pinned, nothing for PUBLIC, the app's functions exactly
 is($node->sql(<<'SQL'), '', 'every SECURITY DEFINER function pins search_path');
 SELECT string_agg(p.oid::regprocedure::text, ', ')
