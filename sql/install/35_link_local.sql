@@ -9,7 +9,8 @@
 -- the worker refuses to connect to a link-local address whatever the name (src/http.c).
 
 -- The IPv4 address inet_aton() (and so libcurl) reads from host, or NULL when host is
--- not a numeric IPv4 form: 1 to 4 parts, each decimal, 0x-hex or 0-octal, the last part
+-- not a numeric IPv4 form: 1 to 4 parts, each decimal, 0x-hex (one digit at least) or
+-- 0-octal, the last part
 -- filling the remaining bytes ("169.254.43518" and "2852039166" are 169.254.169.254).
 CREATE FUNCTION s2s_private.numeric_ipv4(host text) RETURNS inet
 LANGUAGE plpgsql IMMUTABLE STRICT
@@ -25,7 +26,7 @@ DECLARE
     a bigint;
 BEGIN
     host := rtrim(lower(host), '.');
-    IF host !~ '^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}$' THEN
+    IF host !~ '^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}$' THEN
         RETURN NULL;
     END IF;
     parts := string_to_array(host, '.');

@@ -210,6 +210,51 @@ SELECT string_agg(c.oid::regclass::text, ', ')
         OR (c.relkind = 'S' AND has_sequence_privilege('shop_app', c.oid, 'USAGE, UPDATE')))
 SQL
 
+# -- 7a. the guard reads a numeric host exactly as the C library does (inet_aton, which
+#        getaddrinfo uses for numeric IPv4 hosts): 5,000 random forms, compared with
+#        Python's socket.inet_aton (no DNS fallback). Hosts ending with "." are left out:
+#        the guard reads them as the address, libc as a name (stricter, on purpose).
+my $forms = `python3 -c '
+import random, socket
+rnd = random.Random(20261123)
+def part():
+    k = rnd.random()
+    n = rnd.choice([rnd.randrange(256), rnd.randrange(1 << 16), rnd.randrange(1 << 32), rnd.randrange(1 << 40), 169, 254])
+    if k < 0.3: return "0x%x" % n if rnd.random() < 0.8 else "0X%X" % n
+    if k < 0.5: return "0%o" % n
+    if k < 0.6: return rnd.choice(["", "0x", "08", "09", "0x1g", "00", "1e3"])
+    return "%d" % n
+def enc(n):
+    k = rnd.random()
+    return "0x%x" % n if k < 0.3 else "0%o" % n if k < 0.5 else "%d" % n
+def link_local():
+    a = (169 << 24) | (254 << 16) | rnd.randrange(1 << 16)
+    if rnd.random() < 0.1: a ^= 1 << rnd.randrange(17, 32)
+    b = [a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255]
+    n = rnd.choice([1, 2, 3, 4])
+    parts = b[:n - 1] + [int.from_bytes(bytes(b[n - 1:]), "big")]
+    return ".".join(enc(x) for x in parts)
+for _ in range(5000):
+    if rnd.random() < 0.4: h = link_local()
+    else: h = ".".join(part() for _ in range(rnd.choice([1, 2, 3, 4, 4, 4, 5])))
+    if h.endswith("."): continue
+    try: a = socket.inet_ntoa(socket.inet_aton(h))
+    except OSError: a = ""
+    print(h + "\t" + a)
+'`;
+my @forms = map { [ split /\t/, $_, -1 ] } split /\n/, $forms;
+my $list = join(',', map { "'$_->[0]'" } @forms);
+my @got;
+for (split /\n/, $node->sql("SELECT i - 1, '=' || coalesce(host(s2s_private.numeric_ipv4(h)), '') FROM unnest(ARRAY[$list]::text[]) WITH ORDINALITY AS u(h, i)"))
+{
+	my ($i, $v) = split /\|=/, $_, 2;
+	$got[$i] = $v;
+}
+my @diff = grep { ($got[$_] // 'missing') ne $forms[$_][1] } 0 .. $#forms;
+ok(@forms > 4000 && !@diff, sprintf('numeric hosts read as inet_aton reads them (%d forms, %d valid, %d link-local)',
+		scalar(@forms), scalar(grep { $_->[1] ne '' } @forms), scalar(grep { $_->[1] =~ /^169\.254\./ } @forms)))
+  or diag(join("\n", map { "$forms[$_][0]: inet_aton '$forms[$_][1]', guard '" . ($got[$_] // '') . "'" } @diff[0 .. ($#diff < 9 ? $#diff : 9)]));
+
 # -- 7. link-local at connect time: an endpoint accepted while allowed (a superuser's
 #       session), refused by the worker, whose setting is off. No packet leaves: the
 #       socket is refused before connect().
