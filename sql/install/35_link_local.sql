@@ -10,8 +10,8 @@
 
 -- The IPv4 address inet_aton() (and so libcurl) reads from host, or NULL when host is
 -- not a numeric IPv4 form: 1 to 4 parts, each decimal, 0x-hex (one digit at least) or
--- 0-octal, the last part
--- filling the remaining bytes ("169.254.43518" and "2852039166" are 169.254.169.254).
+-- 0-octal, the last part filling the remaining bytes ("169.254.43518" and "2852039166"
+-- are 169.254.169.254). A trailing dot is ignored (stricter than inet_aton, on purpose).
 CREATE FUNCTION s2s_private.numeric_ipv4(host text) RETURNS inet
 LANGUAGE plpgsql IMMUTABLE STRICT
 SET search_path = pg_catalog, pg_temp
