@@ -125,8 +125,11 @@ lookup_extension_objects(void)
 	HeapTuple	tup;
 
 	init_cache();
-	if (OidIsValid(deliveries_owner))
+	/* all three: an invalidation may have reset some of them while they were looked up */
+	if (OidIsValid(deliveries_owner) && OidIsValid(deliveries_relid) &&
+		OidIsValid(endpoints_relid))
 		return;
+	deliveries_relid = endpoints_relid = InvalidOid;
 	nsp = get_namespace_oid("s2s", true);
 	if (OidIsValid(nsp))
 	{
@@ -184,6 +187,7 @@ prepare_kept(const char *sql, int nargs, Oid *argtypes)
 static void
 become_owner(Oid *save_user, int *save_sec)
 {
+	lookup_extension_objects();	/* an invalidation may have reset the owner */
 	GetUserIdAndSecContext(save_user, save_sec);
 	SetUserIdAndSecContext(deliveries_owner,
 						   *save_sec | SECURITY_LOCAL_USERID_CHANGE |
@@ -195,7 +199,8 @@ become_owner(Oid *save_user, int *save_sec)
  * Returns false when it does not exist. Caller has connected SPI.
  */
 static bool
-lookup_endpoint(const char *name, S2SEndpointKind *kind, char **currency, MemoryContext cxt)
+lookup_endpoint(const char *name, S2SEndpointKind *kind, char **currency, bool *sendable,
+				MemoryContext cxt)
 {
 	Oid			save_user;
 	int			save_sec;
@@ -210,7 +215,8 @@ lookup_endpoint(const char *name, S2SEndpointKind *kind, char **currency, Memory
 	{
 		Oid			types[1] = {TEXTOID};
 
-		endpoint_plan = prepare_kept("SELECT kind::pg_catalog.text, currency"
+		endpoint_plan = prepare_kept("SELECT kind::pg_catalog.text, currency,"
+									 "       enabled AND paused_at IS NULL"
 									 "  FROM s2s.endpoints"
 									 " WHERE name OPERATOR(pg_catalog.=) $1",
 									 1, types);
@@ -223,10 +229,14 @@ lookup_endpoint(const char *name, S2SEndpointKind *kind, char **currency, Memory
 	{
 		char	   *k = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 		char	   *c = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		bool		isnull;
 
 		if (k == NULL || !s2s_endpoint_kind_parse(k, kind))
 			elog(ERROR, "endpoint \"%s\" has an unknown kind \"%s\"", name, k ? k : "");
+
 		*currency = MemoryContextStrdup(cxt, c ? c : "EUR");
+		*sendable = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+											   3, &isnull)) && !isnull;
 		found = true;
 	}
 	return found;
@@ -415,7 +425,8 @@ s2s_order_trigger_build(S2SOrderTrigger *t, Relation rel, const char *trigname,
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	found = lookup_endpoint(a.endpoint, &t->kind, &t->endpoint_currency, t->cxt);
+	found = lookup_endpoint(a.endpoint, &t->kind, &t->endpoint_currency, &t->endpoint_sendable,
+							t->cxt);
 	SPI_finish();
 	MemoryContextSwitchTo(t->cxt);
 	if (!found)
@@ -706,7 +717,7 @@ skip(Delivery *d, const char *reason)
 }
 
 static void
-insert_delivery(Delivery *d)
+insert_delivery(Delivery *d, bool wake)
 {
 	Oid			save_user;
 	int			save_sec;
@@ -741,7 +752,11 @@ insert_delivery(Delivery *d)
 	SetUserIdAndSecContext(save_user, save_sec);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "insert into s2s.deliveries failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed > 0 && d->skip_reason == NULL)
+	/*
+	 * Wake the worker only when it can send: a disabled or paused endpoint's deliveries
+	 * wait, and enabling or resuming it wakes the worker (30_endpoints.sql).
+	 */
+	if (SPI_processed > 0 && d->skip_reason == NULL && wake)
 		s2s_wake_at_commit();
 	SPI_finish();
 }
@@ -906,7 +921,7 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 			skip(&d, "The order has no user agent, which a Swaarm s2sevent requires.");
 	}
 
-	insert_delivery(&d);
+	insert_delivery(&d, t->endpoint_sendable);
 	return PointerGetDatum(NULL);
 }
 
