@@ -11,14 +11,15 @@
 # unprivileged user on a tree it can write (./run-tests does all of this for you).
 
 EXTENSION  = s2s_tracking
-EXTVERSION = 0.1.0
+EXTVERSION = 0.2.0
 
 MODULE_big = s2s_tracking
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
-# The install script is assembled from one fragment per concern (sql/install/NN_*.sql).
+# The install script is assembled from one fragment per concern (sql/install/NN_*.sql);
+# older versions' full scripts (frozen) and the upgrade scripts are installed as they are.
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
-DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
+DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
 
 PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lcurl
