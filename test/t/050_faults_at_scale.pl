@@ -212,11 +212,6 @@ for my $k (1 .. $KILLS)
 {
 	sleep(1 + rand(5));
 	my $pid = $node->worker_pid;
-	unless ($pid)
-	{
-		$node->wait_worker;
-		$pid = $node->worker_pid;
-	}
 	kill 'STOP', $pid;
 	my $sending = $node->sql("SELECT count(*) FROM s2s.deliveries WHERE status = 'sending'");
 	my $sent = $node->sql("SELECT count(*) FROM s2s.deliveries WHERE status = 'sent'");
@@ -224,7 +219,9 @@ for my $k (1 .. $KILLS)
 	push @in_flight, $sending;
 	diag(sprintf("kill %d at %.1f s: worker %d, %d in flight, %d sent so far",
 			$k, time() - $t_drain, $pid, $sending, $sent));
-	$node->wait_worker;
+	# a new worker, not the killed one seen before the postmaster noticed the crash
+	$node->wait_for("SELECT pid IS NOT NULL AND pid <> $pid AND last_loop_at > started_at FROM s2s.worker_status()")
+	  or BAIL_OUT("no new worker after kill $k");
 }
 my $t_kills = time() - $t_drain;
 
