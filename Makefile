@@ -11,14 +11,15 @@
 # unprivileged user on a tree it can write (./run-tests does all of this for you).
 
 EXTENSION  = s2s_tracking
-EXTVERSION = 0.1.0
+EXTVERSION = 0.2.0
 
 MODULE_big = s2s_tracking
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
-# The install script is assembled from one fragment per concern (sql/install/NN_*.sql).
+# The install script is assembled from one fragment per concern (sql/install/NN_*.sql);
+# older versions' full scripts (frozen) and the upgrade scripts are installed as they are.
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
-DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
+DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
 
 PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lcurl
@@ -75,3 +76,21 @@ test/unit/http_test: test/unit/http_test.c src/http.c src/http.h test/unit/unit.
 .PHONY: check-unit
 check-unit: $(UNIT_TESTS)
 	@rc=0; for t in $(UNIT_TESTS); do ./$$t $(srcdir)/test/receiver/receiver.py || rc=1; done; exit $$rc
+
+# ---- hardening (doc/hardening.md) ----
+# make fuzz [FUZZ_SECONDS=20]: libFuzzer targets for the pure modules (clang; replays the
+# stored corpus, then fuzzes each target for FUZZ_SECONDS; fails on any crash).
+# make asan: the regression, isolation and TAP suites against a build with AddressSanitizer
+# and UndefinedBehaviorSanitizer (gcc), the sanitizer runtime preloaded into the server.
+# make valgrind: the server under valgrind while the worker delivers a few hundred requests;
+# fails on a definite leak or a memory error in our code.
+FUZZ_SECONDS ?= 20
+EXTRA_CLEAN += test/fuzz/out
+
+.PHONY: fuzz asan valgrind
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) PG_CONFIG=$(PG_CONFIG) $(srcdir)/test/fuzz/run-fuzz $(FUZZ_TARGETS)
+asan:
+	PG_CONFIG=$(PG_CONFIG) $(srcdir)/test/asan/run
+valgrind:
+	PG_CONFIG=$(PG_CONFIG) $(srcdir)/test/asan/valgrind-worker

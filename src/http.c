@@ -30,7 +30,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -82,6 +85,7 @@ struct Transfer
 	int			code;			/* CURLcode */
 	HttpErrorKind kind;
 	char		error[256];
+	bool		link_local_refused; /* opensocket_cb refused an address */
 };
 
 /* Requests sharing a cap: an endpoint, or a host. */
@@ -378,6 +382,12 @@ transfer_finish(HttpClient *client, Transfer *t, CURLcode code)
 	t->kind = error_kind(code);
 	if (code != CURLE_OK)
 		set_error_text(t);
+	if (code != CURLE_OK && status == 0 && t->link_local_refused)
+	{
+		t->kind = HTTP_ERROR_REFUSED;
+		copy_error(t->error, sizeof(t->error),
+				   "connection refused: the host resolves to a link-local address (169.254.0.0/16 or fe80::/10), which s2s_tracking.allow_link_local forbids");
+	}
 	t->duration_ms = mono_ms() - t->start_mono_ms;
 	curl_slist_free_all(t->headers);
 	t->headers = NULL;
@@ -407,6 +417,51 @@ transfer_refuse(HttpClient *client, Transfer *t, HttpErrorKind kind, const char 
 	t->started_at = wall_s();
 	t->duration_ms = 0;
 	done_append(client, t);
+}
+
+/*
+ * Whether an address is link-local: 169.254.0.0/16 (where cloud metadata services answer,
+ * e.g. 169.254.169.254), fe80::/10, or an IPv4-mapped IPv6 form of the former.
+ */
+static bool
+is_link_local(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+	{
+		uint32_t	a = ntohl(((const struct sockaddr_in *) sa)->sin_addr.s_addr);
+
+		return (a & 0xFFFF0000u) == 0xA9FE0000u;
+	}
+	if (sa->sa_family == AF_INET6)
+	{
+		const unsigned char *b = ((const struct sockaddr_in6 *) sa)->sin6_addr.s6_addr;
+		static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+
+		if (b[0] == 0xFE && (b[1] & 0xC0) == 0x80)
+			return true;
+		return memcmp(b, v4mapped, 12) == 0 && b[12] == 169 && b[13] == 254;
+	}
+	return false;
+}
+
+/*
+ * Opens the socket of each connection libcurl makes, after name resolution: the place to
+ * check the address really connected to, whatever the URL spelled (a host name, a decimal
+ * or hexadecimal IPv4 form, ...). A refused address makes libcurl try the next one, then
+ * fail with CURLE_COULDNT_CONNECT; transfer_finish reports it as refused.
+ */
+static curl_socket_t
+opensocket_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+{
+	Transfer   *t = (Transfer *) clientp;
+
+	(void) purpose;
+	if (!t->client->opt.allow_link_local && is_link_local(&address->addr))
+	{
+		t->link_local_refused = true;
+		return CURL_SOCKET_BAD;
+	}
+	return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
 }
 
 static bool
@@ -440,6 +495,8 @@ configure(HttpClient *client, Transfer *t)
 	SET(CURLOPT_HEADERFUNCTION, header_cb);
 	SET(CURLOPT_HEADERDATA, t);
 	SET(CURLOPT_ERRORBUFFER, t->errbuf);
+	SET(CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
+	SET(CURLOPT_OPENSOCKETDATA, t);
 
 	if (strcmp(t->method, "GET") == 0)
 		SET(CURLOPT_HTTPGET, 1L);

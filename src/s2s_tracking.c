@@ -37,6 +37,7 @@ int			s2s_retry_window_s = 72 * 3600;
 int			s2s_lease_s = 300;
 int			s2s_poll_interval_ms = 10000;
 int			s2s_response_limit = 4096;
+bool		s2s_allow_link_local = false;
 
 void		_PG_init(void);
 
@@ -116,6 +117,10 @@ define_settings(void)
 							"Most bytes of a response body that are read and kept.",
 							NULL, &s2s_response_limit, 4096, 0, 1024 * 1024,
 							PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
+	DefineCustomBoolVariable("s2s_tracking.allow_link_local",
+							 "Allows endpoints at link-local addresses (169.254.0.0/16, fe80::/10), where cloud metadata services answer.",
+							 NULL, &s2s_allow_link_local, false,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("s2s_tracking");
 }

@@ -8,7 +8,7 @@
 #ifndef S2S_SETTINGS_H
 #define S2S_SETTINGS_H
 
-#define S2S_VERSION "0.1.0"
+#define S2S_VERSION "0.2.0"
 
 extern char *s2s_database;			/* s2s_tracking.database */
 extern bool s2s_allow_http;			/* s2s_tracking.allow_http */
@@ -27,5 +27,6 @@ extern int	s2s_retry_window_s;		/* s2s_tracking.retry_window */
 extern int	s2s_lease_s;			/* s2s_tracking.lease */
 extern int	s2s_poll_interval_ms;	/* s2s_tracking.poll_interval */
 extern int	s2s_response_limit;		/* s2s_tracking.response_limit */
+extern bool s2s_allow_link_local;	/* s2s_tracking.allow_link_local */
 
 #endif							/* S2S_SETTINGS_H */

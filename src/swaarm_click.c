@@ -508,6 +508,7 @@ s2s_swaarm_click(PG_FUNCTION_ARGS)
 	opt.total_timeout_ms = ep.timeout_ms > 0 ? ep.timeout_ms : s2s_request_timeout_ms;
 	opt.max_response_bytes = CLICK_MAX_RESPONSE;
 	opt.allow_http = s2s_allow_http;
+	opt.allow_link_local = s2s_allow_link_local;
 	opt.user_agent = "s2s_tracking/" S2S_VERSION;
 
 	memset(&req, 0, sizeof(req));

@@ -126,6 +126,7 @@ fill_options(HttpClientOptions *o)
 	o->total_timeout_ms = s2s_request_timeout_ms;
 	o->max_response_bytes = (size_t) s2s_response_limit;
 	o->allow_http = s2s_allow_http;
+	o->allow_link_local = s2s_allow_link_local;
 	o->user_agent = USER_AGENT;
 }
 
@@ -289,6 +290,9 @@ judge_result(Pass *pass, HttpResult *res, TimestampTz now)
 			{
 				bool		seen = false;
 
+				/* a request refused before sending says why (e.g. a link-local address) */
+				if (res->error_kind == HTTP_ERROR_REFUSED && res->error[0] != '\0')
+					reason = attempt_error(res, reason);
 				r->outcome = QUEUE_GIVE_BACK;
 				r->error = psprintf("endpoint paused: %s", reason);
 				for (int i = 0; i < pass->n_pause; i++)

@@ -1,0 +1,130 @@
+-- s2s_tracking upgrade from 0.1.0 to 0.2.0 (ALTER EXTENSION s2s_tracking UPDATE).
+--
+-- 0.2.0 brings two hardening changes (doc/hardening.md):
+--  * endpoints at link-local addresses (169.254.0.0/16, fe80::/10: cloud metadata
+--    services) are refused unless the new superuser-only setting
+--    s2s_tracking.allow_link_local is on: a second trigger on s2s.endpoints checks every
+--    literal form of the URL's host; the worker and s2s.swaarm_click check the address
+--    they connect to (in the library, which the upgrade of the package already replaced);
+--  * pg_dump keeps the position of the identity sequences of s2s.deliveries and
+--    s2s.clicks, so that ids do not collide after a restore.
+-- Endpoints stored under 0.1.0 are not checked again: only a change of url is.
+-- Statements are those of sql/install/35_link_local.sql and 80_dump.sql, verbatim, then
+-- the privileges that 90_privileges.sql gives a fresh install.
+\echo Use "ALTER EXTENSION s2s_tracking UPDATE TO '0.2.0'" to load this file. \quit
+
+CREATE FUNCTION s2s_private.numeric_ipv4(host text) RETURNS inet
+LANGUAGE plpgsql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    parts text[];
+    vals numeric[] := '{}';
+    p text;
+    v numeric;
+    n integer;
+    addr numeric := 0;
+    a bigint;
+BEGIN
+    host := rtrim(lower(host), '.');
+    IF host !~ '^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}$' THEN
+        RETURN NULL;
+    END IF;
+    parts := string_to_array(host, '.');
+    FOREACH p IN ARRAY parts LOOP
+        IF length(p) > 40 THEN
+            RETURN NULL;
+        END IF;
+        v := 0;
+        IF p LIKE '0x%' THEN
+            FOR i IN 3 .. length(p) LOOP
+                v := v * 16 + strpos('0123456789abcdef', substr(p, i, 1)) - 1;
+            END LOOP;
+        ELSIF p LIKE '0%' THEN
+            IF p ~ '[89]' THEN
+                RETURN NULL;
+            END IF;
+            FOR i IN 1 .. length(p) LOOP
+                v := v * 8 + substr(p, i, 1)::integer;
+            END LOOP;
+        ELSE
+            v := p::numeric;
+        END IF;
+        vals := vals || v;
+    END LOOP;
+    n := array_length(vals, 1);
+    -- every part but the last is one byte; the last fills the rest
+    FOR i IN 1 .. n - 1 LOOP
+        IF vals[i] > 255 THEN
+            RETURN NULL;
+        END IF;
+        addr := addr * 256 + vals[i];
+    END LOOP;
+    IF vals[n] >= (1::bigint << (8 * (5 - n))) THEN
+        RETURN NULL;
+    END IF;
+    a := (addr * (1::bigint << (8 * (5 - n))) + vals[n])::bigint;
+    RETURN format('%s.%s.%s.%s', a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255)::inet;
+END
+$$;
+
+-- Whether the URL's host is a literal link-local address.
+CREATE FUNCTION s2s_private.url_is_link_local(url text) RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    authority text;
+    host text;
+    addr inet;
+BEGIN
+    authority := substring(url FROM '^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)');
+    IF authority IS NULL THEN
+        RETURN false;
+    END IF;
+    authority := regexp_replace(authority, '^.*@', '');
+    IF authority LIKE '[%' THEN
+        host := substring(authority FROM '^\[([^]]*)\]');
+        BEGIN
+            addr := host::inet;
+        EXCEPTION WHEN invalid_text_representation THEN
+            RETURN false;
+        END;
+        RETURN addr <<= 'fe80::/10'::inet OR addr <<= '::ffff:169.254.0.0/112'::inet;
+    END IF;
+    host := regexp_replace(authority, ':[0-9]*$', '');
+    addr := s2s_private.numeric_ipv4(host);
+    RETURN addr IS NOT NULL AND addr <<= '169.254.0.0/16'::inet;
+END
+$$;
+
+-- SECURITY DEFINER: an administrator role that writes s2s.endpoints has no USAGE on
+-- s2s_private, where the helpers live.
+CREATE FUNCTION s2s_private.endpoints_link_local_guard() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF (TG_OP = 'INSERT' OR NEW.url IS DISTINCT FROM OLD.url)
+       AND NOT coalesce(current_setting('s2s_tracking.allow_link_local', true), 'off')::boolean
+       AND s2s_private.url_is_link_local(NEW.url) THEN
+        RAISE EXCEPTION 'endpoint url must not point at a link-local address'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('The host of "%s" is in 169.254.0.0/16 or fe80::/10, where cloud metadata services answer.', NEW.url),
+                  HINT = 'A superuser may set s2s_tracking.allow_link_local if this destination is intended.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER endpoints_link_local_guard
+    BEFORE INSERT OR UPDATE OF url ON s2s.endpoints
+    FOR EACH ROW EXECUTE FUNCTION s2s_private.endpoints_link_local_guard();
+
+SELECT pg_catalog.pg_extension_config_dump(
+    pg_catalog.pg_get_serial_sequence('s2s.deliveries', 'id'), '');
+SELECT pg_catalog.pg_extension_config_dump(
+    pg_catalog.pg_get_serial_sequence('s2s.clicks', 'id'), '');
+
+REVOKE EXECUTE ON FUNCTION s2s_private.numeric_ipv4(text), s2s_private.url_is_link_local(text),
+    s2s_private.endpoints_link_local_guard() FROM PUBLIC;

@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+# test/fuzz/seeds.py: writes the seed corpus of each libFuzzer target into
+# test/fuzz/corpus/TARGET/seed-*. Seeds give the fuzzer well-formed inputs to mutate
+# (valid click IDs near "now", real trigger arguments, the three HTTP-date formats);
+# crash inputs found later are added beside them as crash-* files and never regenerated.
+import os, struct
+
+top = os.path.dirname(os.path.abspath(__file__))
+NOW = 1795000000  # 2026-11-18
+
+
+def write(target, name, data):
+    d = os.path.join(top, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "seed-" + name), "wb") as f:
+        f.write(data)
+
+
+def oid(t, rest="0000000000000000"):
+    return "%08x%s" % (t, rest)
+
+
+def click(mode, value, now=NOW, ttl=30 * 86400, skew=300, max_ids=10):
+    hdr = bytes([mode]) + struct.pack("<Q", now)[:5] + struct.pack("<I", ttl) + \
+        struct.pack("<H", skew) + bytes([(max_ids + 1) % 102])
+    return hdr + value.encode()
+
+
+ids = [oid(NOW - 3600 * i, "%016x" % (i * 7919)) for i in range(12)]
+write("click", "one", click(1, ids[0]))
+write("click", "upper", click(1, ids[1].upper()))
+write("click", "expired", click(1, oid(NOW - 40 * 86400)))
+write("click", "future", click(1, oid(NOW + 86400)))
+write("click", "swaarm", click(1, "abc_DEF.123~x-y"))
+write("click", "cookie", click(0, "-".join(ids[:5])))
+write("click", "cookie-dups", click(0, "-".join([ids[0], ids[0].upper(), "junk", "", ids[2]])))
+write("click", "cookie-cap", click(0, "-".join(ids), max_ids=3))
+write("click", "cookie-nocap", click(0, "-".join(ids + ids[:3]), max_ids=-1))
+write("click", "header", click(2, "aecid=" + "-".join(ids[:2]), now=86400 * 30))
+write("click", "header-bad", click(2, "aecid=a;b\r\nX: y", now=86400))
+write("click", "format", click(3, "name with space"))
+
+F = lambda *fields: b"\0".join(f.encode() for f in fields)
+full = ["c-42", "123.45", "EUR", "online", "cust 1", "cv&x=1", "V1;V2", "-".join(ids[:2]),
+        "user-1", "purchase", "ev=1", "9.5", "203.0.113.7", "Mozilla/5.0 (X11)\r\nX: y",
+        "https://shop.example/p?q=1"]
+write("render", "affilae", bytes([0]) + F("https://lb.affilae.com/", "aaaa-bbbb", *full))
+write("render", "affilae-query", bytes([0]) + F("https://lb.affilae.com/?a=b", "k", *full))
+write("render", "affilae-masked", bytes([4]) + F("https://lb.affilae.com/", "secret", *full))
+write("render", "postback-get", bytes([1]) + F("https://t.swaarm-app.com//", "tok", *full))
+write("render", "postback-post", bytes([1 | 8]) + F("https://t.swaarm-app.com", "tok", *full))
+write("render", "postback-query", bytes([1 | 16 | 4]) + F("https://t.swaarm-app.com", "tok", *full))
+write("render", "s2sevent", bytes([2]) + F("https://t.swaarm-app.com/", "tok", *full))
+write("render", "unicode", bytes([2]) + F("https://t.example", "t\u00e9", *[v + " \u20ac" for v in full]))
+
+A = lambda *args: b"\0".join(a.encode() for a in args)
+write("trigger_args", "affilae", A("endpoint=affilae", "order_id=id", "amount=total",
+                                   "currency=cur", "click_ids=aecid", "status=state",
+                                   "validated_status=paid", "validated_status=shipped"))
+write("trigger_args", "swaarm", A("endpoint=sw", "order_id=id", "user_id=customer",
+                                  "event_id='purchase'", "client_ip=ip", "user_agent='it''s'"))
+write("trigger_args", "odd-columns", A("endpoint=e", "order_id=a=b;\"c\"", "amount=x y",
+                                       "click_ids=Ids", "cv=''''"))
+write("trigger_args", "bad", A("endpoint=e", "endpoint=f", "order_id=", "nokey"))
+
+def retry(value, now=NOW, attempt=3, base=10000, mx=3600000, status=503, kind=0):
+    return struct.pack("<IHIIHBH", now // 4, attempt + 100, base - 1, mx - 1, status + 1000,
+                       kind, 30000) + value.encode()
+
+write("retry", "delta", retry("120"))
+write("retry", "delta-space", retry("  7 \r\n"))
+write("retry", "imf", retry("Wed, 18 Nov 2026 07:28:00 GMT"))
+write("retry", "rfc850", retry("Wednesday, 18-Nov-26 07:28:00 GMT", status=429))
+write("retry", "asctime", retry("Wed Nov 18 07:28:00 2026", status=408))
+write("retry", "past", retry("Thu, 01 Jan 1970 00:00:00 GMT", kind=1))
+write("retry", "huge", retry("99999999999999999999999"))
+write("retry", "status200", retry("", status=200))
+write("retry", "status401", retry("", status=401))
