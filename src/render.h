@@ -47,6 +47,9 @@ typedef struct S2SDeliveryData
 
 #define S2S_MAX_HEADERS 8
 
+/* What s2s.preview() shows instead of the Affilae key or the Swaarm token. */
+#define S2S_SECRET_MASK "********"
+
 typedef struct S2SRequest
 {
 	const char *method;
@@ -67,5 +70,14 @@ extern const char *s2s_render_request(const S2SEndpointConf *endpoint,
 									  const S2SDeliveryData *data,
 									  bool mask_secrets,
 									  S2SRequest *out);
+
+/* "affilae", "swaarm_postback", "swaarm_s2sevent" -> kind; false for anything else. */
+extern bool s2s_parse_endpoint_kind(const char *name, S2SEndpointKind *kind);
+
+/*
+ * Appends value percent-encoded as RFC 3986 says: unreserved characters
+ * (A-Z a-z 0-9 - . _ ~) as they are, every other byte as %XX.
+ */
+extern void s2s_append_percent_encoded(struct StringInfoData *buf, const char *value);
 
 #endif							/* S2S_RENDER_H */

@@ -37,9 +37,11 @@ CREATE TABLE s2s.endpoints (
     updated_at      timestamptz NOT NULL DEFAULT now()
 );
 
+-- The key is checked at commit (DEFERRABLE): the endpoints trigger stores the secret
+-- BEFORE the endpoint row itself exists.
 CREATE TABLE s2s_private.endpoint_secrets (
     endpoint text PRIMARY KEY REFERENCES s2s.endpoints (name)
-             ON UPDATE CASCADE ON DELETE CASCADE,
+             ON UPDATE CASCADE ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
     secret   text NOT NULL
 );
 

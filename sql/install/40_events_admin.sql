@@ -1,0 +1,227 @@
+-- s2s_tracking install script, part 40: Swaarm events (s2s.track_event) and the
+-- administrator's functions on the queue (preview, retry, retry_failed, pause, resume).
+--
+-- Functions that write the protected tables are SECURITY DEFINER with a pinned
+-- search_path; who may call them is decided in 90_privileges.sql.
+
+-- Enqueues one Swaarm event; returns its delivery id. A dedupe_key already used on this
+-- endpoint returns the existing delivery's id and enqueues nothing; without a dedupe_key
+-- every call is a new event.
+CREATE FUNCTION s2s.track_event(endpoint text, user_id text, event_id text, ip inet,
+                                user_agent text, sale_amount numeric DEFAULT NULL,
+                                currency text DEFAULT NULL,
+                                aggregated_event_value numeric DEFAULT NULL,
+                                event_value text DEFAULT NULL, dedupe_key text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ep record;
+    new_id bigint;
+    key text := dedupe_key;
+BEGIN
+    IF track_event.endpoint IS NULL THEN
+        RAISE EXCEPTION 'endpoint must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT e.name, e.kind, e.currency INTO ep
+      FROM s2s.endpoints e WHERE e.name = track_event.endpoint;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'endpoint "%" does not exist', track_event.endpoint
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    IF ep.kind NOT IN ('swaarm_postback', 'swaarm_s2sevent') THEN
+        RAISE EXCEPTION 'endpoint "%" is of kind %, not a Swaarm endpoint', ep.name, ep.kind
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'track_event sends to swaarm_postback and swaarm_s2sevent endpoints; Affilae conversions come from s2s.track_orders.';
+    END IF;
+    IF track_event.user_id IS NULL THEN
+        RAISE EXCEPTION 'user_id must not be null' USING ERRCODE = 'null_value_not_allowed',
+            DETAIL = 'Swaarm requires the id of the user who performed the event.';
+    ELSIF track_event.user_id = '' THEN
+        RAISE EXCEPTION 'user_id must not be empty' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'Swaarm requires the id of the user who performed the event.';
+    END IF;
+    IF track_event.event_id IS NULL THEN
+        RAISE EXCEPTION 'event_id must not be null' USING ERRCODE = 'null_value_not_allowed',
+            DETAIL = 'Swaarm requires the event''s mapping id.';
+    ELSIF track_event.event_id = '' THEN
+        RAISE EXCEPTION 'event_id must not be empty' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'Swaarm requires the event''s mapping id.';
+    END IF;
+    IF ep.kind = 'swaarm_s2sevent' THEN
+        IF ip IS NULL THEN
+            RAISE EXCEPTION 'ip must not be null for a swaarm_s2sevent endpoint'
+                USING ERRCODE = 'null_value_not_allowed',
+                      DETAIL = 'Swaarm attribution events require user_ip.';
+        END IF;
+        IF track_event.user_agent IS NULL OR track_event.user_agent = '' THEN
+            RAISE EXCEPTION 'user_agent must not be null or empty for a swaarm_s2sevent endpoint'
+                USING ERRCODE = 'null_value_not_allowed',
+                      DETAIL = 'Swaarm attribution events require user_ua.';
+        END IF;
+    END IF;
+    IF sale_amount IS NOT NULL AND sale_amount = 'NaN'::numeric THEN
+        RAISE EXCEPTION 'sale_amount must be a number, not NaN'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF aggregated_event_value IS NOT NULL AND aggregated_event_value = 'NaN'::numeric THEN
+        RAISE EXCEPTION 'aggregated_event_value must be a number, not NaN'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF currency IS NOT NULL AND currency !~ '^[A-Z]{3}$' THEN
+        RAISE EXCEPTION 'currency "%" is not an ISO 4217 code', currency
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use three capital letters, e.g. EUR.';
+    END IF;
+    IF key = '' THEN
+        RAISE EXCEPTION 'dedupe_key must not be empty' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Pass NULL to send every call as a new event.';
+    END IF;
+
+    -- Without a key every event is distinct; a random one keeps the unique constraint.
+    IF key IS NULL THEN
+        key := 'event:' || gen_random_uuid()::text;
+    END IF;
+
+    INSERT INTO s2s.deliveries AS d
+           (endpoint, kind, dedupe_key, user_id, event_id, client_ip, user_agent, amount,
+            currency, aggregated_event_value, event_value)
+    VALUES (ep.name, 'event', key, track_event.user_id, track_event.event_id, ip,
+            track_event.user_agent, sale_amount,
+            -- an amount without a currency is in the endpoint's, fixed now
+            CASE WHEN sale_amount IS NOT NULL THEN coalesce(currency, ep.currency)
+                 ELSE currency END,
+            aggregated_event_value, event_value)
+    ON CONFLICT ON CONSTRAINT deliveries_endpoint_dedupe_key_key DO NOTHING
+    RETURNING d.id INTO new_id;
+
+    IF new_id IS NULL THEN
+        SELECT d.id INTO new_id FROM s2s.deliveries d
+         WHERE d.endpoint = ep.name AND d.dedupe_key = key;
+        IF new_id IS NULL THEN
+            RAISE EXCEPTION 'event with dedupe_key "%" was enqueued and removed concurrently', key
+                USING ERRCODE = 'serialization_failure', HINT = 'Try again.';
+        END IF;
+    ELSE
+        PERFORM s2s.wake();
+    END IF;
+    RETURN new_id;
+END
+$$;
+
+-- The exact request the worker would send for a delivery, secrets masked. C, through the
+-- worker's own select list, mapper and renderer (admin.c, delivery.c, render.c).
+CREATE FUNCTION s2s.preview(delivery_id bigint, OUT method text, OUT url text,
+                            OUT headers text[], OUT body text)
+RETURNS record
+LANGUAGE c VOLATILE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 's2s_preview';
+
+-- Raises unless the endpoint exists.
+CREATE FUNCTION s2s_private.require_endpoint(endpoint text) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF endpoint IS NULL THEN
+        RAISE EXCEPTION 'endpoint must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM FROM s2s.endpoints e WHERE e.name = require_endpoint.endpoint;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'endpoint "%" does not exist', endpoint USING ERRCODE = 'undefined_object';
+    END IF;
+END
+$$;
+
+-- Sends a delivery again: failed, skipped or retrying -> pending, due now, with a fresh
+-- retry window. Its attempts count is kept (the audit trail in s2s.attempts goes on with
+-- the next number). True when re-queued; false when it is already pending or being sent;
+-- a delivery already sent is refused (a duplicate must never be sent on purpose).
+CREATE FUNCTION s2s.retry(delivery_id bigint) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    st s2s.delivery_status;
+BEGIN
+    SELECT d.status INTO st FROM s2s.deliveries d WHERE d.id = delivery_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'delivery % does not exist', coalesce(delivery_id::text, 'NULL')
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    IF st = 'sent' THEN
+        RAISE EXCEPTION 'delivery % was already sent', delivery_id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Sending it again would report a duplicate to the network.';
+    END IF;
+    IF st IN ('pending', 'sending') THEN
+        RETURN false;
+    END IF;
+    UPDATE s2s.deliveries d
+       SET status = 'pending', next_attempt_at = now(), first_attempt_at = NULL,
+           finished_at = NULL, claim_token = NULL, lease_until = NULL
+     WHERE d.id = delivery_id;
+    PERFORM s2s.wake();
+    RETURN true;
+END
+$$;
+
+-- retry() for every failed delivery (of one endpoint, or of all). Skipped deliveries are
+-- left alone: they lack data and would be skipped again. Returns how many were re-queued.
+CREATE FUNCTION s2s.retry_failed(endpoint text DEFAULT NULL) RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer;
+BEGIN
+    IF endpoint IS NOT NULL THEN
+        PERFORM s2s_private.require_endpoint(endpoint);
+    END IF;
+    UPDATE s2s.deliveries d
+       SET status = 'pending', next_attempt_at = now(), first_attempt_at = NULL,
+           finished_at = NULL, claim_token = NULL, lease_until = NULL
+     WHERE d.status = 'failed'
+       AND (retry_failed.endpoint IS NULL OR d.endpoint = retry_failed.endpoint);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+        PERFORM s2s.wake();
+    END IF;
+    RETURN n;
+END
+$$;
+
+-- Stops sending to an endpoint; its deliveries keep being enqueued and wait, unburned.
+-- Pausing a paused endpoint updates the reason and keeps the time it was first paused.
+CREATE FUNCTION s2s.pause(endpoint text, reason text) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM s2s_private.require_endpoint(endpoint);
+    UPDATE s2s.endpoints e
+       SET paused_at = coalesce(e.paused_at, now()),
+           pause_reason = coalesce(reason, 'paused by ' || session_user)
+     WHERE e.name = pause.endpoint;
+END
+$$;
+
+-- Clears a pause (set by s2s.pause or by the worker on a 401/403/404): the endpoint's
+-- waiting deliveries become due now and the worker is woken at commit. An endpoint that
+-- is disabled (enabled = false) stays disabled.
+CREATE FUNCTION s2s.resume(endpoint text) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM s2s_private.require_endpoint(endpoint);
+    UPDATE s2s.endpoints e SET paused_at = NULL, pause_reason = NULL
+     WHERE e.name = resume.endpoint AND e.paused_at IS NOT NULL;
+    UPDATE s2s.deliveries d SET next_attempt_at = now()
+     WHERE d.endpoint = resume.endpoint AND d.status IN ('pending', 'retrying')
+       AND d.next_attempt_at > now();
+    PERFORM s2s.wake();
+END
+$$;
