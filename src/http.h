@@ -28,6 +28,20 @@ typedef struct HttpClientOptions
 	const char *user_agent;			/* e.g. "s2s_tracking/0.1.0" */
 } HttpClientOptions;
 
+/*
+ * What kind of failure a transfer met (HttpResult.error_kind), so that the caller can
+ * decide without knowing CURLcodes.
+ */
+typedef enum HttpErrorKind
+{
+	HTTP_ERROR_NONE = 0,		/* an HTTP response arrived (whatever its status) */
+	HTTP_ERROR_TIMEOUT,			/* the connect or total timeout expired */
+	HTTP_ERROR_NETWORK,			/* DNS, refused, reset, closed without an answer, ... */
+	HTTP_ERROR_TLS,				/* TLS handshake or certificate verification failed */
+	HTTP_ERROR_REFUSED,			/* never sent: URL malformed or protocol not allowed */
+	HTTP_ERROR_INTERNAL			/* out of memory or a libcurl internal error */
+} HttpErrorKind;
+
 typedef struct HttpHeader
 {
 	const char *name;
@@ -45,6 +59,13 @@ typedef struct HttpRequest
 	long		total_timeout_ms;	/* 0: the client's default */
 	int			host_cap;		/* per-destination cap for this request; 0: client's */
 	void	   *tag;			/* the caller's; handed back in HttpResult */
+
+	/*
+	 * Requests with the same group share host_cap and wait in one FIFO (e.g. the endpoint
+	 * name); NULL: the URL's host and port. Groups are served round-robin, so a slow
+	 * group never holds back the others.
+	 */
+	const char *group;
 } HttpRequest;
 
 typedef struct HttpResult
@@ -52,6 +73,7 @@ typedef struct HttpResult
 	void	   *tag;
 	long		http_status;	/* 0 when no HTTP response arrived */
 	int			error_code;		/* 0, or the CURLcode of a transport error */
+	HttpErrorKind error_kind;	/* HTTP_ERROR_NONE when error_code is 0 */
 	char		error[256];		/* transport error in words; never contains the URL */
 	char	   *body;			/* NUL-terminated, at most max_response_bytes */
 	size_t		body_len;
