@@ -3,10 +3,29 @@
  *		The delivery background worker: registration and main loop.
  *
  * Shape of worker_spi: register in _PG_init, unblock signals, connect, then a loop of
- * WaitLatch / ResetLatch / CHECK_FOR_INTERRUPTS, reloading the configuration on SIGHUP.
+ * wait / ResetLatch / CHECK_FOR_INTERRUPTS, reloading the configuration on SIGHUP, one
+ * transaction per unit of work with pgstat_report_activity saying what it does.
+ *
+ * One pass of the loop: collect the HTTP transfers that completed, then in one transaction
+ * write their results back and claim as many due deliveries as there is room for (global
+ * and per-endpoint caps), commit, and only then hand the claimed requests to the libcurl
+ * multi client. The wait is on the latch (set by a committing enqueue, s2s.wake, a signal)
+ * and the client's epoll descriptor together, so a completed transfer is written back and
+ * its room refilled at once: the pipeline never waits for the slowest request of a batch.
+ *
+ * Crash safety comes from the queue (queue.c): claims carry a token and a lease, and on
+ * start every 'sending' row (claimed by a dead worker) is given back, its attempt not
+ * counted. On SIGTERM the worker stops claiming, gives the transfers in flight a moment to
+ * finish, and gives back the rest.
  */
 #include "postgres.h"
 
+#include <math.h>
+
+#include "access/xact.h"
+#include "common/pg_prng.h"
+#include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -16,10 +35,101 @@
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
+#include "http.h"
+#include "queue.h"
+#include "render.h"
+#include "retry.h"
 #include "settings.h"
 #include "shared.h"
 #include "worker.h"
+
+#define USER_AGENT "s2s_tracking/" S2S_VERSION
+
+/* Upper bound of s2s_tracking.max_concurrency: the in-flight slots are allocated once. */
+#define MAX_SLOTS 1000
+
+/* Finished deliveries are purged this often, in batches of PURGE_BATCH. */
+#define PURGE_INTERVAL_MS 60000
+#define PURGE_BATCH 1000
+#define PURGE_BATCHES_PER_ROUND 10
+
+/* While the extension is missing, how often to look for it. */
+#define EXTENSION_CHECK_MS 1000
+
+/* After an error in a unit of work, pause this long before the next one. */
+#define ERROR_PAUSE_MS 1000
+
+/* On SIGTERM, how long transfers in flight may still complete before being given back. */
+#define SHUTDOWN_GRACE_MS 1000
+
+/* One transfer in flight. */
+typedef struct Slot
+{
+	bool		used;
+	int64		id;
+	int64		token;
+	int32		attempt;
+	int			endpoint;		/* index in endpoints[] */
+	TimestampTz first_attempt_at;
+	int64		retry_window_s;
+	struct Slot *next_free;
+} Slot;
+
+/* Endpoints seen so far and how many transfers each has in flight. */
+typedef struct EndpointLoad
+{
+	char	   *name;
+	int			in_flight;
+} EndpointLoad;
+
+static MemoryContext worker_cxt;	/* lives as long as the worker */
+static MemoryContext batch_cxt;		/* reset after every pass */
+static HttpClient *http;
+static WaitEventSet *wait_set;
+static Slot *slots;
+static Slot *free_slots;
+static int	in_flight;
+static EndpointLoad *endpoints;
+static int	n_endpoints;
+static int	max_endpoints;
+static int64 token_base;
+static int64 token_seq;
+
+/* Work handed from one phase of a pass to the next (in batch_cxt). */
+typedef struct Pass
+{
+	QueueResult *results;
+	int			n_results;
+	int			n_sent;
+	int			n_retried;
+	int			n_failed;
+	int		   *pause;			/* endpoint indexes to pause */
+	const char **pause_reason;
+	int			n_pause;
+	bool		reconcile_expired;
+	bool		claim;
+	int			claim_limit;
+	int64		claim_token;
+	QueueClaim *claims;
+	int			n_claims;
+	TimestampTz next_due;
+} Pass;
+
+static void
+fill_options(HttpClientOptions *o)
+{
+	o->max_connections = s2s_max_concurrency;
+	o->max_host_connections = s2s_endpoint_concurrency;
+	o->connect_timeout_ms = s2s_connect_timeout_ms;
+	o->total_timeout_ms = s2s_request_timeout_ms;
+	o->max_response_bytes = (size_t) s2s_response_limit;
+	o->allow_http = s2s_allow_http;
+	o->user_agent = USER_AGENT;
+}
 
 void
 s2s_worker_register(void)
@@ -43,36 +153,720 @@ s2s_worker_detach(int code, Datum arg)
 	SpinLockAcquire(&s2s_shared->mutex);
 	s2s_shared->worker_latch = NULL;
 	s2s_shared->worker_pid = 0;
+	s2s_shared->in_flight = 0;
 	SpinLockRelease(&s2s_shared->mutex);
+
+	/* Aborts whatever is still in flight: those rows stay 'sending' until reconciled. */
+	if (http != NULL)
+	{
+		http_client_destroy(http);
+		http = NULL;
+	}
+}
+
+static int
+endpoint_index(const char *name)
+{
+	for (int i = 0; i < n_endpoints; i++)
+		if (strcmp(endpoints[i].name, name) == 0)
+			return i;
+	if (n_endpoints == max_endpoints)
+	{
+		max_endpoints *= 2;
+		endpoints = repalloc(endpoints, sizeof(EndpointLoad) * max_endpoints);
+	}
+	endpoints[n_endpoints].name = MemoryContextStrdup(worker_cxt, name);
+	endpoints[n_endpoints].in_flight = 0;
+	return n_endpoints++;
+}
+
+static TimestampTz
+unix_to_timestamptz(double unix_s)
+{
+	return (TimestampTz) ((unix_s - ((double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) *
+									 SECS_PER_DAY)) * USECS_PER_SEC);
+}
+
+/*
+ * A response body as text the database accepts: NUL bytes and byte sequences invalid in
+ * the database encoding become '?'. The body is already capped by the client.
+ */
+static char *
+response_text(const char *body, size_t len)
+{
+	int			encoding = GetDatabaseEncoding();
+	char	   *out;
+	size_t		i = 0;
+
+	if (body == NULL || len == 0)
+		return NULL;
+	out = palloc(len + 1);
+	while (i < len)
+	{
+		int			ok = pg_encoding_verifymbstr(encoding, body + i, (int) (len - i));
+
+		memcpy(out + i, body + i, ok);
+		i += ok;
+		if (i < len)
+			out[i++] = '?';
+	}
+	out[len] = '\0';
+	return out;
+}
+
+/* Judges one completed transfer and turns it into a write-back row (in batch_cxt). */
+static void
+judge_result(Pass *pass, HttpResult *res, TimestampTz now)
+{
+	Slot	   *slot = (Slot *) res->tag;
+	QueueResult *r = &pass->results[pass->n_results++];
+	const char *reason;
+	S2SOutcome	outcome;
+
+	outcome = s2s_classify_attempt(res->http_status, res->error_kind, &reason);
+
+	r->id = slot->id;
+	r->token = slot->token;
+	r->attempt = slot->attempt;
+	r->http_status = (int) res->http_status;
+	r->started_at = unix_to_timestamptz(res->started_at);
+	r->duration_ms = res->duration_ms;
+	r->response = response_text(res->body, res->body_len);
+	r->error = NULL;
+	r->next_attempt_at = 0;
+
+	switch (outcome)
+	{
+		case S2S_OUTCOME_SENT:
+			r->outcome = QUEUE_SENT;
+			pass->n_sent++;
+			break;
+		case S2S_OUTCOME_RETRY:
+			{
+				int64		retry_after_ms = -1;
+				int64		delay_ms;
+				int64		next_us;
+
+				if (res->retry_after != NULL &&
+					!s2s_parse_retry_after(res->retry_after, (int64) time(NULL),
+										   &retry_after_ms))
+					retry_after_ms = -1;
+				delay_ms = s2s_retry_delay_ms(slot->attempt, s2s_retry_base_ms,
+											  s2s_retry_max_ms, pg_prng_double(&pg_global_prng_state),
+											  retry_after_ms);
+				r->error = res->error_kind != HTTP_ERROR_NONE && res->error[0] ?
+					pstrdup(res->error) : psprintf("%s", reason);
+				if (s2s_retry_schedule(slot->first_attempt_at, now, delay_ms,
+									   (int64) slot->retry_window_s * 1000, &next_us))
+				{
+					r->outcome = QUEUE_RETRY;
+					r->next_attempt_at = (TimestampTz) next_us;
+					pass->n_retried++;
+				}
+				else
+				{
+					r->outcome = QUEUE_FAILED;
+					r->error = psprintf("retry window over: %s", r->error);
+					pass->n_failed++;
+				}
+				break;
+			}
+		case S2S_OUTCOME_FAILED:
+			r->outcome = QUEUE_FAILED;
+			r->error = pstrdup(reason);
+			pass->n_failed++;
+			break;
+		case S2S_OUTCOME_PAUSE:
+			{
+				bool		seen = false;
+
+				r->outcome = QUEUE_GIVE_BACK;
+				r->error = psprintf("endpoint paused: %s", reason);
+				for (int i = 0; i < pass->n_pause; i++)
+					seen |= (pass->pause[i] == slot->endpoint);
+				if (!seen)
+				{
+					pass->pause[pass->n_pause] = slot->endpoint;
+					pass->pause_reason[pass->n_pause] = psprintf("HTTP %ld: %s",
+																 res->http_status, reason);
+					pass->n_pause++;
+				}
+				break;
+			}
+	}
+
+	/* The slot is free again. */
+	endpoints[slot->endpoint].in_flight--;
+	in_flight--;
+	slot->used = false;
+	slot->next_free = free_slots;
+	free_slots = slot;
+}
+
+/* Collects up to "max" completed transfers into pass->results. */
+static void
+collect_results(Pass *pass, int max, TimestampTz now)
+{
+	HttpResult	res;
+
+	pass->results = palloc(sizeof(QueueResult) * Max(max, 1));
+	pass->pause = palloc(sizeof(int) * Max(max, 1));
+	pass->pause_reason = palloc(sizeof(char *) * Max(max, 1));
+	while (pass->n_results < max && http_next_result(http, &res))
+	{
+		judge_result(pass, &res, now);
+		http_result_release(&res);
+	}
+}
+
+/*
+ * The transactional part of a pass: write back, pause, reconcile, claim. Runs inside a
+ * transaction with SPI connected; everything it keeps is in batch_cxt.
+ */
+static void
+pass_in_transaction(Pass *pass)
+{
+	if (pass->n_results > 0)
+	{
+		pgstat_report_activity(STATE_RUNNING, "writing back delivery results");
+		for (int i = 0; i < pass->n_pause; i++)
+			queue_pause_endpoint(endpoints[pass->pause[i]].name, pass->pause_reason[i]);
+		queue_write_back(pass->results, pass->n_results);
+	}
+	if (pass->reconcile_expired)
+		queue_reconcile(false);
+	if (pass->claim)
+	{
+		QueueBusy	busy;
+		MemoryContext old;
+
+		busy.names = palloc(sizeof(char *) * Max(n_endpoints, 1));
+		busy.counts = palloc(sizeof(int) * Max(n_endpoints, 1));
+		busy.n = 0;
+		for (int i = 0; i < n_endpoints; i++)
+		{
+			if (endpoints[i].in_flight == 0)
+				continue;
+			busy.names[busy.n] = endpoints[i].name;
+			busy.counts[busy.n] = endpoints[i].in_flight;
+			busy.n++;
+		}
+		pgstat_report_activity(STATE_RUNNING, "claiming due deliveries");
+		old = MemoryContextSwitchTo(batch_cxt);
+		pass->n_claims = queue_claim(pass->claim_token, pass->claim_limit, s2s_lease_s,
+									 &busy, &pass->claims, &pass->next_due);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/*
+ * Runs fn in its own transaction; an error is logged and the transaction rolled back, so
+ * that one failing unit never kills the loop. Returns whether it committed.
+ */
+static bool
+run_unit(void (*fn) (void *), void *arg)
+{
+	MemoryContext old = CurrentMemoryContext;
+	bool		ok = true;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		PushActiveSnapshot(GetTransactionSnapshot());
+		fn(arg);
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(old);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(old);
+
+	/* So that autovacuum sees the worker's writes. */
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return ok;
+}
+
+static void
+unit_pass(void *arg)
+{
+	pass_in_transaction((Pass *) arg);
+}
+
+static void
+unit_check_extension(void *arg)
+{
+	bool	   *present = (bool *) arg;
+
+	*present = queue_extension_present();
+	if (*present)
+	{
+		uint64		n;
+
+		pgstat_report_activity(STATE_RUNNING, "reconciling deliveries of a previous worker");
+		n = queue_reconcile(true);
+		if (n > 0)
+			ereport(LOG,
+					(errmsg("s2s_tracking worker gave back %llu deliveries left in flight by a previous worker",
+							(unsigned long long) n)));
+	}
+}
+
+static void
+unit_purge(void *arg)
+{
+	uint64	   *n = (uint64 *) arg;
+
+	pgstat_report_activity(STATE_RUNNING, "purging finished deliveries");
+	*n = queue_purge(s2s_retention_s, PURGE_BATCH);
+}
+
+/* Counts the results of a committed write-back in shared memory. */
+static void
+count_results(const Pass *pass)
+{
+	if (pass->n_results == 0)
+		return;
+	pg_atomic_fetch_add_u64(&s2s_shared->attempts,
+							pass->n_sent + pass->n_retried + pass->n_failed);
+	if (pass->n_sent)
+		pg_atomic_fetch_add_u64(&s2s_shared->sent, pass->n_sent);
+	if (pass->n_retried)
+		pg_atomic_fetch_add_u64(&s2s_shared->retried, pass->n_retried);
+	if (pass->n_failed)
+		pg_atomic_fetch_add_u64(&s2s_shared->failed, pass->n_failed);
+}
+
+/*
+ * Hands the claimed deliveries to the HTTP client (after the claim committed). A delivery
+ * that cannot be rendered fails at once; one the client refuses (its URL) pauses its
+ * endpoint. Those become results of the next write-back (returned in *late).
+ */
+static void
+submit_claims(Pass *pass, Pass *late, TimestampTz now)
+{
+	HttpHeader	headers[S2S_MAX_HEADERS];
+
+	late->results = palloc(sizeof(QueueResult) * Max(pass->n_claims, 1));
+	late->pause = palloc(sizeof(int) * Max(pass->n_claims, 1));
+	late->pause_reason = palloc(sizeof(char *) * Max(pass->n_claims, 1));
+
+	for (int i = 0; i < pass->n_claims; i++)
+	{
+		QueueClaim *c = &pass->claims[i];
+		S2SRequest	rq;
+		HttpRequest hr;
+		const char *problem;
+		char		errbuf[256];
+		Slot	   *slot;
+		int			ep = endpoint_index(c->delivery.endpoint);
+
+		memset(&rq, 0, sizeof(rq));
+		problem = s2s_render_request(&c->delivery.endpoint_conf, &c->delivery.data, false, &rq);
+		if (problem == NULL)
+		{
+			memset(&hr, 0, sizeof(hr));
+			for (int h = 0; h < rq.nheaders; h++)
+			{
+				headers[h].name = rq.header_names[h];
+				headers[h].value = rq.header_values[h];
+			}
+			slot = free_slots;
+			Assert(slot != NULL);
+			hr.method = rq.method;
+			hr.url = rq.url;
+			hr.headers = headers;
+			hr.nheaders = rq.nheaders;
+			hr.body = rq.body;
+			hr.body_len = rq.body ? (size_t) rq.body_len : 0;
+			hr.total_timeout_ms = c->delivery.request_timeout_ms;
+			hr.host_cap = c->endpoint_cap;
+			hr.group = c->delivery.endpoint;
+			hr.tag = slot;
+			if (http_submit(http, &hr, errbuf, sizeof(errbuf)))
+			{
+				free_slots = slot->next_free;
+				slot->used = true;
+				slot->id = c->delivery.id;
+				slot->token = pass->claim_token;
+				slot->attempt = c->attempt;
+				slot->endpoint = ep;
+				slot->first_attempt_at = c->delivery.first_attempt_at;
+				slot->retry_window_s = c->retry_window_s;
+				endpoints[ep].in_flight++;
+				in_flight++;
+				continue;
+			}
+			/* Refused by the client: the endpoint's URL is not acceptable. */
+			{
+				QueueResult *r = &late->results[late->n_results++];
+				bool		seen = false;
+
+				memset(r, 0, sizeof(*r));
+				r->id = c->delivery.id;
+				r->token = pass->claim_token;
+				r->attempt = c->attempt;
+				r->outcome = QUEUE_GIVE_BACK;
+				r->error = psprintf("endpoint paused: request refused: %s", errbuf);
+				r->started_at = now;
+				for (int p = 0; p < late->n_pause; p++)
+					seen |= (late->pause[p] == ep);
+				if (!seen)
+				{
+					late->pause[late->n_pause] = ep;
+					late->pause_reason[late->n_pause] = psprintf("request refused: %s", errbuf);
+					late->n_pause++;
+				}
+			}
+		}
+		else
+		{
+			/* The delivery's data cannot make a request: final. */
+			QueueResult *r = &late->results[late->n_results++];
+
+			memset(r, 0, sizeof(*r));
+			r->id = c->delivery.id;
+			r->token = pass->claim_token;
+			r->attempt = c->attempt;
+			r->outcome = QUEUE_FAILED;
+			r->error = psprintf("cannot render the request: %s", problem);
+			r->started_at = now;
+			late->n_failed++;
+		}
+	}
+	if (pass->n_claims > 0)
+		http_process(http);
+}
+
+static void
+publish_state(TimestampTz now)
+{
+	SpinLockAcquire(&s2s_shared->mutex);
+	s2s_shared->last_loop_at = now;
+	s2s_shared->in_flight = in_flight;
+	SpinLockRelease(&s2s_shared->mutex);
+}
+
+static void
+build_wait_set(void)
+{
+	if (wait_set != NULL)
+		FreeWaitEventSet(wait_set);
+	wait_set = CreateWaitEventSet(worker_cxt, 3);
+	AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	AddWaitEventToSet(wait_set, WL_SOCKET_READABLE, http_wait_fd(http), NULL, NULL);
+}
+
+/*
+ * Leaving on SIGTERM: no more claims; transfers in flight get a short grace to complete
+ * and be written back; the rest are given back (not counted) so that the next worker
+ * sends them at once instead of after their lease.
+ */
+static void
+shut_down(void)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   SHUTDOWN_GRACE_MS);
+
+	pgstat_report_activity(STATE_RUNNING, "shutting down");
+	while (in_flight > 0)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+		long		timeout;
+		WaitEvent	ev;
+		Pass		pass;
+
+		MemoryContextSwitchTo(batch_cxt);
+		http_process(http);
+		memset(&pass, 0, sizeof(pass));
+		collect_results(&pass, MAX_SLOTS, now);
+		if (pass.n_results > 0 && run_unit(unit_pass, &pass))
+			count_results(&pass);
+		MemoryContextReset(batch_cxt);
+		if (in_flight == 0 || now >= deadline)
+			break;
+		timeout = Min(TimestampDifferenceMilliseconds(now, deadline), 100);
+		if (http_timeout_ms(http) >= 0)
+			timeout = Min(timeout, http_timeout_ms(http));
+		(void) WaitEventSetWait(wait_set, timeout, &ev, 1, PG_WAIT_EXTENSION);
+	}
+
+	if (in_flight > 0)
+	{
+		Pass		pass;
+		int			n = 0;
+
+		MemoryContextSwitchTo(batch_cxt);
+		memset(&pass, 0, sizeof(pass));
+		pass.results = palloc(sizeof(QueueResult) * in_flight);
+		for (int i = 0; i < MAX_SLOTS; i++)
+		{
+			QueueResult *r;
+
+			if (!slots[i].used)
+				continue;
+			r = &pass.results[n++];
+			memset(r, 0, sizeof(*r));
+			r->id = slots[i].id;
+			r->token = slots[i].token;
+			r->attempt = slots[i].attempt;
+			r->outcome = QUEUE_GIVE_BACK;
+			r->started_at = GetCurrentTimestamp();
+		}
+		pass.n_results = n;
+		http_client_destroy(http);
+		http = NULL;
+		if (run_unit(unit_pass, &pass))
+			ereport(LOG,
+					(errmsg("s2s_tracking worker gave back %d deliveries in flight at shutdown", n)));
+	}
 }
 
 void
 s2s_worker_main(Datum main_arg)
 {
+	HttpClientOptions options;
+	char		errbuf[256];
+	bool		ready = false;
+	bool		said_missing = false;
+	bool		claim_wanted = true;
+	TimestampTz next_poll = 0;
+	TimestampTz next_purge = 0;
+	TimestampTz next_due = 0;
+	TimestampTz paused_until = 0;
+
+	/*
+	 * SIGTERM asks for a clean exit (rather than die()) so that the transfers in flight can
+	 * be written back or given back before leaving.
+	 */
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
 
 	BackgroundWorkerInitializeConnection(s2s_database, NULL, 0);
+
+	worker_cxt = AllocSetContextCreate(TopMemoryContext, "s2s_tracking worker",
+									   ALLOCSET_DEFAULT_SIZES);
+	batch_cxt = AllocSetContextCreate(worker_cxt, "s2s_tracking batch",
+									  ALLOCSET_DEFAULT_SIZES);
+
+	slots = MemoryContextAllocZero(worker_cxt, sizeof(Slot) * MAX_SLOTS);
+	for (int i = MAX_SLOTS - 1; i >= 0; i--)
+	{
+		slots[i].next_free = free_slots;
+		free_slots = &slots[i];
+	}
+	max_endpoints = 8;
+	endpoints = MemoryContextAlloc(worker_cxt, sizeof(EndpointLoad) * max_endpoints);
+
+	/* Claim tokens: random per worker, then a sequence, so that no two claims share one. */
+	if (!pg_strong_random(&token_base, sizeof(token_base)))
+		token_base = ((int64) MyProcPid << 32) ^ GetCurrentTimestamp();
+	token_base &= ~(int64) 0xFFFFFF;	/* the low bits count claims */
+	if (token_base < 0)
+		token_base = -token_base;
+
+	fill_options(&options);
+	http = http_client_create(&options, errbuf, sizeof(errbuf));
+	if (http == NULL)
+		ereport(ERROR,
+				(errmsg("s2s_tracking worker cannot start its HTTP client: %s", errbuf)));
 
 	SpinLockAcquire(&s2s_shared->mutex);
 	s2s_shared->worker_latch = MyLatch;
 	s2s_shared->worker_pid = MyProcPid;
 	s2s_shared->worker_started_at = GetCurrentTimestamp();
+	s2s_shared->last_loop_at = s2s_shared->worker_started_at;
+	s2s_shared->in_flight = 0;
 	SpinLockRelease(&s2s_shared->mutex);
+	pg_atomic_write_u64(&s2s_shared->sent, 0);
+	pg_atomic_write_u64(&s2s_shared->retried, 0);
+	pg_atomic_write_u64(&s2s_shared->failed, 0);
+	pg_atomic_write_u64(&s2s_shared->attempts, 0);
 	before_shmem_exit(s2s_worker_detach, (Datum) 0);
+
+	build_wait_set();
 
 	for (;;)
 	{
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 s2s_poll_interval_ms, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
+		TimestampTz now;
+		long		timeout;
+		WaitEvent	events[3];
+		int			nevents;
+		Pass		pass;
+		bool		more_results = false;
 
+		MemoryContextSwitchTo(batch_cxt);
+		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			fill_options(&options);
+			http_client_set_options(http, &options);
+			claim_wanted = true;
+		}
+		if (ShutdownRequestPending)
+			break;
+
+		now = GetCurrentTimestamp();
+		publish_state(now);
+
+		if (!ready && now >= paused_until)
+		{
+			pgstat_report_activity(STATE_RUNNING, "looking for extension s2s_tracking");
+			if (run_unit(unit_check_extension, &ready) && !ready && !said_missing)
+			{
+				ereport(LOG,
+						(errmsg("s2s_tracking worker waiting: extension s2s_tracking is not installed in database \"%s\"",
+								s2s_database),
+						 errhint("Run CREATE EXTENSION s2s_tracking in that database, or set s2s_tracking.database.")));
+				said_missing = true;
+			}
+			if (!ready)
+				paused_until = TimestampTzPlusMilliseconds(now, EXTENSION_CHECK_MS);
+			else
+			{
+				if (said_missing)
+					ereport(LOG, (errmsg("s2s_tracking worker found the extension; delivering")));
+				said_missing = false;
+				claim_wanted = true;
+				next_poll = TimestampTzPlusMilliseconds(now, s2s_poll_interval_ms);
+			}
+		}
+
+		if (ready && now >= paused_until)
+		{
+			Pass		late;
+
+			http_process(http);
+
+			memset(&pass, 0, sizeof(pass));
+			collect_results(&pass, s2s_batch_size, now);
+			more_results = (pass.n_results == s2s_batch_size);
+			if (pass.n_results > 0)
+				claim_wanted = true;	/* room was freed */
+
+			if (now >= next_poll)
+			{
+				pass.reconcile_expired = true;
+				claim_wanted = true;
+				next_poll = TimestampTzPlusMilliseconds(now, s2s_poll_interval_ms);
+			}
+			if (next_due != 0 && now >= next_due)
+			{
+				claim_wanted = true;
+				next_due = 0;
+			}
+			pass.claim_limit = Min(s2s_max_concurrency - in_flight, s2s_batch_size);
+			pass.claim = claim_wanted && pass.claim_limit > 0;
+			if (pass.claim)
+				pass.claim_token = token_base + (++token_seq);
+
+			if (pass.n_results > 0 || pass.claim || pass.reconcile_expired)
+			{
+				if (run_unit(unit_pass, &pass))
+				{
+					count_results(&pass);
+					if (pass.claim)
+					{
+						/* More may be due when the claim got all it asked for. */
+						claim_wanted = (pass.n_claims == pass.claim_limit);
+						next_due = pass.next_due;
+						if (next_due != 0 && next_due <= now)
+							next_due = 0;	/* due but capped: completions re-claim */
+					}
+				}
+				else
+				{
+					/*
+					 * Keep the results even if the claim was what failed: write them
+					 * back alone (else they would wait for their lease to expire).
+					 */
+					if (pass.n_results > 0 && pass.claim)
+					{
+						pass.claim = false;
+						pass.reconcile_expired = false;
+						if (run_unit(unit_pass, &pass))
+							count_results(&pass);
+					}
+					/* Maybe the extension went away; look again after a pause. */
+					ready = false;
+					paused_until = TimestampTzPlusMilliseconds(now, ERROR_PAUSE_MS);
+					pass.n_claims = 0;
+				}
+			}
+
+			memset(&late, 0, sizeof(late));
+			submit_claims(&pass, &late, now);
+			if (late.n_results > 0 && run_unit(unit_pass, &late))
+				count_results(&late);
+
+			if (now >= next_purge)
+			{
+				uint64		purged = 0;
+				int			rounds = 0;
+
+				do
+				{
+					if (!run_unit(unit_purge, &purged))
+						break;
+				} while (purged == PURGE_BATCH && ++rounds < PURGE_BATCHES_PER_ROUND);
+				next_purge = TimestampTzPlusMilliseconds(now, purged == PURGE_BATCH ?
+														 1000 : PURGE_INTERVAL_MS);
+			}
+		}
+		MemoryContextReset(batch_cxt);
+
+		/* Sleep until the latch, a transfer, the HTTP timer, a due time or the poll. */
+		now = GetCurrentTimestamp();
+		if (more_results || (ready && claim_wanted && in_flight < s2s_max_concurrency &&
+							 now >= paused_until))
+			timeout = 0;
+		else
+		{
+			TimestampTz until = ready ? next_poll : paused_until;
+			long		t;
+
+			if (now < paused_until)
+				until = paused_until;
+			else if (next_due != 0 && next_due < until)
+				until = next_due;
+			timeout = until > now ? TimestampDifferenceMilliseconds(now, until) : 0;
+			/* TimestampDifferenceMilliseconds rounds down: do not wake just before. */
+			if (until > now)
+				timeout++;
+			t = http_timeout_ms(http);
+			if (in_flight > 0 && t >= 0 && t < timeout)
+				timeout = t;
+		}
+
+		if (timeout > 0)
+			pgstat_report_activity(STATE_IDLE, NULL);
+		nevents = WaitEventSetWait(wait_set, timeout, events, lengthof(events),
+								   PG_WAIT_EXTENSION);
+		for (int i = 0; i < nevents; i++)
+		{
+			if (events[i].events & WL_LATCH_SET)
+			{
+				ResetLatch(MyLatch);
+				claim_wanted = true;
+			}
 		}
 	}
+
+	shut_down();
+	proc_exit(0);
 }

@@ -1,0 +1,416 @@
+/*
+ * queue.c
+ *		The delivery worker's SQL: claim, write-back, reconcile, pause and purge.
+ *
+ * Speed comes from doing a whole batch per statement with plans prepared once: the claim
+ * is a single UPDATE over a per-endpoint LATERAL "FOR UPDATE SKIP LOCKED LIMIT room"
+ * (walking only the partial index of waiting rows), the write-back a single UPDATE over
+ * unnested arrays whose RETURNING feeds the INSERT of the s2s.attempts rows.
+ *
+ * Correctness comes from the claim token: a write-back only touches a row that is still
+ * 'sending' under the token it was claimed with, so a worker whose lease expired can
+ * never overwrite the result of a newer claim.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "delivery.h"
+#include "queue.h"
+#include "settings.h"
+
+/*
+ * The claim. $1/$2: endpoints with deliveries in flight and how many; $3: default
+ * per-endpoint cap; $4: most rows; $5: claim token; $6: lease in seconds.
+ * Rows locked by the LATERAL but cut by the outer LIMIT stay untouched (their locks end
+ * at commit).
+ */
+static const char *claim_sql =
+"WITH busy AS ("
+"  SELECT b.name, b.n FROM unnest($1::text[], $2::int4[]) AS b(name, n)"
+"), room AS ("
+"  SELECT e.name, greatest(coalesce(e.max_concurrency, $3) - coalesce(b.n, 0), 0) AS room"
+"    FROM s2s.endpoints e LEFT JOIN busy b ON b.name = e.name"
+"   WHERE e.enabled AND e.paused_at IS NULL"
+"), due AS ("
+"  SELECT c.id, c.next_attempt_at"
+"    FROM room r CROSS JOIN LATERAL ("
+"      SELECT d.id, d.next_attempt_at FROM s2s.deliveries d"
+"       WHERE d.endpoint = r.name AND d.status IN ('pending', 'retrying')"
+"         AND d.next_attempt_at <= now()"
+"       ORDER BY d.next_attempt_at LIMIT r.room"
+"       FOR UPDATE OF d SKIP LOCKED) c"
+"   ORDER BY c.next_attempt_at LIMIT $4"
+") "
+"UPDATE s2s.deliveries d"
+"   SET status = 'sending', claim_token = $5,"
+"       lease_until = now() + $6 * interval '1 second',"
+"       attempts = d.attempts + 1,"
+"       first_attempt_at = coalesce(d.first_attempt_at, now())"
+"  FROM due, s2s.endpoints e"
+"  LEFT JOIN s2s_private.endpoint_secrets s ON s.endpoint = e.name"
+" WHERE d.id = due.id AND e.name = d.endpoint "
+"RETURNING " S2S_DELIVERY_SELECT_LIST;
+
+/* The earliest due time still waiting on an enabled, unpaused endpoint. */
+static const char *next_due_sql =
+"SELECT min(c.next_attempt_at)"
+"  FROM s2s.endpoints e CROSS JOIN LATERAL ("
+"    SELECT d.next_attempt_at FROM s2s.deliveries d"
+"     WHERE d.endpoint = e.name AND d.status IN ('pending', 'retrying')"
+"     ORDER BY d.next_attempt_at LIMIT 1) c"
+" WHERE e.enabled AND e.paused_at IS NULL";
+
+/*
+ * The write-back. 'give_back' returns a delivery to the queue without counting the
+ * attempt (the endpoint was paused): no s2s.attempts row, since its number is reused.
+ */
+static const char *write_back_sql =
+"WITH r AS ("
+"  SELECT * FROM unnest($1::int8[], $2::int8[], $3::int4[], $4::text[], $5::int4[],"
+"                       $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[],"
+"                       $10::float8[])"
+"    AS r(id, token, attempt, outcome, http_status, error, response, next_at,"
+"         started_at, duration_ms)"
+"), u AS ("
+"  UPDATE s2s.deliveries d"
+"     SET status = CASE WHEN r.outcome <> 'give_back' THEN r.outcome"
+"                       WHEN d.attempts > 1 THEN 'retrying' ELSE 'pending'"
+"                  END::s2s.delivery_status,"
+"         attempts = d.attempts - (r.outcome = 'give_back')::int4,"
+"         next_attempt_at = coalesce(r.next_at, d.next_attempt_at),"
+"         last_http_status = r.http_status, last_error = r.error,"
+"         last_response = r.response,"
+"         sent_at = CASE WHEN r.outcome = 'sent'"
+"                   THEN r.started_at + r.duration_ms * interval '1 ms' ELSE d.sent_at END,"
+"         finished_at = CASE WHEN r.outcome IN ('sent', 'failed')"
+"                       THEN r.started_at + r.duration_ms * interval '1 ms' END,"
+"         claim_token = NULL, lease_until = NULL"
+"    FROM r"
+"   WHERE d.id = r.id AND d.claim_token = r.token AND d.status = 'sending'"
+"  RETURNING d.id"
+") "
+"INSERT INTO s2s.attempts (delivery_id, attempt, started_at, duration_ms, http_status,"
+"                          error, response)"
+"SELECT r.id, r.attempt, r.started_at, r.duration_ms, r.http_status, r.error, r.response"
+"  FROM r JOIN u ON u.id = r.id"
+" WHERE r.outcome <> 'give_back' "
+"ON CONFLICT DO NOTHING";
+
+/* Give back claims of a dead worker, attempts not counted. */
+#define RECONCILE_SET \
+"UPDATE s2s.deliveries"	\
+"   SET status = CASE WHEN attempts > 1 THEN 'retrying'"	\
+"                     ELSE 'pending' END::s2s.delivery_status,"	\
+"       attempts = greatest(attempts - 1, 0), claim_token = NULL, lease_until = NULL"
+static const char *reconcile_all_sql = RECONCILE_SET " WHERE status = 'sending'";
+static const char *reconcile_expired_sql = RECONCILE_SET
+" WHERE status = 'sending' AND lease_until < now()";
+
+static const char *pause_sql =
+"UPDATE s2s.endpoints SET paused_at = now(), pause_reason = $2"
+" WHERE name = $1 AND paused_at IS NULL";
+
+static const char *purge_sql =
+"WITH p AS ("
+"  SELECT id FROM s2s.deliveries"
+"   WHERE status IN ('sent', 'failed', 'skipped')"
+"     AND finished_at < now() - $1 * interval '1 second'"
+"   ORDER BY finished_at LIMIT $2"
+"), a AS ("
+"  DELETE FROM s2s.attempts t USING p WHERE t.delivery_id = p.id"
+") "
+"DELETE FROM s2s.deliveries d USING p WHERE d.id = p.id";
+
+typedef enum
+{
+	PLAN_CLAIM,
+	PLAN_NEXT_DUE,
+	PLAN_WRITE_BACK,
+	PLAN_RECONCILE_ALL,
+	PLAN_RECONCILE_EXPIRED,
+	PLAN_PAUSE,
+	PLAN_PURGE,
+	NUM_PLANS
+} PlanId;
+
+static SPIPlanPtr plans[NUM_PLANS];
+
+static SPIPlanPtr
+get_plan(PlanId id)
+{
+	static const Oid claim_types[] = {TEXTARRAYOID, INT4ARRAYOID, INT4OID, INT4OID,
+	INT8OID, INT4OID};
+	static const Oid write_back_types[] = {INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID,
+		TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
+	TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID};
+	static const Oid pause_types[] = {TEXTOID, TEXTOID};
+	static const Oid purge_types[] = {INT4OID, INT4OID};
+	const char *sql;
+	int			nargs = 0;
+	const Oid  *types = NULL;
+	SPIPlanPtr	plan;
+
+	if (plans[id] != NULL)
+		return plans[id];
+
+	switch (id)
+	{
+		case PLAN_CLAIM:
+			sql = claim_sql;
+			nargs = lengthof(claim_types);
+			types = claim_types;
+			break;
+		case PLAN_NEXT_DUE:
+			sql = next_due_sql;
+			break;
+		case PLAN_WRITE_BACK:
+			sql = write_back_sql;
+			nargs = lengthof(write_back_types);
+			types = write_back_types;
+			break;
+		case PLAN_RECONCILE_ALL:
+			sql = reconcile_all_sql;
+			break;
+		case PLAN_RECONCILE_EXPIRED:
+			sql = reconcile_expired_sql;
+			break;
+		case PLAN_PAUSE:
+			sql = pause_sql;
+			nargs = lengthof(pause_types);
+			types = pause_types;
+			break;
+		case PLAN_PURGE:
+			sql = purge_sql;
+			nargs = lengthof(purge_types);
+			types = purge_types;
+			break;
+		default:
+			elog(ERROR, "unknown s2s_tracking plan %d", (int) id);
+	}
+
+	plan = SPI_prepare(sql, nargs, (Oid *) types);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for s2s_tracking plan %d: %s", (int) id,
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed for s2s_tracking plan %d", (int) id);
+	plans[id] = plan;
+	return plan;
+}
+
+void
+queue_forget_plans(void)
+{
+	for (int i = 0; i < NUM_PLANS; i++)
+	{
+		if (plans[i] != NULL)
+			SPI_freeplan(plans[i]);
+		plans[i] = NULL;
+	}
+}
+
+bool
+queue_extension_present(void)
+{
+	return OidIsValid(get_extension_oid("s2s_tracking", true));
+}
+
+uint64
+queue_reconcile(bool all_sending)
+{
+	int			rc;
+
+	rc = SPI_execute_plan(get_plan(all_sending ? PLAN_RECONCILE_ALL : PLAN_RECONCILE_EXPIRED),
+						  NULL, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "s2s_tracking reconcile failed: %s", SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+int
+queue_claim(int64 token, int limit, int lease_s, const QueueBusy *busy,
+			QueueClaim **claims, TimestampTz *next_due)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Datum		values[6];
+	Datum	   *names;
+	Datum	   *counts;
+	int			rc;
+	int			n;
+	QueueClaim *out;
+
+	*claims = NULL;
+	*next_due = 0;
+
+	names = palloc(sizeof(Datum) * Max(busy->n, 1));
+	counts = palloc(sizeof(Datum) * Max(busy->n, 1));
+	for (int i = 0; i < busy->n; i++)
+	{
+		names[i] = CStringGetTextDatum(busy->names[i]);
+		counts[i] = Int32GetDatum(busy->counts[i]);
+	}
+	values[0] = PointerGetDatum(construct_array(names, busy->n, TEXTOID, -1, false,
+												TYPALIGN_INT));
+	values[1] = PointerGetDatum(construct_array(counts, busy->n, INT4OID, 4, true,
+												TYPALIGN_INT));
+	values[2] = Int32GetDatum(s2s_endpoint_concurrency);
+	values[3] = Int32GetDatum(limit);
+	values[4] = Int64GetDatum(token);
+	values[5] = Int32GetDatum(lease_s);
+
+	rc = SPI_execute_plan(get_plan(PLAN_CLAIM), values, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "s2s_tracking claim failed: %s", SPI_result_code_string(rc));
+
+	n = (int) SPI_processed;
+	out = MemoryContextAllocZero(cxt, sizeof(QueueClaim) * Max(n, 1));
+	if (n > 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		S2SDeliveryColumns cols;
+
+		s2s_delivery_columns_init(&cols, SPI_tuptable->tupdesc);
+		for (int i = 0; i < n; i++)
+		{
+			QueueClaim *c = &out[i];
+			S2SDelivery *d = &c->delivery;
+
+			s2s_delivery_from_tuple(&cols, SPI_tuptable->tupdesc, SPI_tuptable->vals[i], d);
+			/* RETURNING shows the row after the claim: attempts counts this one. */
+			c->attempt = d->attempts;
+			c->endpoint_cap = d->max_concurrency > 0 ? d->max_concurrency :
+				s2s_endpoint_concurrency;
+			c->retry_window_s = d->retry_window_s >= 0 ? d->retry_window_s :
+				s2s_retry_window_s;
+		}
+		MemoryContextSwitchTo(old);
+	}
+	*claims = out;
+
+	/* Drained what was due: find when the next one is, for the worker's wait. */
+	if (n < limit)
+	{
+		rc = SPI_execute_plan(get_plan(PLAN_NEXT_DUE), NULL, NULL, true, 1);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "s2s_tracking next-due query failed: %s", SPI_result_code_string(rc));
+		if (SPI_processed == 1)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+										  &isnull);
+
+			if (!isnull)
+				*next_due = DatumGetTimestampTz(d);
+		}
+	}
+	return n;
+}
+
+uint64
+queue_write_back(const QueueResult *results, int n)
+{
+	Datum		values[10];
+	Datum	   *ids = palloc(sizeof(Datum) * n);
+	Datum	   *tokens = palloc(sizeof(Datum) * n);
+	Datum	   *attempts = palloc(sizeof(Datum) * n);
+	Datum	   *outcomes = palloc(sizeof(Datum) * n);
+	Datum	   *statuses = palloc(sizeof(Datum) * n);
+	bool	   *status_nulls = palloc(sizeof(bool) * n);
+	Datum	   *errors = palloc(sizeof(Datum) * n);
+	bool	   *error_nulls = palloc(sizeof(bool) * n);
+	Datum	   *responses = palloc(sizeof(Datum) * n);
+	bool	   *response_nulls = palloc(sizeof(bool) * n);
+	Datum	   *next_at = palloc(sizeof(Datum) * n);
+	bool	   *next_nulls = palloc(sizeof(bool) * n);
+	Datum	   *started = palloc(sizeof(Datum) * n);
+	Datum	   *durations = palloc(sizeof(Datum) * n);
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	int			rc;
+	static const char *const outcome_name[] = {
+		[QUEUE_SENT] = "sent",
+		[QUEUE_RETRY] = "retrying",
+		[QUEUE_FAILED] = "failed",
+		[QUEUE_GIVE_BACK] = "give_back"
+	};
+
+	for (int i = 0; i < n; i++)
+	{
+		const QueueResult *r = &results[i];
+
+		ids[i] = Int64GetDatum(r->id);
+		tokens[i] = Int64GetDatum(r->token);
+		attempts[i] = Int32GetDatum(r->attempt);
+		outcomes[i] = CStringGetTextDatum(outcome_name[r->outcome]);
+		statuses[i] = Int32GetDatum(r->http_status);
+		status_nulls[i] = (r->http_status == 0);
+		errors[i] = r->error ? CStringGetTextDatum(r->error) : (Datum) 0;
+		error_nulls[i] = (r->error == NULL);
+		responses[i] = r->response ? CStringGetTextDatum(r->response) : (Datum) 0;
+		response_nulls[i] = (r->response == NULL);
+		next_at[i] = TimestampTzGetDatum(r->next_attempt_at);
+		next_nulls[i] = (r->outcome != QUEUE_RETRY);
+		started[i] = TimestampTzGetDatum(r->started_at);
+		durations[i] = Float8GetDatum(r->duration_ms);
+	}
+
+	values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL,
+												TYPALIGN_DOUBLE));
+	values[1] = PointerGetDatum(construct_array(tokens, n, INT8OID, 8, FLOAT8PASSBYVAL,
+												TYPALIGN_DOUBLE));
+	values[2] = PointerGetDatum(construct_array(attempts, n, INT4OID, 4, true,
+												TYPALIGN_INT));
+	values[3] = PointerGetDatum(construct_array(outcomes, n, TEXTOID, -1, false,
+												TYPALIGN_INT));
+	values[4] = PointerGetDatum(construct_md_array(statuses, status_nulls, 1, dims, lbs,
+												   INT4OID, 4, true, TYPALIGN_INT));
+	values[5] = PointerGetDatum(construct_md_array(errors, error_nulls, 1, dims, lbs,
+												   TEXTOID, -1, false, TYPALIGN_INT));
+	values[6] = PointerGetDatum(construct_md_array(responses, response_nulls, 1, dims, lbs,
+												   TEXTOID, -1, false, TYPALIGN_INT));
+	values[7] = PointerGetDatum(construct_md_array(next_at, next_nulls, 1, dims, lbs,
+												   TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL,
+												   TYPALIGN_DOUBLE));
+	values[8] = PointerGetDatum(construct_array(started, n, TIMESTAMPTZOID, 8,
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[9] = PointerGetDatum(construct_array(durations, n, FLOAT8OID, 8,
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+
+	rc = SPI_execute_plan(get_plan(PLAN_WRITE_BACK), values, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "s2s_tracking write-back failed: %s", SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+void
+queue_pause_endpoint(const char *endpoint, const char *reason)
+{
+	Datum		values[2];
+	int			rc;
+
+	values[0] = CStringGetTextDatum(endpoint);
+	values[1] = CStringGetTextDatum(reason);
+	rc = SPI_execute_plan(get_plan(PLAN_PAUSE), values, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "s2s_tracking endpoint pause failed: %s", SPI_result_code_string(rc));
+}
+
+uint64
+queue_purge(int retention_s, int limit)
+{
+	Datum		values[2];
+	int			rc;
+
+	values[0] = Int32GetDatum(retention_s);
+	values[1] = Int32GetDatum(limit);
+	rc = SPI_execute_plan(get_plan(PLAN_PURGE), values, NULL, false, 0);
+	if (rc != SPI_OK_DELETE)
+		elog(ERROR, "s2s_tracking purge failed: %s", SPI_result_code_string(rc));
+	return SPI_processed;
+}

@@ -1,0 +1,63 @@
+/*
+ * worker_status.c
+ *		s2s.worker_status(): what the delivery worker is doing, read from shared memory.
+ *
+ * The worker publishes its pid, start time, the time of its last loop, the transfers it
+ * has in flight and counters of attempt outcomes; this function reads them without
+ * touching the queue, so it is cheap enough to poll from monitoring.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/timestamp.h"
+
+#include "shared.h"
+
+PG_FUNCTION_INFO_V1(s2s_worker_status);
+
+Datum
+s2s_worker_status(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Datum		values[8];
+	bool		nulls[8];
+	int			pid;
+	TimestampTz started_at;
+	TimestampTz last_loop_at;
+	int			in_flight;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	desc = BlessTupleDesc(desc);
+
+	memset(nulls, 0, sizeof(nulls));
+	if (s2s_shared == NULL)
+	{
+		/* The library is not preloaded: there is no worker. */
+		memset(nulls, true, sizeof(nulls));
+		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+	}
+
+	SpinLockAcquire(&s2s_shared->mutex);
+	pid = s2s_shared->worker_pid;
+	started_at = s2s_shared->worker_started_at;
+	last_loop_at = s2s_shared->last_loop_at;
+	in_flight = s2s_shared->in_flight;
+	SpinLockRelease(&s2s_shared->mutex);
+
+	values[0] = Int32GetDatum(pid);
+	nulls[0] = (pid == 0);
+	values[1] = TimestampTzGetDatum(started_at);
+	nulls[1] = (pid == 0);
+	values[2] = TimestampTzGetDatum(last_loop_at);
+	nulls[2] = (pid == 0);
+	values[3] = Int32GetDatum(in_flight);
+	values[4] = Int64GetDatum((int64) pg_atomic_read_u64(&s2s_shared->sent));
+	values[5] = Int64GetDatum((int64) pg_atomic_read_u64(&s2s_shared->retried));
+	values[6] = Int64GetDatum((int64) pg_atomic_read_u64(&s2s_shared->failed));
+	values[7] = Int64GetDatum((int64) pg_atomic_read_u64(&s2s_shared->attempts));
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}
