@@ -807,9 +807,8 @@ app_event(Visitor *v, Reply *r)
 		{
 			r->body.len = 0;
 			r->content_type = "application/json";
-			buf_puts(&r->body, "{\"delivery_id\": \"");
-			buf_json(&r->body, id);
-			buf_puts(&r->body, "\", \"user_id\": \"");
+			/* a bigint's digits, or null */
+			buf_printf(&r->body, "{\"delivery_id\": %s, \"user_id\": \"", *id ? id : "null");
 			buf_json(&r->body, user);
 			buf_puts(&r->body, "\", \"event_id\": \"");
 			buf_json(&r->body, event);
