@@ -51,7 +51,7 @@ describe_byte(unsigned char c)
 	if (c < 0x20 || c == 0x7f)
 		return psprintf("a control character (0x%02X)", c);
 	if (c >= 0x80)
-		return psprintf("a non-ASCII byte (0x%02X)", c);
+		return pstrdup("a non-ASCII character");
 	return psprintf("\"%c\"", c);
 }
 
@@ -152,21 +152,32 @@ s2s_format_unix_time(int64 t)
 char *
 s2s_format_duration(int64 s)
 {
+	static const struct
+	{
+		uint64		secs;
+		const char *name;
+	}			units[] = {{86400, "day"}, {3600, "hour"}, {60, "minute"}, {1, "second"}};
 	uint64		a = s < 0 ? (uint64) 0 - (uint64) s : (uint64) s;
-	uint64		days = a / 86400;
-	uint64		rest = a % 86400;
+	bool		first = true;
 	StringInfoData buf;
 
 	initStringInfo(&buf);
 	if (s < 0)
 		appendStringInfoChar(&buf, '-');
-	if (days > 0)
-		appendStringInfo(&buf, "%llu day%s", (unsigned long long) days, days == 1 ? "" : "s");
-	if (rest > 0 || days == 0)
-		appendStringInfo(&buf, "%s%02llu:%02llu:%02llu", days > 0 ? " " : "",
-						 (unsigned long long) (rest / 3600),
-						 (unsigned long long) (rest % 3600 / 60),
-						 (unsigned long long) (rest % 60));
+	if (a == 0)
+		appendStringInfoString(&buf, "0 seconds");
+	for (int i = 0; i < lengthof(units); i++)
+	{
+		uint64		n = a / units[i].secs;
+
+		a %= units[i].secs;
+		if (n > 0)
+		{
+			appendStringInfo(&buf, "%s%llu %s%s", first ? "" : " ",
+							 (unsigned long long) n, units[i].name, n == 1 ? "" : "s");
+			first = false;
+		}
+	}
 	return buf.data;
 }
 
@@ -205,7 +216,7 @@ s2s_affilae_check(const char *id, size_t len, int64 now_s, int64 ttl_s, int64 sk
 	if (problem)
 		*problem = p;
 	if (p == S2S_CLICK_FUTURE)
-		return psprintf("Its embedded time, %s, is %s ahead of the server's clock; at most %s is allowed.",
+		return psprintf("Its embedded time, %s, is %s ahead of the server's clock; the allowance for clock skew is %s.",
 						s2s_format_unix_time(t), s2s_format_duration(t - now_s),
 						s2s_format_duration(skew_s));
 	if (p == S2S_CLICK_EXPIRED)
@@ -283,6 +294,7 @@ collect_keys(const char *value, size_t len, int64 now_s, int64 ttl_s, int64 skew
 {
 	const char *p = value;
 	const char *end = value + len;
+	int64		limit;
 	int			cap;
 	int			n = 0;
 	ClickKey   *keys;
@@ -291,9 +303,12 @@ collect_keys(const char *value, size_t len, int64 now_s, int64 ttl_s, int64 skew
 
 	/*
 	 * With a cap, compact whenever the buffer holds 2 * max_ids entries: memory stays
-	 * O(max_ids) and the work O(n log max_ids) however long the value.
+	 * O(max_ids) and the work O(n log max_ids) however long the value. The buffer grows
+	 * by doubling up to that limit (without a cap: as far as the value needs; a value of
+	 * n bytes holds at most n / 25 + 1 IDs, so an int counts them).
 	 */
-	cap = max_ids > 0 ? 2 * max_ids : 16;
+	limit = max_ids > 0 ? 2 * (int64) max_ids : PG_INT64_MAX;
+	cap = (int) Min(limit, 64);
 	keys = (ClickKey *) palloc((size_t) cap * sizeof(ClickKey));
 
 	while (p <= end && value != NULL)
@@ -313,11 +328,11 @@ collect_keys(const char *value, size_t len, int64 now_s, int64 ttl_s, int64 skew
 			{
 				if (n == cap)
 				{
-					if (max_ids > 0)
+					if (cap >= limit)
 						n = compact(keys, n, max_ids);
 					else
 					{
-						cap *= 2;
+						cap = (int) Min(limit, 2 * (int64) cap);
 						keys = (ClickKey *) repalloc_huge(keys, (size_t) cap * sizeof(ClickKey));
 					}
 				}

@@ -101,7 +101,7 @@ extern char *s2s_cookie_value_check(const char *value, size_t len);
 extern char *s2s_cookie_header(const char *name, size_t name_len, const char *value,
 							   size_t value_len, int64 max_age_s, char **error);
 
-/* "2026-11-23 10:00:00 UTC" and "30 days 01:02:03": for messages. */
+/* "2026-11-23 10:00:00 UTC" and "30 days 1 hour 2 seconds": for messages. */
 extern char *s2s_format_unix_time(int64 t);
 extern char *s2s_format_duration(int64 s);
 
