@@ -29,7 +29,7 @@ DECLARE
     parts text[];
     scheme text;
     authority text;
-    host text;
+    host text[];
 BEGIN
     IF url IS NULL OR url = '' THEN
         RAISE EXCEPTION 'endpoint url must not be empty'
@@ -68,16 +68,30 @@ BEGIN
                   DETAIL = 'A user name or password before "@" would be sent to the host and shown to whoever can read s2s.endpoints.',
                   HINT = 'Store the key or token in the secret column.';
     END IF;
-    host := (regexp_match(authority,
-        '^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?)(:[0-9]{1,5})?$'))[1];
+    -- host name or [IPv6 literal], then an optional port
+    host := regexp_match(authority,
+        '^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?)(:([0-9]{1,5}))?$');
     IF host IS NULL THEN
         RAISE EXCEPTION 'endpoint url "%" has no valid host', url
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF host[6] IS NOT NULL AND host[6]::integer NOT BETWEEN 1 AND 65535 THEN
+        RAISE EXCEPTION 'endpoint url "%" has an invalid port', url
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF position('#' IN url) > 0 THEN
         RAISE EXCEPTION 'endpoint url must not contain a fragment'
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = format('"%s" contains "#".', url);
+    END IF;
+    -- Affilae: the extension appends key, id, ... itself; a key written in the URL would
+    -- also be readable by whoever may read s2s.endpoints
+    IF kind = 'affilae'
+       AND url ~* '[?&](key|id|amount|currency|payment|customer|cv|voucher|cids)(=|&|$)' THEN
+        RAISE EXCEPTION 'the Affilae postback url must not carry the parameters the extension sends'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'key, id, amount, currency, payment, customer, cv, voucher and cids are appended to the URL for each conversion.',
+                  HINT = 'Store the conversion key in the secret column.';
     END IF;
     IF kind <> 'affilae' AND position('?' IN url) > 0 THEN
         RAISE EXCEPTION 'the tracking domain of a % endpoint must not contain a query', kind

@@ -55,18 +55,23 @@ BEGIN
                 USING ERRCODE = 'null_value_not_allowed',
                       DETAIL = 'Swaarm attribution events require user_ip.';
         END IF;
-        IF track_event.user_agent IS NULL OR track_event.user_agent = '' THEN
-            RAISE EXCEPTION 'user_agent must not be null or empty for a swaarm_s2sevent endpoint'
+        IF track_event.user_agent IS NULL THEN
+            RAISE EXCEPTION 'user_agent must not be null for a swaarm_s2sevent endpoint'
                 USING ERRCODE = 'null_value_not_allowed',
+                      DETAIL = 'Swaarm attribution events require user_ua.';
+        ELSIF track_event.user_agent = '' THEN
+            RAISE EXCEPTION 'user_agent must not be empty for a swaarm_s2sevent endpoint'
+                USING ERRCODE = 'invalid_parameter_value',
                       DETAIL = 'Swaarm attribution events require user_ua.';
         END IF;
     END IF;
-    IF sale_amount IS NOT NULL AND sale_amount = 'NaN'::numeric THEN
-        RAISE EXCEPTION 'sale_amount must be a number, not NaN'
+    IF sale_amount = 'NaN' OR abs(sale_amount) = 'Infinity' THEN
+        RAISE EXCEPTION 'sale_amount must be a finite number, not %', sale_amount
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF aggregated_event_value IS NOT NULL AND aggregated_event_value = 'NaN'::numeric THEN
-        RAISE EXCEPTION 'aggregated_event_value must be a number, not NaN'
+    IF aggregated_event_value = 'NaN' OR abs(aggregated_event_value) = 'Infinity' THEN
+        RAISE EXCEPTION 'aggregated_event_value must be a finite number, not %',
+                        aggregated_event_value
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF currency IS NOT NULL AND currency !~ '^[A-Z]{3}$' THEN
@@ -209,19 +214,29 @@ END
 $$;
 
 -- Clears a pause (set by s2s.pause or by the worker on a 401/403/404): the endpoint's
--- waiting deliveries become due now and the worker is woken at commit. An endpoint that
--- is disabled (enabled = false) stays disabled.
+-- waiting deliveries become due now and the worker is woken at commit. The time spent
+-- paused does not count against a delivery's retry window (its first_attempt_at moves
+-- forward by that much). An endpoint that is disabled (enabled = false) stays disabled.
 CREATE FUNCTION s2s.resume(endpoint text) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    paused_for interval;
 BEGIN
     PERFORM s2s_private.require_endpoint(endpoint);
-    UPDATE s2s.endpoints e SET paused_at = NULL, pause_reason = NULL
-     WHERE e.name = resume.endpoint AND e.paused_at IS NOT NULL;
-    UPDATE s2s.deliveries d SET next_attempt_at = now()
+    SELECT now() - e.paused_at INTO paused_for
+      FROM s2s.endpoints e WHERE e.name = resume.endpoint FOR UPDATE;
+    IF paused_for IS NOT NULL THEN
+        UPDATE s2s.endpoints e SET paused_at = NULL, pause_reason = NULL
+         WHERE e.name = resume.endpoint;
+    END IF;
+    UPDATE s2s.deliveries d
+       SET next_attempt_at = least(d.next_attempt_at, now()),
+           first_attempt_at = CASE WHEN d.first_attempt_at IS NOT NULL THEN
+                   least(d.first_attempt_at + coalesce(paused_for, interval '0'), now()) END
      WHERE d.endpoint = resume.endpoint AND d.status IN ('pending', 'retrying')
-       AND d.next_attempt_at > now();
+       AND (d.next_attempt_at > now() OR (paused_for IS NOT NULL AND d.first_attempt_at IS NOT NULL));
     PERFORM s2s.wake();
 END
 $$;
