@@ -1,0 +1,63 @@
+-- s2s_tracking install script, part 50: the orders trigger and its administration.
+--
+-- s2s.track_orders(orders, endpoint, ...) creates, on the shop's orders table, one trigger
+-- per endpoint that runs s2s.enqueue_conversion (C, src/enqueue.c): it enqueues one
+-- conversion per validated order into s2s.deliveries, in the order's own transaction.
+-- s2s.untrack_orders removes it. Both run as the caller (creating a trigger needs the
+-- TRIGGER right on the orders table) and are administrative: no EXECUTE for PUBLIC.
+-- Column-name arguments are quoted, never spliced (src/track_orders.c); see doc/orders.md.
+
+CREATE FUNCTION s2s.enqueue_conversion() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 's2s_enqueue_conversion';
+COMMENT ON FUNCTION s2s.enqueue_conversion() IS
+    'Orders trigger: enqueues one conversion per validated order and endpoint (created by s2s.track_orders).';
+
+CREATE FUNCTION s2s.track_orders(
+    orders regclass,
+    endpoint text,
+    order_id text,
+    amount text DEFAULT NULL,
+    currency text DEFAULT NULL,
+    click_ids text DEFAULT NULL,
+    customer text DEFAULT NULL,
+    payment text DEFAULT NULL,
+    voucher text DEFAULT NULL,
+    cv text DEFAULT NULL,
+    client_ip text DEFAULT NULL,
+    user_agent text DEFAULT NULL,
+    referer text DEFAULT NULL,
+    status text DEFAULT NULL,
+    validated_statuses text[] DEFAULT NULL,
+    user_id text DEFAULT NULL,
+    event_id text DEFAULT NULL)
+RETURNS text
+    LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 's2s_track_orders';
+COMMENT ON FUNCTION s2s.track_orders(regclass, text, text, text, text, text, text, text, text,
+                                     text, text, text, text, text, text[], text, text) IS
+    'Makes a table of orders feed an endpoint: checks the columns and (re)creates the trigger; returns its name.';
+
+CREATE FUNCTION s2s.untrack_orders(orders regclass, endpoint text) RETURNS void
+    LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 's2s_untrack_orders';
+COMMENT ON FUNCTION s2s.untrack_orders(regclass, text) IS
+    'Stops a table of orders feeding an endpoint (drops the trigger s2s.track_orders made).';
+
+-- Every backend caches each endpoint's kind and currency with the trigger configuration;
+-- a change to s2s.endpoints sends a (transactional) relcache invalidation that clears it.
+CREATE FUNCTION s2s_private.endpoints_changed() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 's2s_endpoints_changed';
+CREATE TRIGGER endpoints_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON s2s.endpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION s2s_private.endpoints_changed();
+
+REVOKE EXECUTE ON FUNCTION s2s.enqueue_conversion() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION s2s.track_orders(regclass, text, text, text, text, text, text, text,
+                                            text, text, text, text, text, text, text[], text,
+                                            text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION s2s.untrack_orders(regclass, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION s2s_private.endpoints_changed() FROM PUBLIC;

@@ -1,0 +1,903 @@
+/*
+ * enqueue.c
+ *		s2s.enqueue_conversion: the trigger on the shop's orders table that enqueues one
+ *		conversion per (endpoint, order) into s2s.deliveries, in the order's transaction.
+ *
+ * Rules (SPEC, "Behaviour that users rely on"):
+ *	- an order counts when it is inserted validated or an UPDATE makes it validated (its
+ *	  status moves into the validated statuses; without a status column: on INSERT only);
+ *	- one delivery per (endpoint, order): dedupe_key 'order:' || order id and
+ *	  INSERT ... ON CONFLICT DO NOTHING, so status flips and concurrent validations of the
+ *	  same order leave one row; a rolled-back order leaves nothing (same transaction);
+ *	- bad tracking data never raises: nothing to attribute (no click ID, no Swaarm user
+ *	  ID) enqueues nothing; invalid or expired click IDs, a NULL or negative amount, a
+ *	  malformed currency or a missing mandatory Swaarm field enqueue a 'skipped' delivery
+ *	  whose last_error says why; an unparsable client IP is stored as NULL;
+ *	- a broken configuration (unknown endpoint, missing column after ALTER TABLE) raises.
+ *
+ * Speed: the trigger's arguments are parsed and resolved (attribute numbers, output
+ * functions, enum OIDs, the endpoint's kind and currency) once per trigger and backend,
+ * and kept until a relcache invalidation of the orders table (any ALTER TABLE, CREATE or
+ * DROP TRIGGER), of s2s.deliveries, or of s2s.endpoints (sent by a statement trigger on
+ * that table, see 50_orders.sql) says they may be stale. A row then costs its column reads
+ * and one execution of a kept SPI plan.
+ *
+ * Privileges: the trigger runs as whoever writes the order (the shop's app role), who
+ * needs no right on schema s2s. The endpoint lookup and the insert run as the owner of
+ * s2s.deliveries (SetUserIdAndSecContext, with SECURITY_RESTRICTED_OPERATION), with plans
+ * prepared under search_path pg_catalog, pg_temp and schema-qualified names only.
+ */
+#include "postgres.h"
+
+#include <sys/socket.h>
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "nodes/value.h"
+#include "parser/parse_func.h"
+#include "catalog/pg_enum.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/inet.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "click.h"
+#include "enqueue.h"
+#include "settings.h"
+#include "shared.h"
+
+PG_FUNCTION_INFO_V1(s2s_enqueue_conversion);
+PG_FUNCTION_INFO_V1(s2s_endpoints_changed);
+
+/* The raw click IDs kept on a skipped delivery, so that the reason can be checked. */
+#define S2S_RAW_CLICK_IDS_MAX 1024
+
+/* Backend-local caches, all reset by relcache_callback. */
+static HTAB *trigger_cache = NULL;
+static Oid	deliveries_relid = InvalidOid;
+static Oid	endpoints_relid = InvalidOid;
+static Oid	deliveries_owner = InvalidOid;
+static Oid	enqueue_fn_oid = InvalidOid;
+static SPIPlanPtr insert_plan = NULL;
+static SPIPlanPtr endpoint_plan = NULL;
+
+static void
+relcache_callback(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS seq;
+	S2SOrderTrigger *t;
+	bool		all;
+
+	if (trigger_cache == NULL)
+		return;
+	all = (relid == InvalidOid || relid == deliveries_relid || relid == endpoints_relid);
+	if (all)
+	{
+		/* the extension may have been dropped and created again: look everything up */
+		deliveries_relid = InvalidOid;
+		endpoints_relid = InvalidOid;
+		deliveries_owner = InvalidOid;
+		enqueue_fn_oid = InvalidOid;
+	}
+	hash_seq_init(&seq, trigger_cache);
+	while ((t = hash_seq_search(&seq)) != NULL)
+		if (all || t->relid == relid)
+			t->valid = false;
+}
+
+static void
+init_cache(void)
+{
+	HASHCTL		ctl;
+
+	if (trigger_cache != NULL)
+		return;
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(S2SOrderTrigger);
+	ctl.hcxt = CacheMemoryContext;
+	trigger_cache = hash_create("s2s_tracking order triggers", 16, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	CacheRegisterRelcacheCallback(relcache_callback, (Datum) 0);
+}
+
+/* The relations of the extension and the owner the trigger's writes run as. */
+static void
+lookup_extension_objects(void)
+{
+	Oid			nsp;
+	HeapTuple	tup;
+
+	init_cache();
+	if (OidIsValid(deliveries_owner))
+		return;
+	nsp = get_namespace_oid("s2s", true);
+	if (OidIsValid(nsp))
+	{
+		deliveries_relid = get_relname_relid("deliveries", nsp);
+		endpoints_relid = get_relname_relid("endpoints", nsp);
+	}
+	if (!OidIsValid(deliveries_relid) || !OidIsValid(endpoints_relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("tables s2s.deliveries and s2s.endpoints do not exist"),
+				 errhint("Is the extension s2s_tracking installed in this database?")));
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(deliveries_relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", deliveries_relid);
+	deliveries_owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+}
+
+Oid
+s2s_enqueue_function_oid(void)
+{
+	static const Oid noargs[1] = {InvalidOid};
+
+	lookup_extension_objects();
+	if (!OidIsValid(enqueue_fn_oid))
+		enqueue_fn_oid = LookupFuncName(list_make2(makeString("s2s"),
+												   makeString("enqueue_conversion")),
+										0, noargs, false);
+	return enqueue_fn_oid;
+}
+
+/*
+ * Prepares and keeps a plan under a pinned search_path (the names in it are qualified
+ * anyway: this also guards the operator and cast lookups of any re-planning).
+ */
+static SPIPlanPtr
+prepare_kept(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan;
+	int			save_nestlevel = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	plan = SPI_prepare(sql, nargs, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	AtEOXact_GUC(true, save_nestlevel);
+	return plan;
+}
+
+/* Switches to the owner of s2s.deliveries; returns what to restore. */
+static void
+become_owner(Oid *save_user, int *save_sec)
+{
+	GetUserIdAndSecContext(save_user, save_sec);
+	SetUserIdAndSecContext(deliveries_owner,
+						   *save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+}
+
+/*
+ * Looks the endpoint up (as the owner: the app role may not read s2s.endpoints).
+ * Returns false when it does not exist. Caller has connected SPI.
+ */
+static bool
+lookup_endpoint(const char *name, S2SEndpointKind *kind, char **currency, MemoryContext cxt)
+{
+	Oid			save_user;
+	int			save_sec;
+	Datum		arg = CStringGetTextDatum(name);
+	bool		found = false;
+	int			rc;
+
+	lookup_extension_objects();
+	if (endpoint_plan == NULL)
+	{
+		Oid			types[1] = {TEXTOID};
+
+		endpoint_plan = prepare_kept("SELECT kind::pg_catalog.text, currency"
+									 "  FROM s2s.endpoints"
+									 " WHERE name OPERATOR(pg_catalog.=) $1",
+									 1, types);
+	}
+	become_owner(&save_user, &save_sec);
+	rc = SPI_execute_plan(endpoint_plan, &arg, NULL, true, 1);
+	SetUserIdAndSecContext(save_user, save_sec);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "endpoint lookup failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 1)
+	{
+		char	   *k = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		char	   *c = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+
+		if (k == NULL || !s2s_endpoint_kind_parse(k, kind))
+			elog(ERROR, "endpoint \"%s\" has an unknown kind \"%s\"", name, k ? k : "");
+		*currency = MemoryContextStrdup(cxt, c ? c : "EUR");
+		found = true;
+	}
+	return found;
+}
+
+/*
+ * Reports a configuration that cannot work. From the trigger, the message says which
+ * trigger it is and how to repair it: the table or endpoint changed after track_orders.
+ */
+static void
+config_error(const char *trigname, Relation rel, int sqlstate, const char *msg,
+			 const char *detail)
+{
+	if (trigname == NULL)
+		ereport(ERROR,
+				(errcode(sqlstate),
+				 errmsg_internal("%s", msg),
+				 detail ? errdetail_internal("%s", detail) : 0));
+	ereport(ERROR,
+			(errcode(sqlstate),
+			 errmsg("s2s_tracking trigger \"%s\" on table \"%s\" is misconfigured: %s",
+					trigname, RelationGetRelationName(rel), msg),
+			 detail ? errdetail_internal("%s", detail) : 0,
+			 errhint("Run s2s.track_orders again to reconfigure tracking of this table, or s2s.untrack_orders to stop it.")));
+}
+
+static bool
+is_text_type(Oid t)
+{
+	return t == TEXTOID || t == VARCHAROID;
+}
+
+/* Chooses how a column of type typid serves field f; false when it cannot. */
+static bool
+classify(S2SField f, Oid typid, S2SFieldInfo *fi, MemoryContext cxt)
+{
+	Oid			base = getBaseType(typid);
+	Oid			elem = get_element_type(base);
+	char		typtype = get_typtype(base);
+
+	/* the fields with a type of their own */
+	switch (f)
+	{
+		case S2S_F_AMOUNT:
+			fi->how = base == NUMERICOID ? S2S_HOW_NUMERIC :
+				base == INT2OID ? S2S_HOW_INT2 :
+				base == INT4OID ? S2S_HOW_INT4 :
+				base == INT8OID ? S2S_HOW_INT8 :
+				base == CASHOID ? S2S_HOW_MONEY : S2S_HOW_NONE;
+			return fi->how != S2S_HOW_NONE;
+		case S2S_F_CLIENT_IP:
+			if (base == INETOID || base == CIDROID)
+				fi->how = S2S_HOW_INET;
+			else if (is_text_type(base))
+				fi->how = S2S_HOW_TEXT;
+			else if (base == BPCHAROID)
+				fi->how = S2S_HOW_BPCHAR;
+			return fi->how != S2S_HOW_NONE;
+		case S2S_F_STATUS:
+			if (typtype == TYPTYPE_ENUM)
+				fi->how = S2S_HOW_ENUM;
+			else if (is_text_type(base))
+				fi->how = S2S_HOW_TEXT;
+			else if (base == BPCHAROID)
+				fi->how = S2S_HOW_BPCHAR;
+			return fi->how != S2S_HOW_NONE;
+		case S2S_F_CURRENCY:
+			if (is_text_type(base))
+				fi->how = S2S_HOW_TEXT;
+			else if (base == BPCHAROID)
+				fi->how = S2S_HOW_BPCHAR;
+			return fi->how != S2S_HOW_NONE;
+		case S2S_F_CLICK_IDS:
+		case S2S_F_VOUCHER:
+			if (OidIsValid(elem) && is_text_type(getBaseType(elem)))
+			{
+				fi->how = S2S_HOW_TEXT_ARRAY;
+				fi->elemtype = elem;
+				get_typlenbyvalalign(elem, &fi->elmlen, &fi->elmbyval, &fi->elmalign);
+				return true;
+			}
+			if (f == S2S_F_CLICK_IDS)
+			{
+				if (is_text_type(base))
+					fi->how = S2S_HOW_TEXT;
+				else if (base == BPCHAROID)
+					fi->how = S2S_HOW_BPCHAR;
+				return fi->how != S2S_HOW_NONE;
+			}
+			break;
+		default:
+			break;
+	}
+
+	/* free text: text types directly, any other plain scalar through its output */
+	if (is_text_type(base))
+		fi->how = S2S_HOW_TEXT;
+	else if (base == BPCHAROID)
+		fi->how = S2S_HOW_BPCHAR;
+	else if (!OidIsValid(elem) && (typtype == TYPTYPE_BASE || typtype == TYPTYPE_ENUM))
+	{
+		Oid			outfn;
+		bool		varlena;
+
+		getTypeOutputInfo(typid, &outfn, &varlena);
+		fmgr_info_cxt(outfn, &fi->out, cxt);
+		fi->how = S2S_HOW_OUTPUT;
+	}
+	return fi->how != S2S_HOW_NONE;
+}
+
+static const char *
+expected_types(S2SField f)
+{
+	switch (f)
+	{
+		case S2S_F_AMOUNT:
+			return "numeric, smallint, integer, bigint or money (never a floating-point type: amounts must be exact)";
+		case S2S_F_CLIENT_IP:
+			return "inet, cidr, text, varchar or char";
+		case S2S_F_STATUS:
+			return "text, varchar, char or an enum";
+		case S2S_F_CURRENCY:
+			return "text, varchar or char";
+		case S2S_F_CLICK_IDS:
+			return "text, varchar or char ('-'-joined) or text[] or varchar[]";
+		case S2S_F_VOUCHER:
+			return "a scalar type, or text[] or varchar[] (joined with ';')";
+		default:
+			return "a scalar type (not an array or a composite)";
+	}
+}
+
+static AttrNumber
+find_column(TupleDesc desc, const char *name, Oid *typid)
+{
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+		{
+			*typid = att->atttypid;
+			return att->attnum;
+		}
+	}
+	return InvalidAttrNumber;
+}
+
+static bool
+valid_currency(const char *c)
+{
+	return strlen(c) == 3 && c[0] >= 'A' && c[0] <= 'Z' && c[1] >= 'A' && c[1] <= 'Z' &&
+		c[2] >= 'A' && c[2] <= 'Z';
+}
+
+static char *
+rtrim_blanks(char *s)
+{
+	size_t		n = strlen(s);
+
+	while (n > 0 && s[n - 1] == ' ')
+		s[--n] = '\0';
+	return s;
+}
+
+void
+s2s_order_trigger_build(S2SOrderTrigger *t, Relation rel, const char *trigname,
+						int nargs, char **args)
+{
+	MemoryContext old = MemoryContextSwitchTo(t->cxt);
+	TupleDesc	desc = RelationGetDescr(rel);
+	S2STriggerArgs a;
+	char	   *problem;
+	int			f;
+	int			i;
+	bool		found;
+
+	problem = s2s_trigger_args_parse(nargs, args, &a);
+	if (problem)
+		config_error(trigname, rel, ERRCODE_INVALID_PARAMETER_VALUE,
+					 "invalid tracking arguments", problem);
+	t->endpoint = pstrdup(a.endpoint);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	found = lookup_endpoint(a.endpoint, &t->kind, &t->endpoint_currency, t->cxt);
+	SPI_finish();
+	MemoryContextSwitchTo(t->cxt);
+	if (!found)
+		config_error(trigname, rel, ERRCODE_UNDEFINED_OBJECT,
+					 psprintf("endpoint \"%s\" does not exist", a.endpoint),
+					 "Endpoints are the rows of s2s.endpoints.");
+
+	problem = s2s_trigger_args_check_kind(&a, t->kind);
+	if (problem)
+		config_error(trigname, rel, ERRCODE_INVALID_PARAMETER_VALUE,
+					 psprintf("the columns given do not fit endpoint \"%s\"", a.endpoint),
+					 problem);
+
+	for (f = 0; f < S2S_NFIELDS; f++)
+	{
+		S2SFieldInfo *fi = &t->f[f];
+		const char *col = a.fields[f].column;
+		Oid			typid;
+
+		memset(fi, 0, sizeof(*fi));
+		if (a.fields[f].constant)
+		{
+			fi->how = S2S_HOW_CONSTANT;
+			fi->constant = pstrdup(a.fields[f].constant);
+			if (f == S2S_F_CURRENCY && !valid_currency(fi->constant))
+				config_error(trigname, rel, ERRCODE_INVALID_PARAMETER_VALUE,
+							 psprintf("currency \"%s\" is not an ISO 4217 code", fi->constant),
+							 "A currency is three capital letters, such as EUR.");
+			continue;
+		}
+		if (col == NULL)
+			continue;
+		fi->attnum = find_column(desc, col, &typid);
+		if (fi->attnum == InvalidAttrNumber)
+			config_error(trigname, rel, ERRCODE_UNDEFINED_COLUMN,
+						 psprintf("column \"%s\" of relation \"%s\" does not exist",
+								  col, RelationGetRelationName(rel)),
+						 psprintf("It was given as %s; system columns cannot be used.",
+								  s2s_field_names[f]));
+		if (!classify((S2SField) f, typid, fi, t->cxt))
+			config_error(trigname, rel, ERRCODE_DATATYPE_MISMATCH,
+						 psprintf("column \"%s\" given as %s has type %s", col,
+								  s2s_field_names[f], format_type_be(typid)),
+						 psprintf("The %s column must be of type %s.", s2s_field_names[f],
+								  expected_types((S2SField) f)));
+	}
+
+	/* validated statuses, in the form the status column is compared in */
+	t->nvalidated = a.nvalidated;
+	t->validated = palloc0(sizeof(char *) * Max(a.nvalidated, 1));
+	t->validated_oids = palloc0(sizeof(Oid) * Max(a.nvalidated, 1));
+	for (i = 0; i < a.nvalidated; i++)
+	{
+		t->validated[i] = rtrim_blanks(pstrdup(a.validated[i]));
+		if (t->f[S2S_F_STATUS].how == S2S_HOW_ENUM)
+		{
+			Oid			enumtype = getBaseType(TupleDescAttr(desc, t->f[S2S_F_STATUS].attnum - 1)->atttypid);
+			HeapTuple	tup = SearchSysCache2(ENUMTYPOIDNAME, ObjectIdGetDatum(enumtype),
+											  CStringGetDatum(a.validated[i]));
+
+			if (!HeapTupleIsValid(tup))
+				config_error(trigname, rel, ERRCODE_INVALID_PARAMETER_VALUE,
+							 psprintf("validated status \"%s\" is not a value of type %s",
+									  a.validated[i], format_type_be(enumtype)),
+							 NULL);
+			t->validated_oids[i] = ((Form_pg_enum) GETSTRUCT(tup))->oid;
+			ReleaseSysCache(tup);
+		}
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/* The configuration of the firing trigger: cached, built on first use or when stale. */
+static S2SOrderTrigger *
+get_order_trigger(TriggerData *td)
+{
+	Trigger    *tg = td->tg_trigger;
+	Oid			relid = RelationGetRelid(td->tg_relation);
+	S2SOrderTrigger *t;
+	bool		found;
+
+	lookup_extension_objects();
+	t = hash_search(trigger_cache, &tg->tgoid, HASH_ENTER, &found);
+	if (found && t->valid && t->complete && t->relid == relid)
+		return t;
+	if (found && t->cxt)
+		MemoryContextDelete(t->cxt);
+	t->cxt = AllocSetContextCreate(CacheMemoryContext, "s2s_tracking order trigger",
+								   ALLOCSET_SMALL_SIZES);
+	t->relid = relid;
+	/* an invalidation that arrives while building clears valid: rebuilt next row */
+	t->valid = true;
+	t->complete = false;
+	s2s_order_trigger_build(t, td->tg_relation, tg->tgname, tg->tgnargs, tg->tgargs);
+	t->complete = true;
+	return t;
+}
+
+/* Text of a field for this row; NULL when NULL or not configured. */
+static char *
+field_text(S2SFieldInfo *fi, HeapTuple tup, TupleDesc desc, char sep)
+{
+	Datum		d;
+	bool		isnull;
+
+	if (fi->how == S2S_HOW_CONSTANT)
+		return (char *) fi->constant;
+	if (fi->attnum == InvalidAttrNumber)
+		return NULL;
+	d = heap_getattr(tup, fi->attnum, desc, &isnull);
+	if (isnull)
+		return NULL;
+	switch (fi->how)
+	{
+		case S2S_HOW_TEXT:
+			return TextDatumGetCString(d);
+		case S2S_HOW_BPCHAR:
+			return rtrim_blanks(TextDatumGetCString(d));
+		case S2S_HOW_TEXT_ARRAY:
+			{
+				ArrayType  *arr = DatumGetArrayTypeP(d);
+				Datum	   *elems;
+				bool	   *nulls;
+				int			n;
+				int			i;
+				StringInfoData buf;
+
+				deconstruct_array(arr, fi->elemtype, fi->elmlen, fi->elmbyval, fi->elmalign,
+								  &elems, &nulls, &n);
+				initStringInfo(&buf);
+				for (i = 0; i < n; i++)
+				{
+					if (nulls[i])
+						continue;
+					if (buf.len > 0)
+						appendStringInfoChar(&buf, sep);
+					appendStringInfoString(&buf, TextDatumGetCString(elems[i]));
+				}
+				return buf.data;
+			}
+		case S2S_HOW_OUTPUT:
+			return OutputFunctionCall(&fi->out, d);
+		default:
+			elog(ERROR, "unexpected value kind %d", (int) fi->how);
+	}
+	return NULL;
+}
+
+static bool
+status_validated(S2SOrderTrigger *t, HeapTuple tup, TupleDesc desc)
+{
+	S2SFieldInfo *fi = &t->f[S2S_F_STATUS];
+	int			i;
+
+	if (fi->how == S2S_HOW_ENUM)
+	{
+		bool		isnull;
+		Oid			v = DatumGetObjectId(heap_getattr(tup, fi->attnum, desc, &isnull));
+
+		if (isnull)
+			return false;
+		for (i = 0; i < t->nvalidated; i++)
+			if (t->validated_oids[i] == v)
+				return true;
+	}
+	else
+	{
+		char	   *v = field_text(fi, tup, desc, 0);
+
+		if (v == NULL)
+			return false;
+		for (i = 0; i < t->nvalidated; i++)
+			if (strcmp(t->validated[i], v) == 0)
+				return true;
+	}
+	return false;
+}
+
+/* The amount as numeric (exact, never through a float); *isnull when NULL. */
+static Datum
+field_amount(S2SFieldInfo *fi, HeapTuple tup, TupleDesc desc, bool *isnull)
+{
+	Datum		d;
+
+	*isnull = true;
+	if (fi->attnum == InvalidAttrNumber)
+		return (Datum) 0;
+	d = heap_getattr(tup, fi->attnum, desc, isnull);
+	if (*isnull)
+		return (Datum) 0;
+	switch (fi->how)
+	{
+		case S2S_HOW_NUMERIC:
+			return d;
+		case S2S_HOW_INT2:
+			return NumericGetDatum(int64_to_numeric(DatumGetInt16(d)));
+		case S2S_HOW_INT4:
+			return NumericGetDatum(int64_to_numeric(DatumGetInt32(d)));
+		case S2S_HOW_INT8:
+			return NumericGetDatum(int64_to_numeric(DatumGetInt64(d)));
+		case S2S_HOW_MONEY:
+			return DirectFunctionCall1(cash_numeric, d);
+		default:
+			elog(ERROR, "unexpected amount kind %d", (int) fi->how);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * The client IP; NULL when NULL or not an IP address. PostgreSQL 15 has no error-free
+ * input function, so the text is checked with the parser inet_in itself uses (same
+ * family choice and bit limits) before inet_in is called: a bad IP never raises.
+ */
+static Datum
+field_ip(S2SFieldInfo *fi, HeapTuple tup, TupleDesc desc, bool *isnull)
+{
+	char	   *s;
+	char	   *end;
+	int			family;
+	int			bits;
+	unsigned char addr[16];
+
+	*isnull = true;
+	if (fi->attnum == InvalidAttrNumber)
+		return (Datum) 0;
+	if (fi->how == S2S_HOW_INET)
+		return heap_getattr(tup, fi->attnum, desc, isnull);
+	s = field_text(fi, tup, desc, 0);
+	if (s == NULL)
+		return (Datum) 0;
+	while (*s == ' ' || *s == '\t')
+		s++;
+	end = s + strlen(s);
+	while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
+		*--end = '\0';
+	if (*s == '\0' || end - s > 64)
+		return (Datum) 0;
+	family = strchr(s, ':') ? PGSQL_AF_INET6 : PGSQL_AF_INET;
+	bits = pg_inet_net_pton(family, s, addr, -1);
+	if (bits < 0 || bits > (family == PGSQL_AF_INET6 ? 128 : 32))
+		return (Datum) 0;
+	*isnull = false;
+	return DirectFunctionCall1(inet_in, CStringGetDatum(s));
+}
+
+/* Parameters of the insert, in the order of INSERT_SQL's $n. */
+enum
+{
+	P_ENDPOINT, P_DEDUPE_KEY, P_CONVERSION_ID, P_AMOUNT, P_CURRENCY, P_PAYMENT, P_CUSTOMER,
+	P_CV, P_VOUCHER, P_CLICK_IDS, P_USER_ID, P_EVENT_ID, P_CLIENT_IP, P_USER_AGENT,
+	P_REFERER, P_STATUS, P_LAST_ERROR, P_FINISHED_AT, P_COUNT
+};
+
+#define INSERT_SQL \
+	"INSERT INTO s2s.deliveries (endpoint, kind, dedupe_key, conversion_id, amount, " \
+	"  currency, payment, customer, cv, voucher, click_ids, user_id, event_id, client_ip, " \
+	"  user_agent, referer, status, last_error, finished_at) " \
+	"VALUES ($1, 'conversion', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, " \
+	"  $15, $16::s2s.delivery_status, $17, $18) " \
+	"ON CONFLICT (endpoint, dedupe_key) DO NOTHING"
+
+typedef struct Delivery
+{
+	Datum		values[P_COUNT];
+	char		nulls[P_COUNT];
+	const char *skip_reason;	/* first problem found, NULL when sendable */
+} Delivery;
+
+static void
+set_text(Delivery *d, int p, const char *s)
+{
+	if (s == NULL)
+		return;
+	d->values[p] = CStringGetTextDatum(s);
+	d->nulls[p] = ' ';
+}
+
+static void
+skip(Delivery *d, const char *reason)
+{
+	if (d->skip_reason == NULL)
+		d->skip_reason = reason;
+}
+
+static void
+insert_delivery(Delivery *d)
+{
+	Oid			save_user;
+	int			save_sec;
+	int			rc;
+
+	if (d->skip_reason)
+	{
+		set_text(d, P_STATUS, "skipped");
+		set_text(d, P_LAST_ERROR, d->skip_reason);
+		d->values[P_FINISHED_AT] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+		d->nulls[P_FINISHED_AT] = ' ';
+	}
+	else
+		set_text(d, P_STATUS, "pending");
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (insert_plan == NULL)
+	{
+		Oid			types[P_COUNT];
+		int			i;
+
+		for (i = 0; i < P_COUNT; i++)
+			types[i] = TEXTOID;
+		types[P_AMOUNT] = NUMERICOID;
+		types[P_CLIENT_IP] = INETOID;
+		types[P_FINISHED_AT] = TIMESTAMPTZOID;
+		insert_plan = prepare_kept(INSERT_SQL, P_COUNT, types);
+	}
+	become_owner(&save_user, &save_sec);
+	rc = SPI_execute_plan(insert_plan, d->values, d->nulls, false, 0);
+	SetUserIdAndSecContext(save_user, save_sec);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "insert into s2s.deliveries failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed > 0 && d->skip_reason == NULL)
+		s2s_wake_at_commit();
+	SPI_finish();
+}
+
+Datum
+s2s_enqueue_conversion(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	S2SOrderTrigger *t;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	Delivery	d;
+	char	   *order_id;
+	char	   *s;
+	Datum		amount;
+	bool		isnull;
+	bool		is_update;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("s2s.enqueue_conversion() must be called as a trigger")));
+	if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
+		!(TRIGGER_FIRED_BY_INSERT(td->tg_event) || TRIGGER_FIRED_BY_UPDATE(td->tg_event)))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("s2s.enqueue_conversion() must be fired AFTER INSERT OR UPDATE FOR EACH ROW"),
+				 errhint("Create the trigger with s2s.track_orders.")));
+
+	t = get_order_trigger(td);
+	is_update = TRIGGER_FIRED_BY_UPDATE(td->tg_event);
+	tup = is_update ? td->tg_newtuple : td->tg_trigtuple;
+	desc = RelationGetDescr(td->tg_relation);
+
+	/* Is the order validated by this very change? */
+	if (t->f[S2S_F_STATUS].attnum != InvalidAttrNumber)
+	{
+		if (!status_validated(t, tup, desc))
+			return PointerGetDatum(NULL);
+		if (is_update && status_validated(t, td->tg_trigtuple, desc))
+			return PointerGetDatum(NULL);
+	}
+	else if (is_update)
+		return PointerGetDatum(NULL);
+
+	/* Without an order ID there is no dedupe key: nothing can be reported once. */
+	order_id = field_text(&t->f[S2S_F_ORDER_ID], tup, desc, 0);
+	if (order_id == NULL || order_id[0] == '\0')
+		return PointerGetDatum(NULL);
+
+	memset(&d, 0, sizeof(d));
+	memset(d.nulls, 'n', sizeof(d.nulls));
+	set_text(&d, P_ENDPOINT, t->endpoint);
+	set_text(&d, P_DEDUPE_KEY, psprintf("order:%s", order_id));
+	set_text(&d, P_CONVERSION_ID, order_id);
+
+	/* attribution first: an order nobody referred is not a problem, just not ours */
+	if (t->kind == S2S_KIND_AFFILAE)
+	{
+		char	   *raw = field_text(&t->f[S2S_F_CLICK_IDS], tup, desc, '-');
+		char	   *ids;
+		int			n;
+
+		if (raw == NULL || raw[0] == '\0')
+			return PointerGetDatum(NULL);
+		ids = s2s_cookie_normalize(raw, strlen(raw),
+								   (int64) timestamptz_to_time_t(GetCurrentStatementStartTimestamp()),
+								   s2s_click_ttl_s, s2s_click_max_skew_s, s2s_cookie_max_ids, &n);
+		if (n == 0)
+		{
+			skip(&d, "No valid click ID: every click ID of the order is malformed, expired or in the future.");
+			if (strlen(raw) > S2S_RAW_CLICK_IDS_MAX)
+				raw[S2S_RAW_CLICK_IDS_MAX] = '\0';
+			set_text(&d, P_CLICK_IDS, raw);
+		}
+		else
+			set_text(&d, P_CLICK_IDS, ids);
+	}
+	else
+	{
+		s = field_text(&t->f[S2S_F_USER_ID], tup, desc, 0);
+		if (s == NULL || s[0] == '\0')
+			return PointerGetDatum(NULL);
+		set_text(&d, P_USER_ID, s);
+		s = field_text(&t->f[S2S_F_EVENT_ID], tup, desc, 0);
+		if (s == NULL || s[0] == '\0')
+			skip(&d, "The order has no event ID.");
+		set_text(&d, P_EVENT_ID, s);
+	}
+
+	/* amount: mandatory for Affilae, optional for a Swaarm postback */
+	amount = field_amount(&t->f[S2S_F_AMOUNT], tup, desc, &isnull);
+	if (isnull)
+	{
+		if (t->kind == S2S_KIND_AFFILAE)
+			skip(&d, "The order's amount is NULL.");
+	}
+	else
+	{
+		Numeric		num = DatumGetNumeric(amount);
+
+		if (numeric_is_nan(num) || numeric_is_inf(num))
+			skip(&d, "The order's amount is not a finite number.");
+		else if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, amount,
+												   NumericGetDatum(int64_to_numeric(0)))) < 0)
+			skip(&d, "The order's amount is negative.");
+		d.values[P_AMOUNT] = NumericGetDatum(num);
+		d.nulls[P_AMOUNT] = ' ';
+	}
+
+	/* currency: the order's (upper-cased), else the endpoint's */
+	if (t->kind != S2S_KIND_SWAARM_S2SEVENT)
+	{
+		s = field_text(&t->f[S2S_F_CURRENCY], tup, desc, 0);
+		if (s != NULL)
+		{
+			char	   *c;
+
+			while (*s == ' ')
+				s++;
+			s = rtrim_blanks(s);
+			for (c = s; *c; c++)
+				if (*c >= 'a' && *c <= 'z')
+					*c -= 'a' - 'A';
+			if (s[0] != '\0' && !valid_currency(s))
+				skip(&d, "The order's currency is not an ISO 4217 code (three letters).");
+		}
+		set_text(&d, P_CURRENCY, s != NULL && s[0] != '\0' ? s : t->endpoint_currency);
+	}
+
+	set_text(&d, P_CUSTOMER, field_text(&t->f[S2S_F_CUSTOMER], tup, desc, 0));
+	set_text(&d, P_PAYMENT, field_text(&t->f[S2S_F_PAYMENT], tup, desc, 0));
+	set_text(&d, P_VOUCHER, field_text(&t->f[S2S_F_VOUCHER], tup, desc, ';'));
+	set_text(&d, P_CV, field_text(&t->f[S2S_F_CV], tup, desc, 0));
+	set_text(&d, P_USER_AGENT, field_text(&t->f[S2S_F_USER_AGENT], tup, desc, 0));
+	set_text(&d, P_REFERER, field_text(&t->f[S2S_F_REFERER], tup, desc, 0));
+	d.values[P_CLIENT_IP] = field_ip(&t->f[S2S_F_CLIENT_IP], tup, desc, &isnull);
+	d.nulls[P_CLIENT_IP] = isnull ? 'n' : ' ';
+
+	if (t->kind == S2S_KIND_SWAARM_S2SEVENT)
+	{
+		if (isnull)
+			skip(&d, "The order has no valid client IP, which a Swaarm s2sevent requires.");
+		if (d.nulls[P_USER_AGENT] == 'n')
+			skip(&d, "The order has no user agent, which a Swaarm s2sevent requires.");
+	}
+
+	insert_delivery(&d);
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * Statement trigger on s2s.endpoints: a change there (kind, currency, a removed or
+ * renamed endpoint) must reach the configuration every backend cached. A relcache
+ * invalidation is transactional: other backends see it when the change commits, this
+ * one at its next command.
+ */
+Datum
+s2s_endpoints_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("s2s_endpoints_changed() must be called as a trigger")));
+	CacheInvalidateRelcache(td->tg_relation);
+	return PointerGetDatum(NULL);
+}

@@ -1,0 +1,307 @@
+/*
+ * track_orders.c
+ *		s2s.track_orders and s2s.untrack_orders: the administrator's way of creating and
+ *		removing the trigger that feeds an endpoint from an orders table.
+ *
+ * track_orders turns its arguments into trigger arguments (trigger_args.h), checks them
+ * with the code the trigger itself runs (s2s_order_trigger_build: the endpoint, its kind,
+ * every column and its type), then replaces any trigger that already feeds this endpoint
+ * from this table by one new trigger. Every identifier is quoted with quote_identifier and
+ * every argument with quote_literal: nothing the caller gives is spliced into SQL.
+ *
+ * Both run as the caller (SECURITY INVOKER): creating a trigger needs the TRIGGER right
+ * on the table and EXECUTE on s2s.enqueue_conversion, so a role that may not change the
+ * orders table cannot make it feed an endpoint.
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#include "enqueue.h"
+#include "trigger_args.h"
+
+PG_FUNCTION_INFO_V1(s2s_track_orders);
+PG_FUNCTION_INFO_V1(s2s_untrack_orders);
+
+/* Trigger names are at most NAMEDATALEN - 1 bytes. */
+#define TRIGGER_PREFIX "s2s_track_"
+
+/* s2s.track_orders's argument number of each field. */
+static int
+field_argno(S2SField f)
+{
+	return f <= S2S_F_STATUS ? (int) f + 2 : (int) f + 3;
+}
+#define ARG_VALIDATED 14
+
+/*
+ * "s2s_track_<endpoint>": deterministic, so that running track_orders again finds and
+ * replaces it. Endpoint names are short and tame (a CHECK on s2s.endpoints), but a name
+ * too long for a trigger name is shortened with a hash of the whole name, so two long
+ * endpoint names never share a trigger.
+ */
+static char *
+trigger_name(const char *endpoint)
+{
+	size_t		len = strlen(endpoint);
+	uint32		h = 2166136261u;	/* FNV-1a: stable across platforms */
+	size_t		i;
+
+	if (strlen(TRIGGER_PREFIX) + len < NAMEDATALEN)
+		return psprintf(TRIGGER_PREFIX "%s", endpoint);
+	for (i = 0; i < len; i++)
+		h = (h ^ (unsigned char) endpoint[i]) * 16777619u;
+	return psprintf(TRIGGER_PREFIX "%.*s_%08x",
+					(int) (NAMEDATALEN - 1 - strlen(TRIGGER_PREFIX) - 9), endpoint, h);
+}
+
+static Relation
+open_orders(Oid relid, LOCKMODE lock)
+{
+	Relation	rel = table_open(relid, lock);
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION &&
+		rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a table", RelationGetRelationName(rel)),
+				 errdetail("Only tables and partitioned tables can be tracked.")));
+	return rel;
+}
+
+/* The tracking triggers (made by track_orders or by hand) of rel for endpoint. */
+static List *
+tracking_triggers(Relation rel, const char *endpoint)
+{
+	Oid			fn = s2s_enqueue_function_oid();
+	char	   *want = psprintf("endpoint=%s", endpoint);
+	List	   *names = NIL;
+	int			i;
+	int			j;
+
+	if (rel->trigdesc == NULL)
+		return NIL;
+	for (i = 0; i < rel->trigdesc->numtriggers; i++)
+	{
+		Trigger    *tg = &rel->trigdesc->triggers[i];
+
+		if (tg->tgfoid != fn || tg->tgisclone)
+			continue;
+		for (j = 0; j < tg->tgnargs; j++)
+			if (strcmp(tg->tgargs[j], want) == 0)
+			{
+				names = lappend(names, pstrdup(tg->tgname));
+				break;
+			}
+	}
+	return names;
+}
+
+static bool
+has_trigger_named(Relation rel, const char *name)
+{
+	int			i;
+
+	if (rel->trigdesc == NULL)
+		return false;
+	for (i = 0; i < rel->trigdesc->numtriggers; i++)
+		if (strcmp(rel->trigdesc->triggers[i].tgname, name) == 0)
+			return true;
+	return false;
+}
+
+static char *
+qualified_name(Relation rel)
+{
+	return quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+									  RelationGetRelationName(rel));
+}
+
+static void
+run_ddl(const char *sql)
+{
+	int			rc = SPI_execute(sql, false, 0);
+
+	if (rc != SPI_OK_UTILITY)
+		elog(ERROR, "\"%s\" failed: %s", sql, SPI_result_code_string(rc));
+}
+
+static char *
+required_text(FunctionCallInfo fcinfo, int argno, const char *what)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be NULL", what)));
+	return text_to_cstring(PG_GETARG_TEXT_PP(argno));
+}
+
+Datum
+s2s_track_orders(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	char	   *endpoint;
+	List	   *args = NIL;
+	char	  **argv;
+	int			nargs;
+	int			i;
+	int			f;
+	Relation	rel;
+	S2SOrderTrigger check;
+	char	   *tgname;
+	char	   *relname;
+	List	   *old;
+	ListCell   *lc;
+	StringInfoData sql;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("orders must not be NULL")));
+	relid = PG_GETARG_OID(0);
+	endpoint = required_text(fcinfo, 1, "endpoint");
+	(void) required_text(fcinfo, 2, "order_id");
+
+	/* the trigger's arguments, in a fixed order */
+	args = lappend(args, psprintf("endpoint=%s", endpoint));
+	for (f = 0; f < S2S_NFIELDS; f++)
+		if (!PG_ARGISNULL(field_argno((S2SField) f)))
+			args = lappend(args, psprintf("%s=%s", s2s_field_names[f],
+										  text_to_cstring(PG_GETARG_TEXT_PP(field_argno((S2SField) f)))));
+	if (!PG_ARGISNULL(ARG_VALIDATED))
+	{
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+
+		deconstruct_array(PG_GETARG_ARRAYTYPE_P(ARG_VALIDATED), TEXTOID, -1, false,
+						  TYPALIGN_INT, &elems, &nulls, &n);
+		if (n == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("validated_statuses must not be empty"),
+					 errhint("List the statuses in which an order counts as validated, such as ARRAY['paid'].")));
+		for (i = 0; i < n; i++)
+		{
+			if (nulls[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("validated_statuses must not contain NULL")));
+			args = lappend(args, psprintf("validated_status=%s", TextDatumGetCString(elems[i])));
+		}
+	}
+	nargs = list_length(args);
+	argv = palloc(sizeof(char *) * nargs);
+	i = 0;
+	foreach(lc, args)
+		argv[i++] = lfirst(lc);
+
+	/* the lock CREATE TRIGGER takes: two track_orders on one table run one after the other */
+	rel = open_orders(relid, ShareRowExclusiveLock);
+	memset(&check, 0, sizeof(check));
+	check.cxt = CurrentMemoryContext;
+	s2s_order_trigger_build(&check, rel, NULL, nargs, argv);
+
+	tgname = trigger_name(endpoint);
+	relname = qualified_name(rel);
+	old = tracking_triggers(rel, endpoint);
+	if (has_trigger_named(rel, tgname))
+	{
+		bool		ours = false;
+
+		foreach(lc, old)
+			ours |= strcmp(lfirst(lc), tgname) == 0;
+		if (!ours)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("trigger \"%s\" on table \"%s\" already exists and does not track endpoint \"%s\"",
+							tgname, RelationGetRelationName(rel), endpoint),
+					 errhint("Rename or drop that trigger first.")));
+	}
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "CREATE TRIGGER %s AFTER INSERT", quote_identifier(tgname));
+	if (check.f[S2S_F_STATUS].attnum != InvalidAttrNumber)
+	{
+		const char *col = quote_identifier(text_to_cstring(PG_GETARG_TEXT_PP(field_argno(S2S_F_STATUS))));
+
+		appendStringInfo(&sql, " OR UPDATE OF %s ON %s FOR EACH ROW", col, relname);
+
+		/*
+		 * Only rows whose new status is validated queue a trigger event at all (the
+		 * trigger still checks the old status). char(n) keeps to the trigger's own
+		 * comparison, which drops trailing blanks on both sides.
+		 */
+		if (check.f[S2S_F_STATUS].how != S2S_HOW_BPCHAR)
+		{
+			appendStringInfo(&sql, " WHEN ((NEW.%s)::pg_catalog.text OPERATOR(pg_catalog.=) ANY (ARRAY[", col);
+			for (i = 0; i < check.nvalidated; i++)
+				appendStringInfo(&sql, "%s%s", i ? ", " : "",
+								 quote_literal_cstr(check.validated[i]));
+			appendStringInfoString(&sql, "]::pg_catalog.text[]))");
+		}
+	}
+	else
+		appendStringInfo(&sql, " ON %s FOR EACH ROW", relname);
+	appendStringInfoString(&sql, " EXECUTE FUNCTION s2s.enqueue_conversion(");
+	for (i = 0; i < nargs; i++)
+		appendStringInfo(&sql, "%s%s", i ? ", " : "", quote_literal_cstr(argv[i]));
+	appendStringInfoChar(&sql, ')');
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	foreach(lc, old)
+		run_ddl(psprintf("DROP TRIGGER %s ON %s", quote_identifier(lfirst(lc)), relname));
+	run_ddl(sql.data);
+	SPI_finish();
+
+	table_close(rel, NoLock);
+	PG_RETURN_TEXT_P(cstring_to_text(tgname));
+}
+
+Datum
+s2s_untrack_orders(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	char	   *endpoint;
+	Relation	rel;
+	char	   *relname;
+	List	   *old;
+	ListCell   *lc;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("orders must not be NULL")));
+	relid = PG_GETARG_OID(0);
+	endpoint = required_text(fcinfo, 1, "endpoint");
+
+	rel = open_orders(relid, ShareRowExclusiveLock);
+	relname = qualified_name(rel);
+	old = tracking_triggers(rel, endpoint);
+	if (old == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("table \"%s\" is not tracked for endpoint \"%s\"",
+						RelationGetRelationName(rel), endpoint),
+				 errhint("s2s.track_orders starts tracking; the triggers that call s2s.enqueue_conversion are listed in pg_trigger.")));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	foreach(lc, old)
+		run_ddl(psprintf("DROP TRIGGER %s ON %s", quote_identifier(lfirst(lc)), relname));
+	SPI_finish();
+
+	table_close(rel, NoLock);
+	PG_RETURN_VOID();
+}
