@@ -63,12 +63,15 @@ check-tap:
 # Standalone C unit tests (test/unit/): the pure retry module and the libcurl client, linked
 # directly, without a server. http_test starts test/receiver/receiver.py on loopback.
 # Each prints TAP lines and a "NAME: N passed, M failed" line.
-UNIT_TESTS = test/unit/retry_test
+UNIT_TESTS = test/unit/retry_test test/unit/http_test
 EXTRA_CLEAN += $(UNIT_TESTS)
 
 test/unit/retry_test: test/unit/retry_test.c src/retry.c src/retry.h src/http.h test/unit/unit.h
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ test/unit/retry_test.c src/retry.c -lm
 
+test/unit/http_test: test/unit/http_test.c src/http.c src/http.h test/unit/unit.h
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ test/unit/http_test.c src/http.c -lcurl
+
 .PHONY: check-unit
 check-unit: $(UNIT_TESTS)
-	@rc=0; for t in $(UNIT_TESTS); do ./$$t || rc=1; done; exit $$rc
+	@rc=0; for t in $(UNIT_TESTS); do ./$$t $(srcdir)/test/receiver/receiver.py || rc=1; done; exit $$rc

@@ -1,0 +1,715 @@
+/*
+ * http_test.c
+ *		Unit tests of src/http.c against the test receiver (test/receiver/receiver.py),
+ *		which it starts on 127.0.0.1 and stops.
+ *
+ *	  http_test path/to/receiver.py
+ *
+ * Covers statuses, headers and bodies on the wire, the global and per-group caps (the
+ * receiver reports how many requests it had in flight at once), keep-alive reuse,
+ * timeouts, dropped connections, a 20 MB body that must not grow memory, Retry-After,
+ * the https-only rule, and error texts that never contain the URL.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "unit.h"
+#include "http.h"
+
+#define MAX_RESULTS 2000
+
+static pid_t receiver_pid;
+static int	receiver_port;
+static char base_url[64];
+
+typedef struct Got
+{
+	int			n;
+	HttpResult	r[MAX_RESULTS];
+	double		done_at[MAX_RESULTS];	/* monotonic ms when the result was read */
+} Got;
+
+static Got	got;
+
+static double
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
+}
+
+/* ---- the receiver and its control paths (blocking libcurl easy calls) ---- */
+
+typedef struct Buf
+{
+	char	   *p;
+	size_t		len;
+} Buf;
+
+static size_t
+buf_write(char *data, size_t size, size_t nmemb, void *userp)
+{
+	Buf		   *b = userp;
+	size_t		n = size * nmemb;
+	char	   *p = realloc(b->p, b->len + n + 1);
+
+	if (p == NULL)
+		return 0;
+	b->p = p;
+	memcpy(b->p + b->len, data, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return n;
+}
+
+/* GET (json NULL) or POST json to a control path; returns the malloc'd answer body. */
+static char *
+control(const char *path, const char *json)
+{
+	CURL	   *e = curl_easy_init();
+	Buf			b = {calloc(1, 1), 0};
+	char		url[128];
+
+	snprintf(url, sizeof(url), "%s%s", base_url, path);
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buf_write);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
+	if (json)
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, json);
+	if (curl_easy_perform(e) != CURLE_OK)
+	{
+		printf("# control request %s failed\n", path);
+		exit(2);
+	}
+	curl_easy_cleanup(e);
+	return b.p;
+}
+
+static void
+behave(const char *json)
+{
+	free(control("/__behave", json));
+}
+
+static void
+receiver_reset(void)
+{
+	free(control("/__reset", ""));
+}
+
+static long stat_value(const char *name);
+
+/* Each control request opens a connection of its own, counted by the receiver. */
+static long
+connections_besides_control(long before)
+{
+	return stat_value("connections") - before - 1;
+}
+
+static long
+stat_value(const char *name)
+{
+	char	   *s = control("/__stats", NULL);
+	char		key[64];
+	char	   *p;
+	long		v = -1;
+
+	snprintf(key, sizeof(key), "\"%s\": ", name);
+	p = strstr(s, key);
+	if (p)
+		v = strtol(p + strlen(key), NULL, 10);
+	free(s);
+	return v;
+}
+
+static void
+receiver_start(const char *script)
+{
+	char		port_file[] = "/tmp/s2s_http_test_XXXXXX";
+	int			fd = mkstemp(port_file);
+	double		deadline = now_ms() + 30000;
+
+	close(fd);
+	unlink(port_file);
+	receiver_pid = fork();
+	if (receiver_pid == 0)
+	{
+		execlp("python3", "python3", script, "--port-file", port_file, (char *) NULL);
+		_exit(127);
+	}
+	while (now_ms() < deadline)
+	{
+		FILE	   *f = fopen(port_file, "r");
+
+		if (f)
+		{
+			int			ok = fscanf(f, "%d", &receiver_port);
+
+			fclose(f);
+			if (ok == 1 && receiver_port > 0)
+				break;
+		}
+		if (waitpid(receiver_pid, NULL, WNOHANG) == receiver_pid)
+			break;
+		usleep(20000);
+	}
+	unlink(port_file);
+	if (receiver_port <= 0)
+	{
+		printf("Bail out! the test receiver did not start\n");
+		exit(2);
+	}
+	snprintf(base_url, sizeof(base_url), "http://127.0.0.1:%d", receiver_port);
+}
+
+static void
+receiver_stop(void)
+{
+	double		deadline = now_ms() + 10000;
+
+	if (receiver_pid <= 0)
+		return;
+	kill(receiver_pid, SIGTERM);
+	while (now_ms() < deadline)
+	{
+		if (waitpid(receiver_pid, NULL, WNOHANG) == receiver_pid)
+		{
+			receiver_pid = 0;
+			return;
+		}
+		usleep(20000);
+	}
+	kill(receiver_pid, SIGKILL);
+	waitpid(receiver_pid, NULL, 0);
+	receiver_pid = 0;
+}
+
+/* ---- driving the client as the worker does ---- */
+
+static void
+results_clear(void)
+{
+	for (int i = 0; i < got.n; i++)
+		http_result_release(&got.r[i]);
+	got.n = 0;
+}
+
+/* Waits on the client's descriptor and timer, reading results, until none is in flight. */
+static bool
+run_until_idle(HttpClient *c, double limit_ms)
+{
+	double		deadline = now_ms() + limit_ms;
+
+	while (now_ms() < deadline)
+	{
+		struct pollfd pfd = {http_wait_fd(c), POLLIN, 0};
+		long		t = http_timeout_ms(c);
+
+		if (t < 0 || t > 100)
+			t = 100;
+		(void) poll(&pfd, 1, (int) t);
+		http_process(c);
+		while (got.n < MAX_RESULTS && http_next_result(c, &got.r[got.n]))
+			got.done_at[got.n++] = now_ms();
+		if (http_in_flight(c) == 0 && http_timeout_ms(c) != 0)
+			return true;
+	}
+	return false;
+}
+
+static HttpClientOptions
+default_options(void)
+{
+	HttpClientOptions o;
+
+	memset(&o, 0, sizeof(o));
+	o.max_connections = 8;
+	o.max_host_connections = 8;
+	o.connect_timeout_ms = 2000;
+	o.total_timeout_ms = 10000;
+	o.max_response_bytes = 4096;
+	o.allow_http = true;
+	o.user_agent = "s2s_tracking/test";
+	return o;
+}
+
+static bool
+submit(HttpClient *c, const char *method, const char *path, const HttpHeader *h, int nh,
+	   const char *body, long timeout_ms, const char *group, int cap, long tag)
+{
+	HttpRequest r;
+	char		url[512];
+	char		err[256];
+
+	snprintf(url, sizeof(url), "%s%s", strstr(path, "://") ? "" : base_url, path);
+	memset(&r, 0, sizeof(r));
+	r.method = method;
+	r.url = url;
+	r.headers = h;
+	r.nheaders = nh;
+	r.body = body;
+	r.body_len = body ? strlen(body) : 0;
+	r.total_timeout_ms = timeout_ms;
+	r.group = group;
+	r.host_cap = cap;
+	r.tag = (void *) tag;
+	if (!http_submit(c, &r, err, sizeof(err)))
+	{
+		printf("# submit refused: %s\n", err);
+		return false;
+	}
+	return true;
+}
+
+static HttpResult *
+result_by_tag(long tag)
+{
+	for (int i = 0; i < got.n; i++)
+		if ((long) got.r[i].tag == tag)
+			return &got.r[i];
+	return NULL;
+}
+
+static long
+rss_kb(void)
+{
+	FILE	   *f = fopen("/proc/self/status", "r");
+	char		line[256];
+	long		kb = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+/* ---- the tests ---- */
+
+static void
+test_basic(void)
+{
+	HttpClientOptions o = default_options();
+	HttpClient *c;
+	char		err[256] = "";
+	HttpHeader	h[] = {{"X-Ae-D-Ip", "192.0.2.1"}, {"Referer", "https://shop.example/a b"},
+	{"X-Injected", "a\r\nX-Evil: 1"}};
+	HttpResult *r;
+	char	   *reqs;
+
+	receiver_reset();
+	c = http_client_create(&o, err, sizeof(err));
+	if (!CHECK(c != NULL, "client created (%s)", err))
+		return;
+	CHECK(http_timeout_ms(c) == -1, "an idle client has no timer");
+	CHECK(http_wait_fd(c) >= 0, "the wait descriptor is valid");
+
+	CHECK(submit(c, "GET", "/postback?user_id=u1&event_id=e%201", h, 3, NULL, 0, NULL, 0, 1),
+		  "GET submitted");
+	CHECK(submit(c, "POST", "/postback", NULL, 0, "user_id=u2&event_id=e2", 0, NULL, 0, 2),
+		  "POST submitted");
+	CHECK(http_in_flight(c) == 2, "two requests in flight");
+	CHECK(run_until_idle(c, 10000), "both finish");
+	CHECK_EQ_INT(got.n, 2, "two results");
+
+	r = result_by_tag(1);
+	if (CHECK(r != NULL, "the GET's tag comes back"))
+	{
+		CHECK_EQ_INT(r->http_status, 200, "GET answered 200");
+		CHECK_EQ_INT(r->error_kind, HTTP_ERROR_NONE, "GET without error");
+		CHECK_EQ_STR(r->body, "OK", "GET's body kept");
+		CHECK(!r->body_truncated, "a short body is not truncated");
+		CHECK(r->retry_after == NULL, "no Retry-After without the header");
+		CHECK(r->duration_ms > 0 && r->duration_ms < 10000, "duration measured (%.2f ms)",
+			  r->duration_ms);
+		CHECK(r->started_at > 1.6e9, "started_at is a Unix time");
+	}
+	r = result_by_tag(2);
+	if (CHECK(r != NULL, "the POST's tag comes back"))
+		CHECK_EQ_INT(r->http_status, 200, "POST answered 200");
+
+	reqs = control("/__requests", NULL);
+	CHECK(strstr(reqs, "\"query\": \"user_id=u1&event_id=e%201\"") != NULL,
+		  "the query string arrives as given");
+	CHECK(strstr(reqs, "[\"X-Ae-D-Ip\", \"192.0.2.1\"]") != NULL, "a request header arrives");
+	CHECK(strstr(reqs, "[\"User-Agent\", \"s2s_tracking/test\"]") != NULL,
+		  "the User-Agent is the client's");
+	CHECK(strstr(reqs, "\"body\": \"user_id=u2&event_id=e2\"") != NULL, "the POST body arrives");
+	CHECK(strstr(reqs, "\"method\": \"POST\"") != NULL, "the POST method arrives");
+	CHECK(strstr(reqs, "[\"X-Evil\"") == NULL && strstr(reqs, "a  X-Evil: 1") != NULL,
+		  "CR/LF in a header value cannot inject a header");
+	CHECK(strstr(reqs, "100-continue") == NULL, "no Expect: 100-continue");
+	free(reqs);
+
+	results_clear();
+	http_client_destroy(c);
+}
+
+static void
+test_caps_and_keepalive(void)
+{
+	HttpClientOptions o = default_options();
+	HttpClient *c;
+	char		err[256];
+	int			ok200 = 0;
+	long		conns0,
+				conns,
+				maxf;
+
+	receiver_reset();
+	behave("{\"path_prefix\": \"/slow\", \"delay_ms\": 150}");
+	o.max_connections = 6;
+	o.max_host_connections = 6;
+	c = http_client_create(&o, err, sizeof(err));
+	conns0 = stat_value("connections");
+	for (int i = 0; i < 36; i++)
+		submit(c, "GET", "/slow", NULL, 0, NULL, 0, NULL, 0, 100 + i);
+	CHECK_EQ_INT(http_in_flight(c), 36, "36 requests accepted (queued beyond the cap)");
+	CHECK(run_until_idle(c, 20000), "36 slow requests finish");
+	for (int i = 0; i < got.n; i++)
+		ok200 += got.r[i].http_status == 200;
+	CHECK_EQ_INT(ok200, 36, "all 36 answered 200");
+	conns = connections_besides_control(conns0);
+	CHECK(conns <= 6, "keep-alive: at most 6 connections for 36 requests (saw %ld)", conns);
+	maxf = stat_value("max_in_flight");
+	CHECK(maxf <= 6, "never more than max_connections (6) at once (saw %ld)", maxf);
+	CHECK(maxf >= 4, "requests do run concurrently (saw %ld)", maxf);
+	results_clear();
+
+	/* a per-group cap below the global one */
+	receiver_reset();
+	behave("{\"path_prefix\": \"/slow\", \"delay_ms\": 150}");
+	for (int i = 0; i < 10; i++)
+		submit(c, "GET", "/slow", NULL, 0, NULL, 0, "endpoint-a", 2, 200 + i);
+	CHECK(run_until_idle(c, 20000), "10 requests of a group capped at 2 finish");
+	CHECK_EQ_INT(got.n, 10, "10 results");
+	maxf = stat_value("max_in_flight");
+	CHECK(maxf <= 2, "the group's cap (2) holds (saw %ld)", maxf);
+	results_clear();
+
+	/* a slow group does not hold back a fast one */
+	receiver_reset();
+	behave("{\"path_prefix\": \"/slow\", \"delay_ms\": 1500}");
+	for (int i = 0; i < 8; i++)
+		submit(c, "GET", "/slow", NULL, 0, NULL, 0, "slow", 4, 300 + i);
+	for (int i = 0; i < 5; i++)
+		submit(c, "GET", "/fast", NULL, 0, NULL, 0, "fast", 4, 400 + i);
+	CHECK(run_until_idle(c, 20000), "slow and fast groups finish");
+	{
+		double		last_fast = 0,
+					first_slow = 1e300;
+
+		for (int i = 0; i < got.n; i++)
+		{
+			long		tag = (long) got.r[i].tag;
+
+			if (tag >= 400 && got.done_at[i] > last_fast)
+				last_fast = got.done_at[i];
+			if (tag < 400 && got.done_at[i] < first_slow)
+				first_slow = got.done_at[i];
+		}
+		CHECK(got.n == 13 && last_fast < first_slow,
+			  "the fast group's 5 requests all finish before the first slow one");
+	}
+	results_clear();
+	http_client_destroy(c);
+}
+
+static void
+test_many(void)
+{
+	HttpClientOptions o = default_options();
+	HttpClient *c;
+	char		err[256];
+	int			ok200 = 0;
+	long		conns0;
+	double		t0;
+
+	receiver_reset();
+	o.max_connections = 16;
+	o.max_host_connections = 16;
+	c = http_client_create(&o, err, sizeof(err));
+	conns0 = stat_value("connections");
+	t0 = now_ms();
+	for (int i = 0; i < 1000; i++)
+		submit(c, "GET", "/postback?n=1", NULL, 0, NULL, 0, NULL, 0, 1000 + i);
+	CHECK(run_until_idle(c, 60000), "1000 requests finish");
+	for (int i = 0; i < got.n; i++)
+		ok200 += got.r[i].http_status == 200;
+	CHECK_EQ_INT(ok200, 1000, "all 1000 answered 200");
+	conns0 = connections_besides_control(conns0);
+	CHECK(conns0 <= 16, "1000 requests over at most 16 connections (saw %ld)", conns0);
+	printf("# 1000 requests against the Python receiver in %.0f ms\n", now_ms() - t0);
+	results_clear();
+	http_client_destroy(c);
+}
+
+static void
+test_failures(void)
+{
+	HttpClientOptions o = default_options();
+	HttpClient *c;
+	char		err[256];
+	HttpResult *r;
+	int			closed_port;
+	char		url[128];
+	double		t0;
+
+	receiver_reset();
+	c = http_client_create(&o, err, sizeof(err));
+
+	/* hang: the total timeout gives an error, never a success */
+	behave("{\"path_prefix\": \"/hang\", \"mode\": \"hang\"}");
+	t0 = now_ms();
+	submit(c, "GET", "/hang?key=SECRETKEY123", NULL, 0, NULL, 500, NULL, 0, 1);
+	CHECK(run_until_idle(c, 10000), "a hanging request ends");
+	r = result_by_tag(1);
+	if (CHECK(r != NULL, "the hanging request has a result"))
+	{
+		CHECK_EQ_INT(r->http_status, 0, "hang: no HTTP status");
+		CHECK_EQ_INT(r->error_kind, HTTP_ERROR_TIMEOUT, "hang: a timeout");
+		CHECK(r->error_code == CURLE_OPERATION_TIMEDOUT, "hang: CURLE_OPERATION_TIMEDOUT");
+		CHECK(r->error[0] != '\0' && strstr(r->error, "SECRETKEY123") == NULL &&
+			  strstr(r->error, "/hang") == NULL, "timeout text without the URL: %s", r->error);
+		CHECK(r->duration_ms >= 400 && r->duration_ms < 5000,
+			  "timed out after about 500 ms (%.0f)", r->duration_ms);
+	}
+	CHECK(now_ms() - t0 < 5000, "the client did not wait beyond the timeout");
+	results_clear();
+
+	/* close: the connection drops without an answer (every time, so curl's own
+	 * reconnect-once on a reused connection fails too) */
+	behave("{\"path_prefix\": \"/close\", \"mode\": \"close\"}");
+	submit(c, "GET", "/close?key=SECRETKEY123", NULL, 0, NULL, 0, NULL, 0, 2);
+	CHECK(run_until_idle(c, 10000), "a dropped request ends");
+	r = result_by_tag(2);
+	if (CHECK(r != NULL, "the dropped request has a result"))
+	{
+		CHECK_EQ_INT(r->http_status, 0, "close: no HTTP status");
+		CHECK_EQ_INT(r->error_kind, HTTP_ERROR_NETWORK, "close: a network error");
+		CHECK(strstr(r->error, "SECRETKEY123") == NULL, "close: text without the URL: %s",
+			  r->error);
+	}
+	results_clear();
+
+	/* nobody listening */
+	{
+		int			s = socket(AF_INET, SOCK_STREAM, 0);
+		struct sockaddr_in a;
+		socklen_t	alen = sizeof(a);
+
+		memset(&a, 0, sizeof(a));
+		a.sin_family = AF_INET;
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		bind(s, (struct sockaddr *) &a, sizeof(a));
+		getsockname(s, (struct sockaddr *) &a, &alen);
+		closed_port = ntohs(a.sin_port);
+		close(s);
+	}
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/postback?key=SECRETKEY123", closed_port);
+	submit(c, "GET", url, NULL, 0, NULL, 0, NULL, 0, 3);
+	CHECK(run_until_idle(c, 10000), "a request to a closed port ends");
+	r = result_by_tag(3);
+	if (CHECK(r != NULL, "connection refused has a result"))
+	{
+		CHECK_EQ_INT(r->error_kind, HTTP_ERROR_NETWORK, "refused connection: a network error");
+		CHECK(strstr(r->error, "SECRETKEY123") == NULL && strstr(r->error, "postback") == NULL,
+			  "refused: text without the URL: %s", r->error);
+	}
+	results_clear();
+
+	/* statuses and Retry-After */
+	behave("{\"path_prefix\": \"/busy\", \"status\": 503, \"retry_after\": \"7\", \"body\": \"try later\"}");
+	behave("{\"path_prefix\": \"/gone\", \"status\": 401}");
+	submit(c, "GET", "/busy", NULL, 0, NULL, 0, NULL, 0, 4);
+	submit(c, "GET", "/gone", NULL, 0, NULL, 0, NULL, 0, 5);
+	CHECK(run_until_idle(c, 10000), "503 and 401 end");
+	r = result_by_tag(4);
+	if (CHECK(r != NULL, "503 has a result"))
+	{
+		CHECK_EQ_INT(r->http_status, 503, "503 status");
+		CHECK_EQ_INT(r->error_kind, HTTP_ERROR_NONE, "503 is an answer, not a transport error");
+		CHECK_EQ_STR(r->retry_after, "7", "Retry-After captured");
+		CHECK_EQ_STR(r->body, "try later", "503's body kept");
+	}
+	r = result_by_tag(5);
+	if (CHECK(r != NULL, "401 has a result"))
+		CHECK_EQ_INT(r->http_status, 401, "401 status");
+	results_clear();
+
+	/* a redirect is not followed */
+	behave("{\"path_prefix\": \"/moved\", \"status\": 302, \"headers\": {\"Location\": \"/postback\"}}");
+	receiver_reset();
+	behave("{\"path_prefix\": \"/moved\", \"status\": 302, \"headers\": {\"Location\": \"/postback\"}}");
+	submit(c, "GET", "/moved", NULL, 0, NULL, 0, NULL, 0, 6);
+	CHECK(run_until_idle(c, 10000), "a redirect ends");
+	r = result_by_tag(6);
+	CHECK(r && r->http_status == 302, "302 comes back as 302");
+	CHECK_EQ_INT(stat_value("requests"), 1, "the redirect was not followed");
+	results_clear();
+
+	http_client_destroy(c);
+}
+
+static void
+test_big_body(void)
+{
+	HttpClientOptions o = default_options();
+	HttpClient *c;
+	char		err[256];
+	HttpResult *r;
+	long		rss0,
+				rss1;
+
+	receiver_reset();
+	behave("{\"path_prefix\": \"/big\", \"mode\": \"big\", \"big_bytes\": 20000000}");
+	c = http_client_create(&o, err, sizeof(err));
+	rss0 = rss_kb();
+	submit(c, "GET", "/big", NULL, 0, NULL, 0, NULL, 0, 1);
+	CHECK(run_until_idle(c, 30000), "a 20 MB answer ends");
+	rss1 = rss_kb();
+	r = result_by_tag(1);
+	if (CHECK(r != NULL, "the 20 MB answer has a result"))
+	{
+		CHECK_EQ_INT(r->http_status, 200, "20 MB: status 200");
+		CHECK_EQ_INT(r->error_kind, HTTP_ERROR_NONE, "20 MB: read to the end without error");
+		CHECK_EQ_INT(r->body_len, 4096, "20 MB: 4096 bytes kept");
+		CHECK(r->body_truncated, "20 MB: marked truncated");
+		CHECK_EQ_INT(strlen(r->body), 4096, "20 MB: the kept body is NUL-terminated");
+	}
+	CHECK(rss1 - rss0 < 4096, "20 MB answer: resident memory grew by %ld kB (< 4 MB)",
+		  rss1 - rss0);
+	results_clear();
+
+	/* a zero cap keeps nothing */
+	o.max_response_bytes = 0;
+	http_client_set_options(c, &o);
+	submit(c, "GET", "/postback", NULL, 0, NULL, 0, NULL, 0, 2);
+	CHECK(run_until_idle(c, 10000), "a request with a zero body cap ends");
+	r = result_by_tag(2);
+	CHECK(r && r->body != NULL && r->body_len == 0 && r->body[0] == '\0' && r->body_truncated,
+		  "zero cap: an empty body, marked truncated");
+	results_clear();
+	http_client_destroy(c);
+}
+
+static void
+test_protocols(void)
+{
+	HttpClientOptions o = default_options();
+	HttpClient *c;
+	char		err[256];
+	HttpResult *r;
+	long		before;
+
+	receiver_reset();
+	o.allow_http = false;
+	c = http_client_create(&o, err, sizeof(err));
+	before = stat_value("requests");
+	submit(c, "GET", "/postback?key=SECRETKEY123", NULL, 0, NULL, 0, NULL, 0, 1);
+	submit(c, "GET", "ftp://127.0.0.1/x", NULL, 0, NULL, 0, NULL, 0, 2);
+	submit(c, "GET", "file:///etc/passwd", NULL, 0, NULL, 0, NULL, 0, 3);
+	CHECK(http_timeout_ms(c) == 0, "refused requests' results are ready at once");
+	CHECK(run_until_idle(c, 10000), "refused requests end");
+	for (long tag = 1; tag <= 3; tag++)
+	{
+		r = result_by_tag(tag);
+		CHECK(r && r->http_status == 0 && r->error_kind == HTTP_ERROR_REFUSED,
+			  "allow_http off: request %ld refused", tag);
+	}
+	r = result_by_tag(1);
+	CHECK(r && strstr(r->error, "SECRETKEY123") == NULL, "refusal text without the URL: %s",
+		  r ? r->error : "");
+	CHECK_EQ_INT(stat_value("requests") - before, 0, "nothing reached the receiver");
+	results_clear();
+
+	/* allowed again: http goes, other schemes still do not */
+	o.allow_http = true;
+	http_client_set_options(c, &o);
+	submit(c, "GET", "/postback", NULL, 0, NULL, 0, NULL, 0, 4);
+	submit(c, "GET", "ftp://127.0.0.1/x", NULL, 0, NULL, 0, NULL, 0, 5);
+	CHECK(run_until_idle(c, 10000), "requests end");
+	r = result_by_tag(4);
+	CHECK(r && r->http_status == 200, "allow_http on: http:// is sent");
+	r = result_by_tag(5);
+	CHECK(r && r->error_kind == HTTP_ERROR_REFUSED, "allow_http on: ftp:// still refused");
+	results_clear();
+
+	/* https to a plain-HTTP port: a TLS error, not a success */
+	{
+		char		url[128];
+
+		snprintf(url, sizeof(url), "https://127.0.0.1:%d/postback", receiver_port);
+		submit(c, "GET", url, NULL, 0, NULL, 2000, NULL, 0, 6);
+		CHECK(run_until_idle(c, 10000), "https to a plain port ends");
+		r = result_by_tag(6);
+		CHECK(r && r->http_status == 0 && r->error_kind != HTTP_ERROR_NONE,
+			  "https to a plain port fails (kind %d: %s)", r ? (int) r->error_kind : -1,
+			  r ? r->error : "");
+	}
+	results_clear();
+	http_client_destroy(c);
+}
+
+static void
+test_destroy_in_flight(void)
+{
+	HttpClientOptions o = default_options();
+	HttpClient *c;
+	char		err[256];
+
+	receiver_reset();
+	behave("{\"path_prefix\": \"/hang\", \"mode\": \"hang\"}");
+	o.max_connections = 2;
+	c = http_client_create(&o, err, sizeof(err));
+	for (int i = 0; i < 5; i++)
+		submit(c, "GET", "/hang", NULL, 0, NULL, 0, NULL, 0, i);
+	for (int i = 0; i < 20; i++)
+	{
+		http_process(c);
+		usleep(10000);
+	}
+	CHECK_EQ_INT(http_in_flight(c), 5, "5 requests in flight (2 running, 3 queued)");
+	http_client_destroy(c);
+	CHECK(true, "a client destroyed with requests running and queued");
+	receiver_reset();
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2)
+	{
+		fprintf(stderr, "usage: http_test path/to/receiver.py\n");
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	receiver_start(argv[1]);
+
+	test_basic();
+	test_caps_and_keepalive();
+	test_many();
+	test_failures();
+	test_big_body();
+	test_protocols();
+	test_destroy_in_flight();
+
+	receiver_stop();
+	return unit_done("http_test");
+}
