@@ -214,6 +214,20 @@ response_text(const char *body, size_t len)
 	return out;
 }
 
+/*
+ * What went wrong with an attempt, in words: the HTTP status or the transport error, then
+ * the classification's reason. Neither contains a URL (hence no secret).
+ */
+static char *
+attempt_error(const HttpResult *res, const char *reason)
+{
+	if (res->http_status > 0)
+		return psprintf("HTTP %ld: %s", res->http_status, reason);
+	if (res->error[0] != '\0')
+		return psprintf("%s (%s)", reason, res->error);
+	return pstrdup(reason);
+}
+
 /* Judges one completed transfer and turns it into a write-back row (in batch_cxt). */
 static void
 judge_result(Pass *pass, HttpResult *res, TimestampTz now)
@@ -254,8 +268,7 @@ judge_result(Pass *pass, HttpResult *res, TimestampTz now)
 				delay_ms = s2s_retry_delay_ms(slot->attempt, s2s_retry_base_ms,
 											  s2s_retry_max_ms, pg_prng_double(&pg_global_prng_state),
 											  retry_after_ms);
-				r->error = res->error_kind != HTTP_ERROR_NONE && res->error[0] ?
-					pstrdup(res->error) : psprintf("%s", reason);
+				r->error = attempt_error(res, reason);
 				if (s2s_retry_schedule(slot->first_attempt_at, now, delay_ms,
 									   (int64) slot->retry_window_s * 1000, &next_us))
 				{
@@ -273,7 +286,7 @@ judge_result(Pass *pass, HttpResult *res, TimestampTz now)
 			}
 		case S2S_OUTCOME_FAILED:
 			r->outcome = QUEUE_FAILED;
-			r->error = pstrdup(reason);
+			r->error = attempt_error(res, reason);
 			pass->n_failed++;
 			break;
 		case S2S_OUTCOME_PAUSE:
@@ -287,8 +300,7 @@ judge_result(Pass *pass, HttpResult *res, TimestampTz now)
 				if (!seen)
 				{
 					pass->pause[pass->n_pause] = slot->endpoint;
-					pass->pause_reason[pass->n_pause] = psprintf("HTTP %ld: %s",
-																 res->http_status, reason);
+					pass->pause_reason[pass->n_pause] = pstrdup(reason);
 					pass->n_pause++;
 				}
 				break;
@@ -853,6 +865,7 @@ s2s_worker_main(Datum main_arg)
 				timeout = t;
 		}
 
+		publish_state(now);
 		if (timeout > 0)
 			pgstat_report_activity(STATE_IDLE, NULL);
 		nevents = WaitEventSetWait(wait_set, timeout, events, lengthof(events),
@@ -868,5 +881,7 @@ s2s_worker_main(Datum main_arg)
 	}
 
 	shut_down();
-	proc_exit(0);
+
+	/* Exit code 1, as die() would: the postmaster starts a new worker unless it stops. */
+	proc_exit(1);
 }

@@ -1,0 +1,157 @@
+# S2S::Node: a PostgreSQL test cluster that preloads s2s_tracking, for the worker's TAP tests.
+#
+#   my $node = S2S::Node->create('main', conf => { 's2s_tracking.poll_interval' => '1s' });
+#   my $r = S2S::Receiver->start;
+#   $node->add_endpoint('aff', 'affilae', $r->url . '/', secret => '...');
+#   $node->enqueue_conversions('aff', 100);          # 100 Affilae conversions, ids 1..100
+#   $node->poll("SELECT count(*) = 100 FROM s2s.deliveries WHERE status = 'sent'", 'all sent');
+#   $node->set_conf('s2s_tracking.max_concurrency', 1);   # ALTER SYSTEM + reload
+#   $node->worker_pid;  $node->stop;
+#
+# The cluster has s2s_tracking.allow_http on (the receiver speaks plain HTTP), short retry
+# delays, the extension created in database postgres, and its worker running. Every wait
+# is bounded: waits default to 30 s (not the harness's 180 s), so a test that cannot succeed
+# fails in bounded time.
+package S2S::Node;
+
+use strict;
+use warnings;
+use Carp;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(sleep time);
+
+our @ISA = ('PostgreSQL::Test::Cluster');
+
+# poll_query_until waits timeout_default seconds at most.
+$PostgreSQL::Test::Utils::timeout_default = $ENV{S2S_TEST_WAIT} // 30;
+
+my %DEFAULT_CONF = (
+	'shared_preload_libraries' => "'s2s_tracking'",
+	's2s_tracking.allow_http' => 'on',
+	's2s_tracking.retry_base' => "'100ms'",
+	's2s_tracking.retry_max' => "'1s'",
+	's2s_tracking.poll_interval' => "'1s'",
+	'log_min_messages' => 'log',
+);
+
+# create(NAME, conf => {name => value}, extension => 1): init, configure, start, create the
+# extension (unless extension => 0) and wait for the worker.
+sub create
+{
+	my ($class, $name, %opt) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	bless $node, $class;
+	$node->init;
+	my %conf = (%DEFAULT_CONF, %{ $opt{conf} // {} });
+	$node->append_conf('postgresql.conf',
+		join('', map { "$_ = $conf{$_}\n" } sort keys %conf));
+	$node->start;
+	if ($opt{extension} // 1)
+	{
+		$node->safe_psql('postgres', 'CREATE EXTENSION s2s_tracking');
+		$node->wait_worker;
+	}
+	return $node;
+}
+
+# Polls until the query returns 't' (bounded); one test assertion named $what.
+sub poll
+{
+	my ($self, $query, $what, $expected) = @_;
+	return ok($self->poll_query_until('postgres', $query, $expected // 't'), $what);
+}
+
+# Polls without making a test of it; returns whether the query returned 't' in time.
+sub wait_for
+{
+	my ($self, $query) = @_;
+	return $self->poll_query_until('postgres', $query);
+}
+
+sub sql
+{
+	my ($self, $query) = @_;
+	return $self->safe_psql('postgres', $query);
+}
+
+# Waits for the worker to run and to have gone round its loop once.
+sub wait_worker
+{
+	my $self = shift;
+	$self->wait_for("SELECT pid IS NOT NULL AND last_loop_at > started_at FROM s2s.worker_status()")
+	  or croak "the s2s_tracking worker did not start";
+	return $self->worker_pid;
+}
+
+sub worker_pid
+{
+	my $self = shift;
+	return $self->sql(
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 's2s_tracking worker'");
+}
+
+# Sets a setting with ALTER SYSTEM and reloads (the worker gets SIGHUP).
+sub set_conf
+{
+	my ($self, $name, $value) = @_;
+	$self->sql("ALTER SYSTEM SET $name = '$value'");
+	$self->sql('SELECT pg_reload_conf()');
+	return;
+}
+
+# add_endpoint(NAME, KIND, URL, secret => ..., column => value...).
+sub add_endpoint
+{
+	my ($self, $name, $kind, $url, %cols) = @_;
+	$cols{secret} //= $kind eq 'affilae'
+	  ? '0123456789abcdef01234567-89abcdef0123456789abcdef'
+	  : 'test-s2s-token';
+	my @names = ('name', 'kind', 'url', sort keys %cols);
+	my @values = ($name, $kind, $url, map { $cols{$_} } sort keys %cols);
+	my $list = join(', ', map { quote_literal($_) } @values);
+	$self->sql('INSERT INTO s2s.endpoints (' . join(', ', @names) . ") VALUES ($list)");
+	return;
+}
+
+# Enqueues N Affilae conversions for ENDPOINT (order ids FROM+1 .. FROM+N), in one
+# transaction, as the orders trigger would: the worker is woken at commit.
+sub enqueue_conversions
+{
+	my ($self, $endpoint, $n, $from) = @_;
+	$from //= 0;
+	my $ep = quote_literal($endpoint);
+	$self->sql(<<"SQL");
+INSERT INTO s2s.deliveries (endpoint, kind, dedupe_key, conversion_id, amount, currency,
+                            payment, click_ids, client_ip, user_agent, referer)
+SELECT $ep, 'conversion', 'order-' || i, 'order-' || i, 10 + i * 0.01, 'EUR', 'online',
+       '603ed1800000000000000000', '192.0.2.1', 'Mozilla/5.0 test', 'https://shop.example/'
+  FROM generate_series($from + 1, $from + $n) AS i;
+SELECT s2s.wake();
+SQL
+	return;
+}
+
+# Private resident memory (RssAnon, kB) of a process, from /proc: shared buffers the
+# process touched are not counted, so this is its own heap.
+sub rss_kb
+{
+	my ($pid) = @_;
+	open(my $fh, '<', "/proc/$pid/status") or return undef;
+	while (<$fh>)
+	{
+		return $1 if /^RssAnon:\s+(\d+)\s+kB/;
+	}
+	return undef;
+}
+
+sub quote_literal
+{
+	my $v = shift;
+	return 'NULL' unless defined $v;
+	$v =~ s/'/''/g;
+	return "'$v'";
+}
+
+1;
