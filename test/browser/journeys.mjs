@@ -247,6 +247,18 @@ try {
       check(headerOf(purchase, 'authorization') === 'demo-swaarm-s2s-token' && !('s2s_token' in q),
         'the token travels in the Authorization header, not in the URL');
     }
+
+    // The same user orders on the website: the orders trigger sends a Swaarm "order" event.
+    await page.goto(`${SHOP}/`);
+    const orderId = await placeOrder(page, '25.00', 'customer-2005');
+    result.orders.swaarm = orderId;
+    check((await page.textContent('#order-clkid')).trim() === clk, 'the web order carries the clkid');
+    await adminAction(page, 'validate');
+    const web = await waitRequests((r) => r.path === '/swaarm/postback' && queryOf(r).user_id === clk
+      && queryOf(r).event_id === 'order', 1);
+    check(web.length === 1 && Number(queryOf(web[0]).sale_amount) === 25,
+      'validating it sends one Swaarm "order" event with its amount',
+      web.map((r) => r.query).join(' | '));
     await context.close();
   }
 } catch (e) {

@@ -49,13 +49,15 @@ SELECT s2s.track_orders('shop.orders', 'affilae',
     client_ip => 'client_ip', user_agent => 'user_agent', referer => 'referer',
     status => 'status', validated_statuses => '{validated}');
 
--- The same order, when its visitor came from a Swaarm campaign, is a Swaarm "purchase"
--- postback for the user identified by the clkid column.
+-- The same order, when its visitor came from a Swaarm campaign, is a Swaarm postback
+-- event "order" for the user identified by the clkid column (event_id is a constant here:
+-- an SQL string literal; in-app purchases are sent by the app layer with s2s.track_event).
+-- An order without a clkid has nothing to attribute to Swaarm: nothing is enqueued.
 SELECT s2s.track_orders('shop.orders', 'swaarm',
     order_id => 'id', amount => 'amount', currency => 'currency',
     client_ip => 'client_ip', user_agent => 'user_agent',
     status => 'status', validated_statuses => '{validated}',
-    user_id => 'clkid', event_id => '''purchase''');
+    user_id => 'clkid', event_id => '''order''');
 
 -- The app role: what the landing page, the checkout and the app events need, nothing
 -- more. It can neither read the secrets nor change where anything is sent.

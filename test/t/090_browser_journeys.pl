@@ -10,6 +10,8 @@
 # Skips only when chromium or node/npm are not installed at all.
 use strict;
 use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
 use File::Basename qw(dirname);
 use File::Spec;
 use File::Temp qw(tempdir);
@@ -99,7 +101,8 @@ my $journeys = IPC::Run::start(
 		$ENV{HOME} = $tmp;
 	},
 	IPC::Run::timeout(240));
-eval { $journeys->finish; 1 } or do { diag("journeys: $@"); $journeys->kill_kill; };
+my $finished = eval { $journeys->finish; 1 };
+$finished or do { diag("journeys: $@"); $journeys->kill_kill; };
 
 my $result;
 my $checks = 0;
@@ -115,7 +118,8 @@ for my $line (split /\n/, $jout)
 }
 ok($checks >= 30, "the browser journeys ran their checks ($checks)")
 	or diag("stdout:\n$jout\nstderr:\n$jerr");
-diag("journeys stderr:\n$jerr") if $jerr =~ /\S/;
+ok($finished && $journeys->full_result(0) == 0, 'journeys.mjs finished and reported no failure')
+	or diag("journeys stderr:\n$jerr");
 BAIL_OUT('the browser journeys gave no result') unless $result;
 
 # The database side of the same journeys.
@@ -139,8 +143,13 @@ is(q1("SELECT count(*) FROM s2s.deliveries WHERE conversion_id = '$o{cancelled}'
 is(q1("SELECT count(*) FROM shop.orders WHERE id = $o{cancelled} AND status = 'cancelled'"),
 	'1', 'the cancelled order is kept as cancelled');
 is(q1("SELECT string_agg(event_id || ' ' || status, ',' ORDER BY event_id) FROM s2s.deliveries
-	WHERE endpoint = 'swaarm' AND user_id = " . quote_sql($result->{swaarm_user})),
-	'purchase sent,register sent', 'the Swaarm user: register and purchase events sent');
+	WHERE endpoint = 'swaarm' AND conversion_id IS NULL AND user_id = " . quote_sql($result->{swaarm_user})),
+	'purchase sent,register sent', 'the Swaarm user: register and purchase app events sent');
+is(q1("SELECT string_agg(event_id || ' ' || status || ' ' || amount, ',') FROM s2s.deliveries
+	WHERE endpoint = 'swaarm' AND conversion_id = '$o{swaarm}'"),
+	'order sent 25.00', 'the Swaarm user\'s web order: one "order" event from the orders trigger');
+is(q1("SELECT count(*) FROM s2s.deliveries WHERE endpoint = 'affilae' AND conversion_id = '$o{swaarm}'"),
+	'0', 'and no Affilae conversion: that visitor never clicked an Affilae link');
 is(q1("SELECT count(*) FROM s2s.clicks WHERE network = 'affilae' AND click_id IN ("
 		. join(',', map { "'$_'" } @{ $result->{clicks}{two} }) . ") AND user_agent = "
 		. quote_sql($result->{user_agent})
