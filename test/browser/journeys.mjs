@@ -97,7 +97,9 @@ const browser = await chromium.launch({
 try {
   note(`chromium ${browser.version()}, shop ${SHOP}, receiver ${RECEIVER}`);
 
-  // ---- Journey 1: two affiliate clicks, then a sale.
+  // ---- Journey 1: two affiliate clicks, then a sale; meanwhile another shopper, with
+  // a browser of her own, clicks another link and buys first: each postback carries only
+  // its own journey's click IDs.
   {
     const context = await browser.newContext();
     const page = await context.newPage();
@@ -128,11 +130,26 @@ try {
     check(!visible.includes('aecid') && !visible.includes(a1),
       'document.cookie cannot see it (HttpOnly)', visible);
 
+    // The other shopper lands between the two clicks.
+    const context2 = await browser.newContext();
+    const page2 = await context2.newPage();
+    page2.setDefaultTimeout(20000);
+    const b1 = clickId(3600);
+    result.clicks.one = [b1];
+    await page2.goto(`${SHOP}/?aecid=${b1}`);
+    const c2 = await cookieNamed(context2, 'aecid');
+    check(c2 && c2.value === b1, 'another browser has a cookie of its own', c2 && c2.value);
+
     await page.goto(`${SHOP}/?aecid=${a2}`);
     c = await cookieNamed(context, 'aecid');
     check(c && c.value === `${a1}-${a2}`, 'a second click adds its ID to the cookie', c && c.value);
     check(JSON.stringify(await listed(page, 'aecid')) === JSON.stringify([a1, a2]),
       'the landing page lists both click IDs', await listed(page, 'aecid'));
+
+    // She buys first.
+    const orderB = await placeOrder(page2, '15.00', 'customer-2002');
+    result.orders.one_click = orderB;
+    await adminAction(page2, 'validate');
 
     const orderId = await placeOrder(page, '120.00', 'customer-2001');
     result.orders.two_clicks = orderId;
@@ -162,29 +179,18 @@ try {
       check((headerOf(got[0], 'referer') || '').startsWith(`${SHOP}/checkout`),
         'Referer is the page the order was placed from', headerOf(got[0], 'referer'));
     }
+    const gotB = await waitRequests((r) => r.path === '/affilae/' && queryOf(r).id === orderB, 1);
+    check(gotB.length === 1 && queryOf(gotB[0]).cids === b1,
+      'the other shopper\'s postback carries exactly her one click ID',
+      gotB.map((r) => queryOf(r).cids).join(','));
+    c = await cookieNamed(context, 'aecid');
+    check(c && c.value === `${a1}-${a2}`, 'the first shopper\'s cookie was not touched by the other\'s visit',
+      c && c.value);
+    await context2.close();
     await context.close();
   }
 
-  // ---- Journey 2: another shopper, one click; her postback carries only her click.
-  {
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    page.setDefaultTimeout(20000);
-    const b1 = clickId(3600);
-    result.clicks.one = [b1];
-    await page.goto(`${SHOP}/?aecid=${b1}`);
-    const c = await cookieNamed(context, 'aecid');
-    check(c && c.value === b1, 'a new browser context starts a cookie of its own', c && c.value);
-    const orderId = await placeOrder(page, '15.00', 'customer-2002');
-    result.orders.one_click = orderId;
-    await adminAction(page, 'validate');
-    const got = await waitRequests((r) => r.path === '/affilae/' && queryOf(r).id === orderId, 1);
-    check(got.length === 1 && queryOf(got[0]).cids === b1,
-      'her postback carries exactly her one click ID', got.map((r) => queryOf(r).cids).join(','));
-    await context.close();
-  }
-
-  // ---- Journey 3: an invalid click ID: the page works, nothing is attributed.
+  // ---- Journey 2: an invalid click ID: the page works, nothing is attributed.
   {
     const context = await browser.newContext();
     const page = await context.newPage();
@@ -201,7 +207,7 @@ try {
     await context.close();
   }
 
-  // ---- Journey 4: an order cancelled before validation.
+  // ---- Journey 3: an order cancelled before validation.
   {
     const context = await browser.newContext();
     const page = await context.newPage();
@@ -216,7 +222,7 @@ try {
     await context.close();
   }
 
-  // ---- Journey 5: a Swaarm user: clkid cookie, register and purchase app events.
+  // ---- Journey 4: a Swaarm user: clkid cookie, register and purchase app events.
   {
     const context = await browser.newContext();
     const page = await context.newPage();
