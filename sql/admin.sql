@@ -89,6 +89,24 @@ SELECT date_trunc('minute', now() - first_attempt_at + interval '30 seconds')
 -- the other endpoint is still paused; resuming an endpoint that is not paused is harmless
 SELECT paused_at IS NOT NULL AS a_two_paused FROM s2s.endpoints WHERE name = 'a_two';
 SELECT s2s.resume('a_one');
+SELECT paused_at IS NULL AS a_one_not_paused FROM s2s.endpoints WHERE name = 'a_one';
+-- clearing paused_at by hand is a resume too
+UPDATE s2s.deliveries SET status = 'retrying', next_attempt_at = now() + interval '1 hour',
+       first_attempt_at = now() - interval '10 hours'
+ WHERE endpoint = 'a_two' AND dedupe_key = 'retrying';
+UPDATE s2s.endpoints SET paused_at = now() - interval '4 hours' WHERE name = 'a_two';
+UPDATE s2s.endpoints SET paused_at = NULL, pause_reason = NULL WHERE name = 'a_two';
+SELECT s.key, s.status, s.due_now, date_trunc('minute', now() - d.first_attempt_at + interval '30 seconds')
+       AS retry_window_used
+  FROM pg_temp.state('a_two') s JOIN s2s.deliveries d ON d.endpoint = 'a_two' AND d.dedupe_key = s.key
+ WHERE s.key = 'retrying';
+-- re-enabling makes waiting deliveries due now (rolled back: a running worker would send)
+UPDATE s2s.deliveries SET next_attempt_at = now() + interval '1 hour'
+ WHERE endpoint = 'a_two' AND dedupe_key = 'retrying';
+BEGIN;
+UPDATE s2s.endpoints SET enabled = true WHERE name = 'a_two';
+SELECT key, status, due_now FROM pg_temp.state('a_two') WHERE key = 'retrying';
+ROLLBACK;
 SELECT s2s.resume('nope');
 \echo :LAST_ERROR_SQLSTATE
 SELECT s2s.resume(NULL);

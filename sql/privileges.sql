@@ -1,15 +1,16 @@
--- Privileges: nothing for PUBLIC; the GRANTs doc/outbox.md gives a shop's app role let
--- it enqueue events (and record clicks) but neither read secrets, nor add destinations,
--- nor allow plain http, nor use the administrator's functions, even when it is granted
--- SELECT on every table of schema s2s.
+-- Privileges: PUBLIC gets only the pure click-ID helpers; the GRANTs doc/outbox.md gives a
+-- shop's app role let it record clicks and enqueue events but neither read secrets, nor
+-- add destinations, nor allow plain http, nor use the administrator's functions, even
+-- when it is granted SELECT on every table of schema s2s.
 \set SHOW_CONTEXT never
 
--- No function of the extension is executable by PUBLIC, and every SECURITY DEFINER
--- function pins its search_path.
+-- PUBLIC may execute only the pure click-ID helpers (no table, secret or network), and
+-- every SECURITY DEFINER function pins its search_path.
 SELECT p.oid::regprocedure AS executable_by_public
   FROM pg_proc p
  WHERE p.pronamespace IN ('s2s'::regnamespace, 's2s_private'::regnamespace)
-   AND has_function_privilege('public', p.oid, 'EXECUTE');
+   AND has_function_privilege('public', p.oid, 'EXECUTE')
+ ORDER BY p.oid::regprocedure::text;
 SELECT p.oid::regprocedure AS definer_without_search_path
   FROM pg_proc p
  WHERE p.pronamespace IN ('s2s'::regnamespace, 's2s_private'::regnamespace)
@@ -31,11 +32,30 @@ INSERT INTO s2s.endpoints (name, kind, url, secret, enabled) VALUES
 CREATE ROLE regress_s2s_app;
 GRANT USAGE ON SCHEMA s2s TO regress_s2s_app;
 GRANT EXECUTE ON FUNCTION
+    s2s.is_valid_click_id(text, text),
+    s2s.click_time(text),
+    s2s.record_click(text, inet, text, text, text, text),
+    s2s.click_ids(text),
+    s2s.cookie_merge(text, text),
+    s2s.set_cookie_header(text, text, interval),
     s2s.track_event(text, text, text, inet, text, numeric, text, numeric, text, text)
     TO regress_s2s_app;
 GRANT SELECT ON ALL TABLES IN SCHEMA s2s TO regress_s2s_app;
 
+-- a click ID made a minute ago (an ObjectId's first 8 hex digits are its Unix time)
+SELECT lpad(to_hex(extract(epoch FROM now())::int - 60), 8, '0') || '000000000000000a'
+       AS click \gset
 SET ROLE regress_s2s_app;
+-- records clicks and handles the cookie
+SELECT s2s.is_valid_click_id(:'click') AS valid,
+       s2s.click_time(:'click') BETWEEN now() - interval '2 minutes' AND now() AS click_time,
+       s2s.record_click(:'click', '192.0.2.1', 'UA', NULL, 'https://shop.example/?aecid=x') > 0
+           AS recorded,
+       s2s.click_ids(:'click' || '-bad') = ARRAY[:'click'] AS click_ids,
+       s2s.cookie_merge(NULL, :'click') = :'click' AS cookie_merge,
+       s2s.set_cookie_header(:'click') LIKE 'aecid=' || :'click' || ';%HttpOnly%' AS set_cookie;
+-- but cannot write s2s.clicks itself
+INSERT INTO s2s.clicks (network, click_id) VALUES ('affilae', 'x');
 -- enqueues events
 SELECT s2s.track_event('p_swp', 'user-1', 'purchase', '192.0.2.1', 'UA') > 0 AS enqueued;
 -- sees only the mask
@@ -84,6 +104,7 @@ RESET ROLE;
 SELECT endpoint, secret FROM s2s_private.endpoint_secrets WHERE endpoint LIKE 'p\_%'
  ORDER BY endpoint;
 
+DELETE FROM s2s.clicks WHERE click_id = :'click';
 DELETE FROM s2s.deliveries WHERE endpoint LIKE 'p\_%';
 DELETE FROM s2s.endpoints WHERE name LIKE 'p\_%';
 DROP OWNED BY regress_s2s_app, regress_s2s_admin;

@@ -33,6 +33,7 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/heap.h"
 #include "catalog/namespace.h"
 #include "nodes/value.h"
 #include "parser/parse_func.h"
@@ -200,6 +201,8 @@ lookup_endpoint(const char *name, S2SEndpointKind *kind, char **currency, Memory
 	int			rc;
 
 	lookup_extension_objects();
+	/* parsing needs USAGE on schema s2s too: prepare as the owner as well */
+	become_owner(&save_user, &save_sec);
 	if (endpoint_plan == NULL)
 	{
 		Oid			types[1] = {TEXTOID};
@@ -209,7 +212,6 @@ lookup_endpoint(const char *name, S2SEndpointKind *kind, char **currency, Memory
 									 " WHERE name OPERATOR(pg_catalog.=) $1",
 									 1, types);
 	}
-	become_owner(&save_user, &save_sec);
 	rc = SPI_execute_plan(endpoint_plan, &arg, NULL, true, 1);
 	SetUserIdAndSecContext(save_user, save_sec);
 	if (rc != SPI_OK_SELECT)
@@ -339,19 +341,19 @@ expected_types(S2SField f)
 	switch (f)
 	{
 		case S2S_F_AMOUNT:
-			return "numeric, smallint, integer, bigint or money (never a floating-point type: amounts must be exact)";
+			return "of type numeric, smallint, integer, bigint or money (never a floating-point type: amounts must be exact)";
 		case S2S_F_CLIENT_IP:
-			return "inet, cidr, text, varchar or char";
+			return "of type inet, cidr, text, varchar or char";
 		case S2S_F_STATUS:
-			return "text, varchar, char or an enum";
+			return "of type text, varchar, char or an enum";
 		case S2S_F_CURRENCY:
-			return "text, varchar or char";
+			return "of type text, varchar or char";
 		case S2S_F_CLICK_IDS:
-			return "text, varchar or char ('-'-joined) or text[] or varchar[]";
+			return "of type text, varchar or char ('-'-joined), or text[] or varchar[]";
 		case S2S_F_VOUCHER:
-			return "a scalar type, or text[] or varchar[] (joined with ';')";
+			return "a scalar, or of type text[] or varchar[] (joined with ';')";
 		default:
-			return "a scalar type (not an array or a composite)";
+			return "a scalar (not an array or a composite)";
 	}
 }
 
@@ -448,13 +450,15 @@ s2s_order_trigger_build(S2SOrderTrigger *t, Relation rel, const char *trigname,
 			config_error(trigname, rel, ERRCODE_UNDEFINED_COLUMN,
 						 psprintf("column \"%s\" of relation \"%s\" does not exist",
 								  col, RelationGetRelationName(rel)),
+						 SystemAttributeByName(col) != NULL ?
 						 psprintf("It was given as %s; system columns cannot be used.",
-								  s2s_field_names[f]));
+								  s2s_field_names[f]) :
+						 psprintf("It was given as %s.", s2s_field_names[f]));
 		if (!classify((S2SField) f, typid, fi, t->cxt))
 			config_error(trigname, rel, ERRCODE_DATATYPE_MISMATCH,
 						 psprintf("column \"%s\" given as %s has type %s", col,
 								  s2s_field_names[f], format_type_be(typid)),
-						 psprintf("The %s column must be of type %s.", s2s_field_names[f],
+						 psprintf("The %s column must be %s.", s2s_field_names[f],
 								  expected_types((S2SField) f)));
 	}
 
@@ -714,6 +718,7 @@ insert_delivery(Delivery *d)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	become_owner(&save_user, &save_sec);
 	if (insert_plan == NULL)
 	{
 		Oid			types[P_COUNT];
@@ -726,7 +731,6 @@ insert_delivery(Delivery *d)
 		types[P_FINISHED_AT] = TIMESTAMPTZOID;
 		insert_plan = prepare_kept(INSERT_SQL, P_COUNT, types);
 	}
-	become_owner(&save_user, &save_sec);
 	rc = SPI_execute_plan(insert_plan, d->values, d->nulls, false, 0);
 	SetUserIdAndSecContext(save_user, save_sec);
 	if (rc != SPI_OK_INSERT)

@@ -5,8 +5,9 @@
 --   * moves the secret into s2s_private.endpoint_secrets and leaves only a mask in
 --     s2s.endpoints.secret, so that no grant on schema s2s can ever reveal it;
 --   * keeps updated_at current;
---   * wakes the worker at commit when an endpoint is (again) enabled and not paused, so
---     that deliveries that waited are sent at once.
+--   * when an endpoint is re-enabled or resumed, makes the deliveries that waited due now
+--     (the time spent paused not counting against their retry window) and wakes the
+--     worker at commit, so that they are sent at once.
 -- It is SECURITY DEFINER because the administrator who edits s2s.endpoints has no access
 -- to s2s_private.
 
@@ -151,7 +152,24 @@ BEGIN
         NEW.secret := mask;
     END IF;
 
-    -- Deliveries that waited for this endpoint go at once.
+    -- Re-enabled or resumed (by s2s.resume or by clearing paused_at): the deliveries that
+    -- waited are due now, and the time spent paused does not count against their retry
+    -- window (their first_attempt_at moves forward by that much). They still reference
+    -- OLD.name here: a rename cascades after this trigger.
+    IF TG_OP = 'UPDATE'
+       AND ((NEW.enabled AND NOT OLD.enabled)
+            OR (OLD.paused_at IS NOT NULL AND NEW.paused_at IS NULL)) THEN
+        UPDATE s2s.deliveries d
+           SET next_attempt_at = least(d.next_attempt_at, now()),
+               first_attempt_at = CASE
+                   WHEN d.first_attempt_at IS NOT NULL AND NEW.paused_at IS NULL
+                        AND OLD.paused_at IS NOT NULL
+                   THEN least(d.first_attempt_at + (now() - OLD.paused_at), now())
+                   ELSE d.first_attempt_at END
+         WHERE d.endpoint = OLD.name AND d.status IN ('pending', 'retrying');
+    END IF;
+
+    -- Sendable again (or new): wake the worker when this transaction commits.
     IF NEW.enabled AND NEW.paused_at IS NULL
        AND (TG_OP = 'INSERT' OR NOT OLD.enabled OR OLD.paused_at IS NOT NULL) THEN
         PERFORM s2s.wake();

@@ -16,6 +16,7 @@ RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_column
 DECLARE
     ep record;
     new_id bigint;
@@ -98,7 +99,7 @@ BEGIN
             CASE WHEN sale_amount IS NOT NULL THEN coalesce(currency, ep.currency)
                  ELSE currency END,
             aggregated_event_value, event_value)
-    ON CONFLICT ON CONSTRAINT deliveries_endpoint_dedupe_key_key DO NOTHING
+    ON CONFLICT (endpoint, dedupe_key) DO NOTHING
     RETURNING d.id INTO new_id;
 
     IF new_id IS NULL THEN
@@ -213,30 +214,17 @@ BEGIN
 END
 $$;
 
--- Clears a pause (set by s2s.pause or by the worker on a 401/403/404): the endpoint's
--- waiting deliveries become due now and the worker is woken at commit. The time spent
--- paused does not count against a delivery's retry window (its first_attempt_at moves
--- forward by that much). An endpoint that is disabled (enabled = false) stays disabled.
+-- Clears a pause (set by s2s.pause or by the worker on a 401/403/404). The endpoints
+-- trigger does the rest (30_endpoints.sql): the endpoint's waiting deliveries become due
+-- now, the time spent paused does not count against their retry window, and the worker
+-- is woken at commit. An endpoint that is disabled (enabled = false) stays disabled.
 CREATE FUNCTION s2s.resume(endpoint text) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    paused_for interval;
 BEGIN
     PERFORM s2s_private.require_endpoint(endpoint);
-    SELECT now() - e.paused_at INTO paused_for
-      FROM s2s.endpoints e WHERE e.name = resume.endpoint FOR UPDATE;
-    IF paused_for IS NOT NULL THEN
-        UPDATE s2s.endpoints e SET paused_at = NULL, pause_reason = NULL
-         WHERE e.name = resume.endpoint;
-    END IF;
-    UPDATE s2s.deliveries d
-       SET next_attempt_at = least(d.next_attempt_at, now()),
-           first_attempt_at = CASE WHEN d.first_attempt_at IS NOT NULL THEN
-                   least(d.first_attempt_at + coalesce(paused_for, interval '0'), now()) END
-     WHERE d.endpoint = resume.endpoint AND d.status IN ('pending', 'retrying')
-       AND (d.next_attempt_at > now() OR (paused_for IS NOT NULL AND d.first_attempt_at IS NOT NULL));
-    PERFORM s2s.wake();
+    UPDATE s2s.endpoints e SET paused_at = NULL, pause_reason = NULL
+     WHERE e.name = resume.endpoint AND e.paused_at IS NOT NULL;
 END
 $$;
