@@ -93,14 +93,19 @@ static const char *write_back_sql =
 "         claim_token = NULL, lease_until = NULL"
 "    FROM r"
 "   WHERE d.id = r.id AND d.claim_token = r.token AND d.status = 'sending'"
-"  RETURNING d.id"
+"  RETURNING d.id, r.outcome"
+"), i AS ("
+"  INSERT INTO s2s.attempts (delivery_id, attempt, started_at, duration_ms, http_status,"
+"                            error, response)"
+"  SELECT r.id, r.attempt, r.started_at, r.duration_ms, r.http_status, r.error, r.response"
+"    FROM r JOIN u ON u.id = r.id"
+"   WHERE r.outcome <> 'give_back'"
+"  ON CONFLICT DO NOTHING"
 ") "
-"INSERT INTO s2s.attempts (delivery_id, attempt, started_at, duration_ms, http_status,"
-"                          error, response)"
-"SELECT r.id, r.attempt, r.started_at, r.duration_ms, r.http_status, r.error, r.response"
-"  FROM r JOIN u ON u.id = r.id"
-" WHERE r.outcome <> 'give_back' "
-"ON CONFLICT DO NOTHING";
+"SELECT count(*) FILTER (WHERE outcome = 'sent'),"
+"       count(*) FILTER (WHERE outcome = 'retrying'),"
+"       count(*) FILTER (WHERE outcome = 'failed')"
+"  FROM u";
 
 /* Give back claims of a dead worker, attempts not counted. */
 #define RECONCILE_SET \
@@ -312,8 +317,8 @@ queue_claim(int64 token, int limit, int lease_s, const QueueBusy *busy,
 	return n;
 }
 
-uint64
-queue_write_back(const QueueResult *results, int n)
+void
+queue_write_back(const QueueResult *results, int n, QueueCounts *counts)
 {
 	Datum		values[10];
 	Datum	   *ids = palloc(sizeof(Datum) * n);
@@ -383,9 +388,17 @@ queue_write_back(const QueueResult *results, int n)
 												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 
 	rc = SPI_execute_plan(get_plan(PLAN_WRITE_BACK), values, NULL, false, 0);
-	if (rc != SPI_OK_INSERT)
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "s2s_tracking write-back failed: %s", SPI_result_code_string(rc));
-	return SPI_processed;
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		counts->sent += DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		counts->retried += DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		counts->failed += DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+	}
 }
 
 void

@@ -75,12 +75,20 @@ extern uint64 queue_reconcile(bool all_sending);
 extern int	queue_claim(int64 token, int limit, int lease_s, const QueueBusy *busy,
 						QueueClaim **claims, TimestampTz *next_due);
 
+/* What a write-back changed: deliveries now sent, retrying, failed. */
+typedef struct QueueCounts
+{
+	int64		sent;
+	int64		retried;
+	int64		failed;
+} QueueCounts;
+
 /*
  * Writes back n results in one statement (guarded by claim token and status 'sending', so
  * a stale worker never overwrites a newer claim) and inserts their s2s.attempts rows.
- * Returns how many deliveries were updated.
+ * Adds to *counts what it changed (a stale result changes nothing and is not counted).
  */
-extern uint64 queue_write_back(const QueueResult *results, int n);
+extern void queue_write_back(const QueueResult *results, int n, QueueCounts *counts);
 
 /* Pauses an endpoint (unless already paused) with the reason. */
 extern void queue_pause_endpoint(const char *endpoint, const char *reason);

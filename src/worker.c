@@ -104,9 +104,7 @@ typedef struct Pass
 {
 	QueueResult *results;
 	int			n_results;
-	int			n_sent;
-	int			n_retried;
-	int			n_failed;
+	QueueCounts counts;			/* what the write-back changed */
 	int		   *pause;			/* endpoint indexes to pause */
 	const char **pause_reason;
 	int			n_pause;
@@ -253,7 +251,6 @@ judge_result(Pass *pass, HttpResult *res, TimestampTz now)
 	{
 		case S2S_OUTCOME_SENT:
 			r->outcome = QUEUE_SENT;
-			pass->n_sent++;
 			break;
 		case S2S_OUTCOME_RETRY:
 			{
@@ -274,20 +271,17 @@ judge_result(Pass *pass, HttpResult *res, TimestampTz now)
 				{
 					r->outcome = QUEUE_RETRY;
 					r->next_attempt_at = (TimestampTz) next_us;
-					pass->n_retried++;
 				}
 				else
 				{
 					r->outcome = QUEUE_FAILED;
 					r->error = psprintf("retry window over: %s", r->error);
-					pass->n_failed++;
 				}
 				break;
 			}
 		case S2S_OUTCOME_FAILED:
 			r->outcome = QUEUE_FAILED;
 			r->error = attempt_error(res, reason);
-			pass->n_failed++;
 			break;
 		case S2S_OUTCOME_PAUSE:
 			{
@@ -343,7 +337,7 @@ pass_in_transaction(Pass *pass)
 		pgstat_report_activity(STATE_RUNNING, "writing back delivery results");
 		for (int i = 0; i < pass->n_pause; i++)
 			queue_pause_endpoint(endpoints[pass->pause[i]].name, pass->pause_reason[i]);
-		queue_write_back(pass->results, pass->n_results);
+		queue_write_back(pass->results, pass->n_results, &pass->counts);
 	}
 	if (pass->reconcile_expired)
 		queue_reconcile(false);
@@ -448,16 +442,17 @@ unit_purge(void *arg)
 static void
 count_results(const Pass *pass)
 {
-	if (pass->n_results == 0)
+	const QueueCounts *c = &pass->counts;
+
+	if (c->sent + c->retried + c->failed == 0)
 		return;
-	pg_atomic_fetch_add_u64(&s2s_shared->attempts,
-							pass->n_sent + pass->n_retried + pass->n_failed);
-	if (pass->n_sent)
-		pg_atomic_fetch_add_u64(&s2s_shared->sent, pass->n_sent);
-	if (pass->n_retried)
-		pg_atomic_fetch_add_u64(&s2s_shared->retried, pass->n_retried);
-	if (pass->n_failed)
-		pg_atomic_fetch_add_u64(&s2s_shared->failed, pass->n_failed);
+	pg_atomic_fetch_add_u64(&s2s_shared->attempts, c->sent + c->retried + c->failed);
+	if (c->sent)
+		pg_atomic_fetch_add_u64(&s2s_shared->sent, c->sent);
+	if (c->retried)
+		pg_atomic_fetch_add_u64(&s2s_shared->retried, c->retried);
+	if (c->failed)
+		pg_atomic_fetch_add_u64(&s2s_shared->failed, c->failed);
 }
 
 /*
@@ -554,7 +549,6 @@ submit_claims(Pass *pass, Pass *late, TimestampTz now)
 			r->outcome = QUEUE_FAILED;
 			r->error = psprintf("cannot render the request: %s", problem);
 			r->started_at = now;
-			late->n_failed++;
 		}
 	}
 	if (pass->n_claims > 0)
@@ -809,6 +803,7 @@ s2s_worker_main(Datum main_arg)
 					 */
 					if (pass.n_results > 0 && pass.claim)
 					{
+						memset(&pass.counts, 0, sizeof(pass.counts));
 						pass.claim = false;
 						pass.reconcile_expired = false;
 						if (run_unit(unit_pass, &pass))
