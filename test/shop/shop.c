@@ -731,6 +731,22 @@ order_action(Reply *r, const char *id, bool validate)
 	free(loc.data);
 }
 
+/* An error for the app API: JSON when the client asked for it, a page otherwise. */
+static void
+app_error(Reply *r, bool json, unsigned status, const char *title, const char *detail)
+{
+	error_page(r, status, title, detail);
+	if (!json)
+		return;
+	r->body.len = 0;
+	r->content_type = "application/json";
+	buf_puts(&r->body, "{\"error\": \"");
+	buf_json(&r->body, title);
+	buf_puts(&r->body, "\", \"detail\": \"");
+	buf_json(&r->body, detail);
+	buf_puts(&r->body, "\"}\n");
+}
+
 /*
  * POST /app/events: what a mobile app's backend does for Swaarm. The user is the Swaarm
  * click ID the visitor landed with (cookie "clkid") unless the form names one. A
@@ -752,13 +768,13 @@ app_event(Visitor *v, Reply *r)
 		user = v->clkid_cookie;
 	if (empty(user))
 	{
-		error_page(r, MHD_HTTP_BAD_REQUEST, "No Swaarm user",
+		app_error(r, json, MHD_HTTP_BAD_REQUEST, "No Swaarm user",
 				   "Land with ?clkid=... first, or give user_id.");
 		goto out;
 	}
 	if (empty(event) || (strcmp(event, "register") != 0 && strcmp(event, "purchase") != 0))
 	{
-		error_page(r, MHD_HTTP_BAD_REQUEST, "Unknown app event", "Use register or purchase.");
+		app_error(r, json, MHD_HTTP_BAD_REQUEST, "Unknown app event", "Use register or purchase.");
 		goto out;
 	}
 	if (strcmp(event, "register") == 0)
@@ -786,8 +802,8 @@ app_event(Visitor *v, Reply *r)
 	{
 		bool		bad = strncmp(db_sqlstate(res), "22", 2) == 0;
 
-		error_page(r, bad ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_INTERNAL_SERVER_ERROR,
-				   "The event was not recorded", db_message(res));
+		app_error(r, json, bad ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_INTERNAL_SERVER_ERROR,
+				  "The event was not recorded", db_message(res));
 	}
 	else
 	{
