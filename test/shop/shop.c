@@ -96,13 +96,20 @@ static void
 buf_printf(Buf *b, const char *fmt,...)
 {
 	va_list		ap;
+	char		small[256];
 	int			n;
 
+	/* Most pieces are short: one pass; a longer one is formatted again into place. */
 	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
+	n = vsnprintf(small, sizeof small, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return;
+	if ((size_t) n < sizeof small)
+	{
+		buf_putn(b, small, (size_t) n);
+		return;
+	}
 	buf_reserve(b, (size_t) n);
 	va_start(ap, fmt);
 	vsnprintf(b->data + b->len, (size_t) n + 1, fmt, ap);
