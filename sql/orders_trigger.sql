@@ -91,6 +91,10 @@ INSERT INTO tr.orders (id, number, amount, status, click_ids) VALUES (14, 'B-14'
 INSERT INTO tr.orders (id, number, amount, status, click_ids) VALUES (15, 'B-15', NULL, 'paid', :'c1');
 INSERT INTO tr.orders (id, number, amount, status, click_ids) VALUES (16, 'B-16', -0.01, 'paid', :'c1');
 INSERT INTO tr.orders (id, number, amount, status, click_ids) VALUES (17, 'B-17', 0, 'paid', :'c1');
+-- An order ID too long for the dedupe key: a warning, nothing enqueued, the order is written.
+INSERT INTO tr.orders (id, number, amount, status, click_ids) VALUES (9, repeat('x', 513), 5, 'paid', :'c1');
+SELECT (SELECT count(*) FROM tr.orders WHERE id = 9) AS orders,
+       (SELECT count(*) FROM s2s.deliveries WHERE conversion_id = repeat('x', 513)) AS deliveries;
 -- A currency that is not a code; a client IP that is not an address (stored as NULL).
 INSERT INTO tr.orders (id, number, amount, status, click_ids, currency) VALUES (18, 'B-18', 5, 'paid', :'c1', 'euros');
 INSERT INTO tr.orders (id, number, amount, status, click_ids, ip) VALUES (19, 'B-19', 5, 'paid', :'c1', '1.2.3.4, 10.0.0.1');
@@ -122,6 +126,21 @@ SET lc_monetary = 'C';
 INSERT INTO tr.orders2 VALUES (4, NULL, 1234.56, ARRAY[:'c1'], NULL);
 SELECT dedupe_key, amount, currency, cids, client_ip, status FROM tr.d WHERE dedupe_key IN ('order:1', 'order:2', 'order:3', 'order:4');
 UPDATE s2s.endpoints SET currency = 'EUR' WHERE name = 'tr_aff';
+
+-- Status as an enum (compared by value) and as char(n) (trailing blanks ignored); a
+-- char(3) currency, upper-cased.
+CREATE TYPE tr.st AS ENUM ('new', 'paid', 'void');
+CREATE TABLE tr.orders4 (id int, amount numeric, cids varchar, st tr.st, cst char(8), cur char(3));
+SELECT s2s.track_orders('tr.orders4', 'tr_aff', 'id', 'amount', 'cur', click_ids => 'cids', status => 'st', validated_statuses => '{paid}');
+SELECT s2s.track_orders('tr.orders4', 'tr_sw', 'id', user_id => 'cids', event_id => '''sale''', status => 'cst', validated_statuses => '{paid}');
+INSERT INTO tr.orders4 VALUES (41, 1, :'c1', 'new', 'new', 'chf'), (42, 2, :'c1', 'paid', 'new', 'chf'),
+                              (43, 3, :'c1', 'new', 'paid', NULL);
+UPDATE tr.orders4 SET st = 'paid' WHERE id = 41;
+UPDATE tr.orders4 SET st = 'void' WHERE id = 42;
+UPDATE tr.orders4 SET st = 'paid' WHERE id = 42;
+UPDATE tr.orders4 SET cst = 'paid' WHERE id = 41;
+SELECT endpoint, dedupe_key, amount, currency, event_id, status FROM s2s.deliveries
+ WHERE dedupe_key IN ('order:41', 'order:42', 'order:43') ORDER BY 1, 2;
 
 -- Two endpoints on one table: an Affilae conversion and a Swaarm postback per order.
 CREATE TABLE tr.orders3 (

@@ -65,6 +65,9 @@ PG_FUNCTION_INFO_V1(s2s_endpoints_changed);
 /* The raw click IDs kept on a skipped delivery, so that the reason can be checked. */
 #define S2S_RAW_CLICK_IDS_MAX 1024
 
+/* Longest order ID tracked: the dedupe key must fit a btree index entry with room. */
+#define S2S_ORDER_ID_MAX 512
+
 /* Backend-local caches, all reset by relcache_callback. */
 static HTAB *trigger_cache = NULL;
 static Oid	deliveries_relid = InvalidOid;
@@ -785,6 +788,16 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 	order_id = field_text(&t->f[S2S_F_ORDER_ID], tup, desc, 0);
 	if (order_id == NULL || order_id[0] == '\0')
 		return PointerGetDatum(NULL);
+	/* a key this long would not fit the unique index: say so, but never fail the order */
+	if (strlen(order_id) > S2S_ORDER_ID_MAX)
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("order ID longer than %d bytes is not tracked", S2S_ORDER_ID_MAX),
+				 errdetail("No delivery was enqueued to endpoint \"%s\" for this order.",
+						   t->endpoint)));
+		return PointerGetDatum(NULL);
+	}
 
 	memset(&d, 0, sizeof(d));
 	memset(d.nulls, 'n', sizeof(d.nulls));
