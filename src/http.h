@@ -3,7 +3,7 @@
  *		A small wrapper around the libcurl multi interface.
  *
  * It knows nothing of PostgreSQL tables, memory contexts or errors: it takes requests,
- * runs them concurrently under a global and a per-host cap with connection reuse, and hands
+ * runs them concurrently under a global and a per-group cap with connection reuse, and hands
  * back results. The caller waits on http_wait_fd() (an epoll descriptor that becomes
  * readable when a transfer socket is ready) together with its own latch, for at most
  * http_timeout_ms(), then calls http_process(). All memory is malloc'd and owned by the
@@ -20,7 +20,7 @@ typedef struct HttpClient HttpClient;
 typedef struct HttpClientOptions
 {
 	int			max_connections;	/* transfers in flight at once, all hosts */
-	int			max_host_connections;	/* transfers in flight to one host */
+	int			max_host_connections;	/* in flight per group (see HttpRequest.group) */
 	long		connect_timeout_ms;
 	long		total_timeout_ms;
 	size_t		max_response_bytes; /* body bytes kept; the rest is read and dropped */
@@ -83,19 +83,34 @@ typedef struct HttpResult
 	double		duration_ms;
 } HttpResult;
 
+/* NULL (with errbuf) on failure. Call before the process starts any thread. */
 extern HttpClient *http_client_create(const HttpClientOptions *options,
 									  char *errbuf, size_t errlen);
+/* New caps, timeouts, body cap, user agent: for requests started from now on. */
 extern void http_client_set_options(HttpClient *client, const HttpClientOptions *options);
+/* Aborts whatever is queued or running and frees everything, results not yet read too. */
 extern void http_client_destroy(HttpClient *client);
 
-/* Copies everything it needs from the request. False (with errbuf) if refused. */
+/*
+ * Copies everything it needs from the request. Never refuses for capacity: requests beyond
+ * the caps wait in their group's FIFO (the caller bounds what it submits with
+ * http_in_flight()). A URL whose scheme is not allowed is not sent: its result, with
+ * error_kind HTTP_ERROR_REFUSED, is ready at once. False (with errbuf) only for an invalid
+ * request (no URL or method, a header name that is not a token) or out of memory.
+ */
 extern bool http_submit(HttpClient *client, const HttpRequest *request,
 						char *errbuf, size_t errlen);
+/* Requests submitted and not yet finished: running plus queued. */
 extern int	http_in_flight(HttpClient *client);
+/* Readable when a transfer socket is ready (an epoll descriptor; level-triggered). */
 extern int	http_wait_fd(HttpClient *client);
-extern long http_timeout_ms(HttpClient *client);	/* -1: no timer pending */
-extern void http_process(HttpClient *client);		/* never blocks */
+/* How long the caller may sleep: -1 no timer pending, 0 when results are waiting. */
+extern long http_timeout_ms(HttpClient *client);
+/* Drives the ready sockets and due timers, starts queued requests; never blocks. */
+extern void http_process(HttpClient *client);
+/* The next finished request, in completion order; false when none is waiting. */
 extern bool http_next_result(HttpClient *client, HttpResult *result);
+/* Frees the result's body and retry_after. */
 extern void http_result_release(HttpResult *result);
 
 #endif							/* S2S_HTTP_H */
