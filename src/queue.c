@@ -28,7 +28,8 @@
  * The claim. $1/$2: endpoints with deliveries in flight and how many; $3: default
  * per-endpoint cap; $4: most rows; $5: claim token; $6: lease in seconds.
  * Rows locked by the LATERAL but cut by the outer LIMIT stay untouched (their locks end
- * at commit).
+ * at commit). The rows are updated through "id = ANY (ARRAY(...))" so that even the
+ * generic plan looks them up by primary key (joining the CTE made it hash the table).
  */
 static const char *claim_sql =
 "WITH busy AS ("
@@ -52,9 +53,9 @@ static const char *claim_sql =
 "       lease_until = now() + $6 * interval '1 second',"
 "       attempts = d.attempts + 1,"
 "       first_attempt_at = coalesce(d.first_attempt_at, now())"
-"  FROM due, s2s.endpoints e"
+"  FROM s2s.endpoints e"
 "  LEFT JOIN s2s_private.endpoint_secrets s ON s.endpoint = e.name"
-" WHERE d.id = due.id AND e.name = d.endpoint "
+" WHERE d.id = ANY (ARRAY(SELECT id FROM due)) AND e.name = d.endpoint "
 "RETURNING " S2S_DELIVERY_SELECT_LIST;
 
 /* The earliest due time still waiting on an enabled, unpaused endpoint. */
@@ -69,6 +70,9 @@ static const char *next_due_sql =
 /*
  * The write-back. 'give_back' returns a delivery to the queue without counting the
  * attempt (the endpoint was paused): no s2s.attempts row, since its number is reused.
+ * "status::text" on purpose: written as "status = 'sending'" it matches the predicate of
+ * deliveries_leased_idx and the planner walks every leased row for every result instead
+ * of looking each result up by primary key.
  */
 static const char *write_back_sql =
 "WITH r AS ("
@@ -92,7 +96,7 @@ static const char *write_back_sql =
 "                       THEN r.started_at + r.duration_ms * interval '1 ms' END,"
 "         claim_token = NULL, lease_until = NULL"
 "    FROM r"
-"   WHERE d.id = r.id AND d.claim_token = r.token AND d.status = 'sending'"
+"   WHERE d.id = r.id AND d.claim_token = r.token AND d.status::text = 'sending'"
 "  RETURNING d.id, r.outcome"
 "), i AS ("
 "  INSERT INTO s2s.attempts (delivery_id, attempt, started_at, duration_ms, http_status,"

@@ -6,10 +6,10 @@
  * wait / ResetLatch / CHECK_FOR_INTERRUPTS, reloading the configuration on SIGHUP, one
  * transaction per unit of work with pgstat_report_activity saying what it does.
  *
- * One pass of the loop: collect the HTTP transfers that completed, then in one transaction
- * write their results back and claim as many due deliveries as there is room for (global
- * and per-endpoint caps), commit, and only then hand the claimed requests to the libcurl
- * multi client. The wait is on the latch (set by a committing enqueue, s2s.wake, a signal)
+ * One pass of the loop: collect the HTTP transfers that completed; claim as many due
+ * deliveries as there is room for (global and per-endpoint caps), commit, and only then
+ * hand them to the libcurl multi client; then write the completed results back in one
+ * statement and commit (the new requests travel meanwhile). The wait is on the latch (set by a committing enqueue, s2s.wake, a signal)
  * and the client's epoll descriptor together, so a completed transfer is written back and
  * its room refilled at once: the pipeline never waits for the slowest request of a batch.
  *
@@ -309,13 +309,16 @@ judge_result(Pass *pass, HttpResult *res, TimestampTz now)
 	free_slots = slot;
 }
 
-/* Collects up to "max" completed transfers into pass->results. */
+/*
+ * Collects up to "max" completed transfers into pass->results, which has room for "extra"
+ * more (the claims of this pass that cannot be sent).
+ */
 static void
-collect_results(Pass *pass, int max, TimestampTz now)
+collect_results(Pass *pass, int max, int extra, TimestampTz now)
 {
 	HttpResult	res;
 
-	pass->results = palloc(sizeof(QueueResult) * Max(max, 1));
+	pass->results = palloc(sizeof(QueueResult) * Max(max + extra, 1));
 	pass->pause = palloc(sizeof(int) * Max(max, 1));
 	pass->pause_reason = palloc(sizeof(char *) * Max(max, 1));
 	while (pass->n_results < max && http_next_result(http, &res))
@@ -326,12 +329,14 @@ collect_results(Pass *pass, int max, TimestampTz now)
 }
 
 /*
- * The transactional part of a pass: write back, pause, reconcile, claim. Runs inside a
- * transaction with SPI connected; everything it keeps is in batch_cxt.
+ * Writing back a pass's results (and pausing endpoints, giving back expired leases), in a
+ * transaction of its own with SPI connected.
  */
 static void
-pass_in_transaction(Pass *pass)
+unit_write_back(void *arg)
 {
+	Pass	   *pass = (Pass *) arg;
+
 	if (pass->n_results > 0)
 	{
 		pgstat_report_activity(STATE_RUNNING, "writing back delivery results");
@@ -341,28 +346,47 @@ pass_in_transaction(Pass *pass)
 	}
 	if (pass->reconcile_expired)
 		queue_reconcile(false);
-	if (pass->claim)
-	{
-		QueueBusy	busy;
-		MemoryContext old;
+}
 
-		busy.names = palloc(sizeof(char *) * Max(n_endpoints, 1));
-		busy.counts = palloc(sizeof(int) * Max(n_endpoints, 1));
-		busy.n = 0;
-		for (int i = 0; i < n_endpoints; i++)
-		{
-			if (endpoints[i].in_flight == 0)
-				continue;
-			busy.names[busy.n] = endpoints[i].name;
-			busy.counts[busy.n] = endpoints[i].in_flight;
-			busy.n++;
-		}
-		pgstat_report_activity(STATE_RUNNING, "claiming due deliveries");
-		old = MemoryContextSwitchTo(batch_cxt);
-		pass->n_claims = queue_claim(pass->claim_token, pass->claim_limit, s2s_lease_s,
-									 &busy, &pass->claims, &pass->next_due);
-		MemoryContextSwitchTo(old);
+/*
+ * Claiming, in a transaction of its own whose commit is not waited for
+ * (synchronous_commit off, for this transaction only): the claim's WAL reaches disk with
+ * the next write-back, which commits synchronously. A crash can lose only claims whose
+ * requests were then in flight or not yet written back, and those are sent again anyway
+ * (at-least-once); in exchange no fsync stands between a wake-up and the requests.
+ * Endpoints being paused in this pass get no room.
+ */
+static void
+unit_claim(void *arg)
+{
+	Pass	   *pass = (Pass *) arg;
+	QueueBusy	busy;
+	MemoryContext old;
+
+	(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+
+	busy.names = palloc(sizeof(char *) * Max(n_endpoints, 1));
+	busy.counts = palloc(sizeof(int) * Max(n_endpoints, 1));
+	busy.n = 0;
+	for (int i = 0; i < n_endpoints; i++)
+	{
+		int			n = endpoints[i].in_flight;
+
+		for (int p = 0; p < pass->n_pause; p++)
+			if (pass->pause[p] == i)
+				n = 1000000;
+		if (n == 0)
+			continue;
+		busy.names[busy.n] = endpoints[i].name;
+		busy.counts[busy.n] = n;
+		busy.n++;
 	}
+	pgstat_report_activity(STATE_RUNNING, "claiming due deliveries");
+	old = MemoryContextSwitchTo(batch_cxt);
+	pass->n_claims = queue_claim(pass->claim_token, pass->claim_limit, s2s_lease_s,
+								 &busy, &pass->claims, &pass->next_due);
+	MemoryContextSwitchTo(old);
 }
 
 /*
@@ -402,12 +426,6 @@ run_unit(void (*fn) (void *), void *arg)
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return ok;
-}
-
-static void
-unit_pass(void *arg)
-{
-	pass_in_transaction((Pass *) arg);
 }
 
 static void
@@ -457,17 +475,14 @@ count_results(const Pass *pass)
 
 /*
  * Hands the claimed deliveries to the HTTP client (after the claim committed). A delivery
- * that cannot be rendered fails at once; one the client refuses (its URL) pauses its
- * endpoint. Those become results of the next write-back (returned in *late).
+ * that cannot be rendered fails at once; one the client cannot take now is retried later.
+ * Those are added to the pass's results (collect_results left room for them).
  */
 static void
-submit_claims(Pass *pass, Pass *late, TimestampTz now)
+submit_claims(Pass *pass, TimestampTz now)
 {
 	HttpHeader	headers[S2S_MAX_HEADERS];
-
-	late->results = palloc(sizeof(QueueResult) * Max(pass->n_claims, 1));
-	late->pause = palloc(sizeof(int) * Max(pass->n_claims, 1));
-	late->pause_reason = palloc(sizeof(char *) * Max(pass->n_claims, 1));
+	Pass	   *late = pass;
 
 	for (int i = 0; i < pass->n_claims; i++)
 	{
@@ -515,26 +530,21 @@ submit_claims(Pass *pass, Pass *late, TimestampTz now)
 				in_flight++;
 				continue;
 			}
-			/* Refused by the client: the endpoint's URL is not acceptable. */
+			/*
+			 * Refused by the client before anything was sent (out of memory: the
+			 * renderer's requests are otherwise always acceptable). Try again later.
+			 */
 			{
 				QueueResult *r = &late->results[late->n_results++];
-				bool		seen = false;
 
 				memset(r, 0, sizeof(*r));
 				r->id = c->delivery.id;
 				r->token = pass->claim_token;
 				r->attempt = c->attempt;
-				r->outcome = QUEUE_GIVE_BACK;
-				r->error = psprintf("endpoint paused: request refused: %s", errbuf);
+				r->outcome = QUEUE_RETRY;
+				r->error = psprintf("request not sent: %s", errbuf);
 				r->started_at = now;
-				for (int p = 0; p < late->n_pause; p++)
-					seen |= (late->pause[p] == ep);
-				if (!seen)
-				{
-					late->pause[late->n_pause] = ep;
-					late->pause_reason[late->n_pause] = psprintf("request refused: %s", errbuf);
-					late->n_pause++;
-				}
+				r->next_attempt_at = TimestampTzPlusMilliseconds(now, s2s_retry_base_ms);
 			}
 		}
 		else
@@ -553,6 +563,22 @@ submit_claims(Pass *pass, Pass *late, TimestampTz now)
 	}
 	if (pass->n_claims > 0)
 		http_process(http);
+}
+
+/* What pg_stat_activity shows while the worker waits. */
+static void
+report_waiting(bool ready, int n)
+{
+	char		activity[64];
+
+	if (!ready)
+		snprintf(activity, sizeof(activity), "waiting for extension s2s_tracking");
+	else if (n > 0)
+		snprintf(activity, sizeof(activity), "waiting for %d request%s in flight",
+				 n, n == 1 ? "" : "s");
+	else
+		snprintf(activity, sizeof(activity), "waiting for deliveries");
+	pgstat_report_activity(STATE_IDLE, activity);
 }
 
 static void
@@ -597,8 +623,8 @@ shut_down(void)
 		MemoryContextSwitchTo(batch_cxt);
 		http_process(http);
 		memset(&pass, 0, sizeof(pass));
-		collect_results(&pass, MAX_SLOTS, now);
-		if (pass.n_results > 0 && run_unit(unit_pass, &pass))
+		collect_results(&pass, MAX_SLOTS, 0, now);
+		if (pass.n_results > 0 && run_unit(unit_write_back, &pass))
 			count_results(&pass);
 		MemoryContextReset(batch_cxt);
 		if (in_flight == 0 || now >= deadline)
@@ -634,7 +660,7 @@ shut_down(void)
 		pass.n_results = n;
 		http_client_destroy(http);
 		http = NULL;
-		if (run_unit(unit_pass, &pass))
+		if (run_unit(unit_write_back, &pass))
 			ereport(LOG,
 					(errmsg("s2s_tracking worker gave back %d deliveries in flight at shutdown", n)));
 	}
@@ -648,6 +674,7 @@ s2s_worker_main(Datum main_arg)
 	bool		ready = false;
 	bool		said_missing = false;
 	bool		claim_wanted = true;
+	bool		reconcile_due = false;
 	TimestampTz next_poll = 0;
 	TimestampTz next_purge = 0;
 	TimestampTz next_due = 0;
@@ -662,6 +689,12 @@ s2s_worker_main(Datum main_arg)
 	BackgroundWorkerUnblockSignals();
 
 	BackgroundWorkerInitializeConnection(s2s_database, NULL, 0);
+
+	/*
+	 * The worker's statements run thousands of times a second with the same shape: plan
+	 * them once (a custom plan per execution costs more than the claim itself).
+	 */
+	SetConfigOption("plan_cache_mode", "force_generic_plan", PGC_USERSET, PGC_S_OVERRIDE);
 
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "s2s_tracking worker",
 									   ALLOCSET_DEFAULT_SIZES);
@@ -755,71 +788,69 @@ s2s_worker_main(Datum main_arg)
 
 		if (ready && now >= paused_until)
 		{
-			Pass		late;
+			int			room;
 
 			http_process(http);
 
-			memset(&pass, 0, sizeof(pass));
-			collect_results(&pass, s2s_batch_size, now);
-			more_results = (pass.n_results == s2s_batch_size);
-			if (pass.n_results > 0)
-				claim_wanted = true;	/* room was freed */
-
 			if (now >= next_poll)
 			{
-				pass.reconcile_expired = true;
 				claim_wanted = true;
 				next_poll = TimestampTzPlusMilliseconds(now, s2s_poll_interval_ms);
+				reconcile_due = true;
 			}
 			if (next_due != 0 && now >= next_due)
 			{
 				claim_wanted = true;
 				next_due = 0;
 			}
-			pass.claim_limit = Min(s2s_max_concurrency - in_flight, s2s_batch_size);
-			pass.claim = claim_wanted && pass.claim_limit > 0;
-			if (pass.claim)
-				pass.claim_token = token_base + (++token_seq);
 
-			if (pass.n_results > 0 || pass.claim || pass.reconcile_expired)
+			memset(&pass, 0, sizeof(pass));
+			room = Min(s2s_max_concurrency, s2s_batch_size);
+			collect_results(&pass, s2s_batch_size, room, now);
+			more_results = (pass.n_results == s2s_batch_size);
+			if (pass.n_results > 0)
+				claim_wanted = true;	/* room was freed */
+
+			/*
+			 * Claim first and send, then write back: the requests travel while the
+			 * write-back waits for its commit.
+			 */
+			pass.claim_limit = Min(s2s_max_concurrency - in_flight, room);
+			if (claim_wanted && pass.claim_limit > 0)
 			{
-				if (run_unit(unit_pass, &pass))
+				pass.claim_token = token_base + (++token_seq);
+				if (run_unit(unit_claim, &pass))
 				{
-					count_results(&pass);
-					if (pass.claim)
-					{
-						/* More may be due when the claim got all it asked for. */
-						claim_wanted = (pass.n_claims == pass.claim_limit);
-						next_due = pass.next_due;
-						if (next_due != 0 && next_due <= now)
-							next_due = 0;	/* due but capped: completions re-claim */
-					}
+					/* More may be due when the claim got all it asked for. */
+					claim_wanted = (pass.n_claims == pass.claim_limit);
+					next_due = pass.next_due;
+					if (next_due != 0 && next_due <= now)
+						next_due = 0;	/* due but capped: completions re-claim */
+					submit_claims(&pass, now);
 				}
 				else
 				{
-					/*
-					 * Keep the results even if the claim was what failed: write them
-					 * back alone (else they would wait for their lease to expire).
-					 */
-					if (pass.n_results > 0 && pass.claim)
-					{
-						memset(&pass.counts, 0, sizeof(pass.counts));
-						pass.claim = false;
-						pass.reconcile_expired = false;
-						if (run_unit(unit_pass, &pass))
-							count_results(&pass);
-					}
 					/* Maybe the extension went away; look again after a pause. */
 					ready = false;
 					paused_until = TimestampTzPlusMilliseconds(now, ERROR_PAUSE_MS);
-					pass.n_claims = 0;
 				}
 			}
 
-			memset(&late, 0, sizeof(late));
-			submit_claims(&pass, &late, now);
-			if (late.n_results > 0 && run_unit(unit_pass, &late))
-				count_results(&late);
+			pass.reconcile_expired = reconcile_due;
+			if (pass.n_results > 0 || pass.reconcile_expired)
+			{
+				if (run_unit(unit_write_back, &pass))
+				{
+					count_results(&pass);
+					reconcile_due = false;
+				}
+				else
+				{
+					/* The rows stay 'sending' until their lease expires. */
+					ready = false;
+					paused_until = TimestampTzPlusMilliseconds(now, ERROR_PAUSE_MS);
+				}
+			}
 
 			if (now >= next_purge)
 			{
@@ -862,7 +893,7 @@ s2s_worker_main(Datum main_arg)
 
 		publish_state(now);
 		if (timeout > 0)
-			pgstat_report_activity(STATE_IDLE, NULL);
+			report_waiting(ready, in_flight);
 		nevents = WaitEventSetWait(wait_set, timeout, events, lengthof(events),
 								   PG_WAIT_EXTENSION);
 		for (int i = 0; i < nevents; i++)

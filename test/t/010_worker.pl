@@ -69,13 +69,21 @@ $node->enqueue_conversions('aff', 8, 300);
 $node->poll("SELECT count(*) = 25 FROM s2s.deliveries WHERE status = 'sent'", 'sent with an endpoint cap of 2');
 cmp_ok($r->stats->{max_in_flight}, '<=', 2, 'endpoint max_concurrency caps its requests in flight');
 
-# SIGTERM: the worker leaves, the postmaster starts a new one.
+# SIGTERM with two requests hanging: the worker gives them back (not counted) and leaves
+# at once; the postmaster starts a new worker, which sends them.
+$r->reset;
+$r->behave(mode => 'hang', times => 2);
+$node->enqueue_conversions('aff', 2, 400);
+$node->poll("SELECT in_flight = 2 FROM s2s.worker_status()", 'two requests hanging');
 my $pid = $node->worker_pid;
 kill 'TERM', $pid;
 $node->poll("SELECT pid IS NOT NULL AND pid <> $pid FROM s2s.worker_status()",
 	'a new worker replaces one that was terminated');
-$node->enqueue_conversions('aff', 1, 400);
-$node->poll("SELECT count(*) = 26 FROM s2s.deliveries WHERE status = 'sent'", 'and it delivers');
+like(slurp_file($node->logfile), qr/gave back 2 deliveries in flight at shutdown/,
+	'SIGTERM gave the two requests in flight back');
+$node->poll("SELECT count(*) = 27 FROM s2s.deliveries WHERE status = 'sent'", 'and the new worker sends them');
+is($node->sql("SELECT string_agg(attempts::text, ',') FROM s2s.deliveries WHERE dedupe_key IN ('order-401', 'order-402')"),
+	'1,1', 'their interrupted attempt was not counted');
 
 $node->stop;
 $r->stop;

@@ -45,6 +45,15 @@ $node->poll("SELECT status = 'failed' FROM s2s.deliveries WHERE endpoint = 'bad'
 is($node->sql("SELECT attempts || '|' || last_http_status || '|' || last_response || '|' || coalesce(last_error, 'none') FROM s2s.deliveries WHERE endpoint = 'bad'"),
 	'1|400|missing id|HTTP 400: the receiver refused the request (HTTP 4xx): not retried', '400: one attempt, status, response and reason kept');
 
+# A delivery that cannot make a request (s2sevent requires the user agent): failed at
+# once with the reason, nothing sent.
+$node->add_endpoint('sws', 'swaarm_s2sevent', $r->url . '/sws');
+$node->sql("INSERT INTO s2s.deliveries (endpoint, kind, dedupe_key, user_id, event_id, client_ip) VALUES ('sws', 'event', 'e1', 'u1', 'purchase', '192.0.2.1')");
+$node->poll("SELECT status = 'failed' FROM s2s.deliveries WHERE endpoint = 'sws'", 'unrenderable: failed');
+like($node->sql("SELECT last_error FROM s2s.deliveries WHERE endpoint = 'sws'"),
+	qr/^cannot render the request: .*user_ua/, 'unrenderable: the reason says what is missing');
+is(scalar @{ $r->requests(path => '/sws/s2sevent') }, 0, 'unrenderable: nothing sent');
+
 # 401: endpoint paused with the reason; deliveries wait, unburned; resume sends them.
 $r->behave(path_prefix => '/auth', status => 401);
 $node->enqueue_conversions('auth', 3, 200);
@@ -66,6 +75,9 @@ $r->behave(path_prefix => '/slow', mode => 'hang', times => 1);
 $node->enqueue_conversions('slow', 1, 300);
 $node->poll("SELECT status = 'sending' FROM s2s.deliveries WHERE endpoint = 'slow'",
 	'hang: in flight, status sending');
+$node->poll("SELECT query = 'waiting for 1 request in flight' FROM pg_stat_activity WHERE backend_type = 's2s_tracking worker'",
+	'pg_stat_activity says what the worker waits for');
+is($node->sql("SELECT in_flight FROM s2s.worker_status()"), '1', 'worker_status: one in flight');
 $node->poll("SELECT count(*) = 1 FROM s2s.attempts a JOIN s2s.deliveries d ON d.id = a.delivery_id WHERE d.endpoint = 'slow' AND a.http_status IS NULL AND a.error ~* 'time'",
 	'timeout recorded as an attempt with the error');
 $node->poll("SELECT status = 'sent' AND attempts = 2 FROM s2s.deliveries WHERE endpoint = 'slow'",
