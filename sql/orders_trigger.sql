@@ -185,6 +185,29 @@ INSERT INTO tr.orders3 VALUES ('C-7', 1, :'c1', 'dev-7', NULL, 'UA', 'ok');
 DROP TRIGGER wrong ON tr.orders3;
 SELECT s2s.enqueue_conversion();
 
+-- Hand-written triggers are held to the same rules as track_orders's.
+CREATE TRIGGER hand AFTER INSERT ON tr.orders3 FOR EACH ROW
+    EXECUTE FUNCTION s2s.enqueue_conversion('order_id=id', 'amount=amount', 'click_ids=cids');
+INSERT INTO tr.orders3 VALUES ('C-8', 1, :'c1', 'dev-8', NULL, 'UA', 'ok');
+DROP TRIGGER hand ON tr.orders3;
+CREATE TRIGGER hand AFTER INSERT ON tr.orders3 FOR EACH ROW
+    EXECUTE FUNCTION s2s.enqueue_conversion('endpoint=tr_aff', 'order_id=id', 'amount=amount', 'click_ids=cids', 'amount=amount');
+INSERT INTO tr.orders3 VALUES ('C-8', 1, :'c1', 'dev-8', NULL, 'UA', 'ok');
+DROP TRIGGER hand ON tr.orders3;
+CREATE TRIGGER hand AFTER INSERT ON tr.orders3 FOR EACH ROW
+    EXECUTE FUNCTION s2s.enqueue_conversion('endpoint=tr_aff', 'order_id=id', 'amount=amount', 'clickids=cids');
+INSERT INTO tr.orders3 VALUES ('C-8', 1, :'c1', 'dev-8', NULL, 'UA', 'ok');
+DROP TRIGGER hand ON tr.orders3;
+CREATE TRIGGER hand AFTER INSERT ON tr.orders3 FOR EACH ROW
+    EXECUTE FUNCTION s2s.enqueue_conversion('endpoint=tr_aff', 'order_id', 'amount=amount', 'click_ids=cids');
+INSERT INTO tr.orders3 VALUES ('C-8', 1, :'c1', 'dev-8', NULL, 'UA', 'ok');
+DROP TRIGGER hand ON tr.orders3;
+-- untrack_orders also finds a hand-written trigger by its endpoint argument.
+CREATE TRIGGER hand AFTER INSERT ON tr.orders3 FOR EACH ROW
+    EXECUTE FUNCTION s2s.enqueue_conversion('order_id=id', 'endpoint=tr_aff', 'amount=amount', 'click_ids=cids');
+SELECT s2s.untrack_orders('tr.orders3', 'tr_aff');
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'tr.orders3'::regclass ORDER BY 1;
+
 -- Partitioned orders: the trigger reaches every partition, whatever its column order.
 CREATE TABLE tr.porders (id bigint, amount numeric, cids text, status text) PARTITION BY RANGE (id);
 CREATE TABLE tr.porders_1 PARTITION OF tr.porders FOR VALUES FROM (0) TO (100);

@@ -195,7 +195,8 @@ become_owner(Oid *save_user, int *save_sec)
  * Returns false when it does not exist. Caller has connected SPI.
  */
 static bool
-lookup_endpoint(const char *name, S2SEndpointKind *kind, char **currency, MemoryContext cxt)
+lookup_endpoint(const char *name, S2SEndpointKind *kind, char **currency, bool *sendable,
+				MemoryContext cxt)
 {
 	Oid			save_user;
 	int			save_sec;
@@ -210,7 +211,8 @@ lookup_endpoint(const char *name, S2SEndpointKind *kind, char **currency, Memory
 	{
 		Oid			types[1] = {TEXTOID};
 
-		endpoint_plan = prepare_kept("SELECT kind::pg_catalog.text, currency"
+		endpoint_plan = prepare_kept("SELECT kind::pg_catalog.text, currency,"
+									 "       enabled AND paused_at IS NULL"
 									 "  FROM s2s.endpoints"
 									 " WHERE name OPERATOR(pg_catalog.=) $1",
 									 1, types);
@@ -223,10 +225,14 @@ lookup_endpoint(const char *name, S2SEndpointKind *kind, char **currency, Memory
 	{
 		char	   *k = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 		char	   *c = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		bool		isnull;
 
 		if (k == NULL || !s2s_endpoint_kind_parse(k, kind))
 			elog(ERROR, "endpoint \"%s\" has an unknown kind \"%s\"", name, k ? k : "");
+
 		*currency = MemoryContextStrdup(cxt, c ? c : "EUR");
+		*sendable = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+											   3, &isnull)) && !isnull;
 		found = true;
 	}
 	return found;
@@ -415,7 +421,8 @@ s2s_order_trigger_build(S2SOrderTrigger *t, Relation rel, const char *trigname,
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	found = lookup_endpoint(a.endpoint, &t->kind, &t->endpoint_currency, t->cxt);
+	found = lookup_endpoint(a.endpoint, &t->kind, &t->endpoint_currency, &t->endpoint_sendable,
+							t->cxt);
 	SPI_finish();
 	MemoryContextSwitchTo(t->cxt);
 	if (!found)
@@ -471,7 +478,10 @@ s2s_order_trigger_build(S2SOrderTrigger *t, Relation rel, const char *trigname,
 	t->validated_oids = palloc0(sizeof(Oid) * Max(a.nvalidated, 1));
 	for (i = 0; i < a.nvalidated; i++)
 	{
-		t->validated[i] = rtrim_blanks(pstrdup(a.validated[i]));
+		/* char(n) values are compared without their trailing blanks, on both sides */
+		t->validated[i] = pstrdup(a.validated[i]);
+		if (t->f[S2S_F_STATUS].how == S2S_HOW_BPCHAR)
+			rtrim_blanks(t->validated[i]);
 		if (t->f[S2S_F_STATUS].how == S2S_HOW_ENUM)
 		{
 			Oid			enumtype = getBaseType(TupleDescAttr(desc, t->f[S2S_F_STATUS].attnum - 1)->atttypid);
@@ -703,7 +713,7 @@ skip(Delivery *d, const char *reason)
 }
 
 static void
-insert_delivery(Delivery *d)
+insert_delivery(Delivery *d, bool wake)
 {
 	Oid			save_user;
 	int			save_sec;
@@ -738,7 +748,11 @@ insert_delivery(Delivery *d)
 	SetUserIdAndSecContext(save_user, save_sec);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "insert into s2s.deliveries failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed > 0 && d->skip_reason == NULL)
+	/*
+	 * Wake the worker only when it can send: a disabled or paused endpoint's deliveries
+	 * wait, and enabling or resuming it wakes the worker (30_endpoints.sql).
+	 */
+	if (SPI_processed > 0 && d->skip_reason == NULL && wake)
 		s2s_wake_at_commit();
 	SPI_finish();
 }
@@ -859,9 +873,11 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 		d.nulls[P_AMOUNT] = ' ';
 	}
 
-	/* currency: the order's (upper-cased), else the endpoint's */
+	/* currency: the order's (upper-cased), else the endpoint's; a bad one only in the reason */
 	if (t->kind != S2S_KIND_SWAARM_S2SEVENT)
 	{
+		const char *currency = t->endpoint_currency;
+
 		s = field_text(&t->f[S2S_F_CURRENCY], tup, desc, 0);
 		if (s != NULL)
 		{
@@ -873,10 +889,15 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 			for (c = s; *c; c++)
 				if (*c >= 'a' && *c <= 'z')
 					*c -= 'a' - 'A';
-			if (s[0] != '\0' && !valid_currency(s))
-				skip(&d, "The order's currency is not an ISO 4217 code (three letters).");
+			if (valid_currency(s))
+				currency = s;
+			else if (s[0] != '\0')
+			{
+				skip(&d, psprintf("The order's currency \"%.16s\" is not an ISO 4217 code (three letters).", s));
+				currency = NULL;
+			}
 		}
-		set_text(&d, P_CURRENCY, s != NULL && s[0] != '\0' ? s : t->endpoint_currency);
+		set_text(&d, P_CURRENCY, currency);
 	}
 
 	set_text(&d, P_CUSTOMER, field_text(&t->f[S2S_F_CUSTOMER], tup, desc, 0));
@@ -896,7 +917,7 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 			skip(&d, "The order has no user agent, which a Swaarm s2sevent requires.");
 	}
 
-	insert_delivery(&d);
+	insert_delivery(&d, t->endpoint_sendable);
 	return PointerGetDatum(NULL);
 }
 

@@ -53,6 +53,7 @@ typedef struct S2SOrderTrigger
 	char	   *endpoint;
 	S2SEndpointKind kind;
 	char	   *endpoint_currency;
+	bool		endpoint_sendable;	/* enabled and not paused: wake the worker */
 	S2SFieldInfo f[S2S_NFIELDS];
 	int			nvalidated;
 	char	  **validated;		/* text statuses (S2S_HOW_TEXT / BPCHAR) */
