@@ -273,22 +273,24 @@ static CURL *
 pool_get(HttpClient *client)
 {
 	if (client->npool > 0)
-	{
-		CURL	   *easy = client->pool[--client->npool];
-
-		curl_easy_reset(easy);
-		return easy;
-	}
+		return client->pool[--client->npool];
 	return curl_easy_init();
 }
 
+/*
+ * Keeps an easy handle for the next transfer. Reset here rather than when reused, so that
+ * an idle handle keeps no pointer to the transfer that is about to be freed.
+ */
 static void
 pool_put(HttpClient *client, CURL *easy)
 {
 	if (easy == NULL)
 		return;
 	if (client->npool < client->pool_size)
+	{
+		curl_easy_reset(easy);
 		client->pool[client->npool++] = easy;
+	}
 	else
 		curl_easy_cleanup(easy);
 }

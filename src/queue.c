@@ -44,7 +44,7 @@ static const char *claim_sql =
 "      SELECT d.id, d.next_attempt_at FROM s2s.deliveries d"
 "       WHERE d.endpoint = r.name AND d.status IN ('pending', 'retrying')"
 "         AND d.next_attempt_at <= now()"
-"       ORDER BY d.next_attempt_at LIMIT r.room"
+"       ORDER BY d.next_attempt_at LIMIT least(r.room, $4)"
 "       FOR UPDATE OF d SKIP LOCKED) c"
 "   ORDER BY c.next_attempt_at LIMIT $4"
 ") "
@@ -69,7 +69,8 @@ static const char *next_due_sql =
 
 /*
  * The write-back. 'give_back' returns a delivery to the queue without counting the
- * attempt (the endpoint was paused): no s2s.attempts row, since its number is reused.
+ * attempt (the endpoint was paused, or the worker is leaving): no s2s.attempts row, since
+ * its number is reused, and no retry window started by it.
  * "status::text" on purpose: written as "status = 'sending'" it matches the predicate of
  * deliveries_leased_idx and the planner walks every leased row for every result instead
  * of looking each result up by primary key.
@@ -87,6 +88,8 @@ static const char *write_back_sql =
 "                       WHEN d.attempts > 1 THEN 'retrying' ELSE 'pending'"
 "                  END::s2s.delivery_status,"
 "         attempts = d.attempts - (r.outcome = 'give_back')::int4,"
+"         first_attempt_at = CASE WHEN r.outcome = 'give_back' AND d.attempts <= 1"
+"                            THEN NULL ELSE d.first_attempt_at END,"
 "         next_attempt_at = coalesce(r.next_at, d.next_attempt_at),"
 "         last_http_status = r.http_status, last_error = r.error,"
 "         last_response = r.response,"
@@ -111,12 +114,16 @@ static const char *write_back_sql =
 "       count(*) FILTER (WHERE outcome = 'failed')"
 "  FROM u";
 
-/* Give back claims of a dead worker, attempts not counted. */
+/*
+ * Give back claims of a dead worker, attempts not counted (and a delivery that had no
+ * other attempt has not started its retry window either).
+ */
 #define RECONCILE_SET \
 "UPDATE s2s.deliveries"	\
 "   SET status = CASE WHEN attempts > 1 THEN 'retrying'"	\
 "                     ELSE 'pending' END::s2s.delivery_status,"	\
-"       attempts = greatest(attempts - 1, 0), claim_token = NULL, lease_until = NULL"
+"       attempts = greatest(attempts - 1, 0), claim_token = NULL, lease_until = NULL,"	\
+"       first_attempt_at = CASE WHEN attempts <= 1 THEN NULL ELSE first_attempt_at END"
 static const char *reconcile_all_sql = RECONCILE_SET " WHERE status = 'sending'";
 static const char *reconcile_expired_sql = RECONCILE_SET
 " WHERE status = 'sending' AND lease_until < now()";
@@ -302,8 +309,12 @@ queue_claim(int64 token, int limit, int lease_s, const QueueBusy *busy,
 	}
 	*claims = out;
 
-	/* Drained what was due: find when the next one is, for the worker's wait. */
-	if (n < limit)
+	/*
+	 * Nothing due (or every endpoint at its cap): find when the next one is, for the
+	 * worker's wait. (Not after a partial claim: under load that would be one more
+	 * statement per pass, and the worker knows the retry times it writes itself.)
+	 */
+	if (n == 0)
 	{
 		rc = SPI_execute_plan(get_plan(PLAN_NEXT_DUE), NULL, NULL, true, 1);
 		if (rc != SPI_OK_SELECT)

@@ -69,8 +69,9 @@ extern uint64 queue_reconcile(bool all_sending);
 /*
  * Claims at most "limit" due deliveries of enabled, unpaused endpoints, each endpoint
  * limited to its cap minus busy's count, under claim token "token" for lease_s seconds.
- * Results are palloc'd in the current memory context (not SPI's). *next_due is set to the
- * earliest next_attempt_at still waiting after the claim (0 when none).
+ * Results are palloc'd in the current memory context (not SPI's). When nothing was
+ * claimed, *next_due is set to the earliest next_attempt_at still waiting (0 when none, or
+ * when something was claimed).
  */
 extern int	queue_claim(int64 token, int limit, int lease_s, const QueueBusy *busy,
 						QueueClaim **claims, TimestampTz *next_due);

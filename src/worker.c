@@ -6,10 +6,12 @@
  * wait / ResetLatch / CHECK_FOR_INTERRUPTS, reloading the configuration on SIGHUP, one
  * transaction per unit of work with pgstat_report_activity saying what it does.
  *
- * One pass of the loop: collect the HTTP transfers that completed; claim as many due
- * deliveries as there is room for (global and per-endpoint caps), commit, and only then
- * hand them to the libcurl multi client; then write the completed results back in one
- * statement and commit (the new requests travel meanwhile). The wait is on the latch (set by a committing enqueue, s2s.wake, a signal)
+ * One pass of the loop: collect the HTTP transfers that completed, then in one transaction
+ * write their results back and claim as many due deliveries as there is room for (global
+ * and per-endpoint caps), commit, and only then hand the claimed requests to the libcurl
+ * multi client. A pass with nothing to write back claims in a transaction whose commit
+ * does not wait for the disk, so a wake-up turns into requests without an fsync in
+ * between. The wait is on the latch (set by a committing enqueue, s2s.wake, a signal)
  * and the client's epoll descriptor together, so a completed transfer is written back and
  * its room refilled at once: the pipeline never waits for the slowest request of a batch.
  *
@@ -19,8 +21,6 @@
  * finish, and gives back the rest.
  */
 #include "postgres.h"
-
-#include <math.h>
 
 #include "access/xact.h"
 #include "common/pg_prng.h"
@@ -109,12 +109,12 @@ typedef struct Pass
 	const char **pause_reason;
 	int			n_pause;
 	bool		reconcile_expired;
-	bool		claim;
 	int			claim_limit;
 	int64		claim_token;
 	QueueClaim *claims;
 	int			n_claims;
-	TimestampTz next_due;
+	TimestampTz next_due;		/* from the claim: earliest waiting delivery */
+	TimestampTz retry_due;		/* earliest retry among this pass's results */
 } Pass;
 
 static void
@@ -271,6 +271,8 @@ judge_result(Pass *pass, HttpResult *res, TimestampTz now)
 				{
 					r->outcome = QUEUE_RETRY;
 					r->next_attempt_at = (TimestampTz) next_us;
+					if (pass->retry_due == 0 || r->next_attempt_at < pass->retry_due)
+						pass->retry_due = r->next_attempt_at;
 				}
 				else
 				{
@@ -328,15 +330,10 @@ collect_results(Pass *pass, int max, int extra, TimestampTz now)
 	}
 }
 
-/*
- * Writing back a pass's results (and pausing endpoints, giving back expired leases), in a
- * transaction of its own with SPI connected.
- */
+/* Writes back a pass's results, pausing endpoints and giving back expired leases. */
 static void
-unit_write_back(void *arg)
+write_back(Pass *pass)
 {
-	Pass	   *pass = (Pass *) arg;
-
 	if (pass->n_results > 0)
 	{
 		pgstat_report_activity(STATE_RUNNING, "writing back delivery results");
@@ -348,23 +345,12 @@ unit_write_back(void *arg)
 		queue_reconcile(false);
 }
 
-/*
- * Claiming, in a transaction of its own whose commit is not waited for
- * (synchronous_commit off, for this transaction only): the claim's WAL reaches disk with
- * the next write-back, which commits synchronously. A crash can lose only claims whose
- * requests were then in flight or not yet written back, and those are sent again anyway
- * (at-least-once); in exchange no fsync stands between a wake-up and the requests.
- * Endpoints being paused in this pass get no room.
- */
+/* Claims as many due deliveries as the pass has room for; endpoints being paused get none. */
 static void
-unit_claim(void *arg)
+claim(Pass *pass)
 {
-	Pass	   *pass = (Pass *) arg;
 	QueueBusy	busy;
 	MemoryContext old;
-
-	(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_LOCAL, true, 0, false);
 
 	busy.names = palloc(sizeof(char *) * Max(n_endpoints, 1));
 	busy.counts = palloc(sizeof(int) * Max(n_endpoints, 1));
@@ -387,6 +373,42 @@ unit_claim(void *arg)
 	pass->n_claims = queue_claim(pass->claim_token, pass->claim_limit, s2s_lease_s,
 								 &busy, &pass->claims, &pass->next_due);
 	MemoryContextSwitchTo(old);
+}
+
+/* A transaction that only writes back. */
+static void
+unit_write_back(void *arg)
+{
+	write_back((Pass *) arg);
+}
+
+/*
+ * A transaction that writes back, then claims the room the results freed. Committed
+ * synchronously (the write-back must be durable); the new claims are only sent after it,
+ * so a crash can make duplicates only of what was in flight (at most max_concurrency).
+ */
+static void
+unit_write_back_and_claim(void *arg)
+{
+	Pass	   *pass = (Pass *) arg;
+
+	write_back(pass);
+	claim(pass);
+}
+
+/*
+ * A transaction that only claims (nothing to write back), committed without waiting for
+ * its WAL to reach disk (synchronous_commit off for this transaction only), so that no
+ * fsync stands between a wake-up and the requests. A crash can lose such a claim only
+ * while its requests are in flight (the next write-back's synchronous commit flushes it),
+ * and those would be sent again anyway: the at-least-once bound does not change.
+ */
+static void
+unit_claim(void *arg)
+{
+	(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+	claim((Pass *) arg);
 }
 
 /*
@@ -428,13 +450,25 @@ run_unit(void (*fn) (void *), void *arg)
 	return ok;
 }
 
+/* Looking for the extension; the first time it is there, reconciling. */
+typedef struct ExtensionCheck
+{
+	bool		present;		/* out */
+	bool		reconcile;		/* in: give back every 'sending' row */
+} ExtensionCheck;
+
 static void
 unit_check_extension(void *arg)
 {
-	bool	   *present = (bool *) arg;
+	ExtensionCheck *check = (ExtensionCheck *) arg;
 
-	*present = queue_extension_present();
-	if (*present)
+	check->present = queue_extension_present();
+
+	/*
+	 * Only at the worker's start: then every 'sending' row belongs to a dead worker.
+	 * (Later, after an error, some are this worker's own requests in flight.)
+	 */
+	if (check->present && check->reconcile)
 	{
 		uint64		n;
 
@@ -675,6 +709,7 @@ s2s_worker_main(Datum main_arg)
 	bool		said_missing = false;
 	bool		claim_wanted = true;
 	bool		reconcile_due = false;
+	bool		reconciled = false;
 	TimestampTz next_poll = 0;
 	TimestampTz next_purge = 0;
 	TimestampTz next_due = 0;
@@ -765,8 +800,17 @@ s2s_worker_main(Datum main_arg)
 
 		if (!ready && now >= paused_until)
 		{
+			ExtensionCheck check;
+			bool		checked;
+
 			pgstat_report_activity(STATE_RUNNING, "looking for extension s2s_tracking");
-			if (run_unit(unit_check_extension, &ready) && !ready && !said_missing)
+			check.present = false;
+			check.reconcile = !reconciled;
+			checked = run_unit(unit_check_extension, &check);
+			ready = checked && check.present;
+			if (ready)
+				reconciled = true;
+			if (checked && !ready && !said_missing)
 			{
 				ereport(LOG,
 						(errmsg("s2s_tracking worker waiting: extension s2s_tracking is not installed in database \"%s\"",
@@ -789,6 +833,7 @@ s2s_worker_main(Datum main_arg)
 		if (ready && now >= paused_until)
 		{
 			int			room;
+			bool		do_claim;
 
 			http_process(http);
 
@@ -811,44 +856,70 @@ s2s_worker_main(Datum main_arg)
 			if (pass.n_results > 0)
 				claim_wanted = true;	/* room was freed */
 
-			/*
-			 * Claim first and send, then write back: the requests travel while the
-			 * write-back waits for its commit.
-			 */
 			pass.claim_limit = Min(s2s_max_concurrency - in_flight, room);
-			if (claim_wanted && pass.claim_limit > 0)
-			{
+			do_claim = claim_wanted && pass.claim_limit > 0;
+			if (do_claim)
 				pass.claim_token = token_base + (++token_seq);
-				if (run_unit(unit_claim, &pass))
+			pass.reconcile_expired = reconcile_due;
+
+			if (pass.n_results > 0 || pass.reconcile_expired)
+			{
+				if (run_unit(do_claim ? unit_write_back_and_claim : unit_write_back, &pass))
 				{
-					/* More may be due when the claim got all it asked for. */
-					claim_wanted = (pass.n_claims == pass.claim_limit);
-					next_due = pass.next_due;
-					if (next_due != 0 && next_due <= now)
-						next_due = 0;	/* due but capped: completions re-claim */
-					submit_claims(&pass, now);
+					count_results(&pass);
+					reconcile_due = false;
+					if (pass.retry_due != 0 && (next_due == 0 || pass.retry_due < next_due))
+						next_due = pass.retry_due;
 				}
 				else
 				{
+					/*
+					 * Keep the results even if the claim was what failed: write them
+					 * back alone (else they would wait for their lease to expire).
+					 */
+					if (do_claim && pass.n_results > 0)
+					{
+						memset(&pass.counts, 0, sizeof(pass.counts));
+						pass.n_claims = 0;
+						if (run_unit(unit_write_back, &pass))
+							count_results(&pass);
+					}
+					pass.n_claims = 0;
+					do_claim = false;
 					/* Maybe the extension went away; look again after a pause. */
 					ready = false;
 					paused_until = TimestampTzPlusMilliseconds(now, ERROR_PAUSE_MS);
 				}
 			}
-
-			pass.reconcile_expired = reconcile_due;
-			if (pass.n_results > 0 || pass.reconcile_expired)
+			else if (do_claim && !run_unit(unit_claim, &pass))
 			{
-				if (run_unit(unit_write_back, &pass))
+				pass.n_claims = 0;
+				do_claim = false;
+				ready = false;
+				paused_until = TimestampTzPlusMilliseconds(now, ERROR_PAUSE_MS);
+			}
+
+			if (do_claim)
+			{
+				int			written = pass.n_results;
+
+				/* More may be due when the claim got all it asked for. */
+				claim_wanted = (pass.n_claims == pass.claim_limit);
+				if (pass.next_due > now && (next_due == 0 || pass.next_due < next_due))
+					next_due = pass.next_due;
+				/* (one due now but capped: completions claim it) */
+				submit_claims(&pass, now);
+
+				/* Claims that could not be sent: write them back now. */
+				if (pass.n_results > written)
 				{
-					count_results(&pass);
-					reconcile_due = false;
-				}
-				else
-				{
-					/* The rows stay 'sending' until their lease expires. */
-					ready = false;
-					paused_until = TimestampTzPlusMilliseconds(now, ERROR_PAUSE_MS);
+					Pass		late;
+
+					memset(&late, 0, sizeof(late));
+					late.results = pass.results + written;
+					late.n_results = pass.n_results - written;
+					if (run_unit(unit_write_back, &late))
+						count_results(&late);
 				}
 			}
 
@@ -868,7 +939,10 @@ s2s_worker_main(Datum main_arg)
 		}
 		MemoryContextReset(batch_cxt);
 
-		/* Sleep until the latch, a transfer, the HTTP timer, a due time or the poll. */
+		/*
+		 * Sleep until the latch, a transfer, the HTTP timer, a due time, the purge or
+		 * the poll.
+		 */
 		now = GetCurrentTimestamp();
 		if (more_results || (ready && claim_wanted && in_flight < s2s_max_concurrency &&
 							 now >= paused_until))
@@ -880,8 +954,13 @@ s2s_worker_main(Datum main_arg)
 
 			if (now < paused_until)
 				until = paused_until;
-			else if (next_due != 0 && next_due < until)
-				until = next_due;
+			else
+			{
+				if (next_due != 0 && next_due < until)
+					until = next_due;
+				if (next_purge < until)
+					until = next_purge;
+			}
 			timeout = until > now ? TimestampDifferenceMilliseconds(now, until) : 0;
 			/* TimestampDifferenceMilliseconds rounds down: do not wake just before. */
 			if (until > now)

@@ -11,7 +11,8 @@ binds port 0 (the kernel picks a free port), writes the port to FILE (atomically
 serves until SIGTERM or SIGINT. Python 3 standard library only.
 
 Control paths (never recorded):
-    GET  /__requests   JSON list of the recorded requests, oldest first
+    GET  /__requests   JSON list of the recorded requests, oldest first (?since=N: from the
+                       N-th on, counting from 0)
     GET  /__stats      JSON {"requests", "in_flight", "max_in_flight", "connections"}
     POST /__reset      forgets requests, statistics and behaviours
     POST /__behave     JSON {"status": 503, "delay_ms": 0, "mode": "normal|hang|close|big",
@@ -132,10 +133,14 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
 
-    def handle_control(self, path, body):
+    def handle_control(self, path, query, body):
         if path == "/__requests" and self.command == "GET":
+            since = 0
+            for part in query.split("&"):
+                if part.startswith("since=") and part[6:].isdigit():
+                    since = int(part[6:])
             with STATE.lock:
-                data = json.dumps(STATE.requests)
+                data = json.dumps(STATE.requests[since:])
             self.send_simple(200, data, "application/json")
         elif path == "/__stats" and self.command == "GET":
             with STATE.lock:
@@ -170,7 +175,7 @@ class Handler(BaseHTTPRequestHandler):
         path, _, query = self.path.partition("?")
         body = self.read_body()
         if path.startswith("/__"):
-            self.handle_control(path, body)
+            self.handle_control(path, query, body)
             return
 
         now = time.time()

@@ -41,6 +41,13 @@ my $rss2 = S2S::Node::rss_kb($pid);
 cmp_ok($rss2 - $rss0, '<', 8 * 1024, "heap after a backlog of 5000: $rss2 kB (flat)");
 is($node->worker_pid, $pid, 'same worker throughout');
 
+# The worker's writes reach the statistics system (so autovacuum sees them): a claim and a
+# write-back per delivery, an attempts row each.
+$node->poll("SELECT n_tup_upd >= 2 * 5503 FROM pg_stat_user_tables WHERE relid = 's2s.deliveries'::regclass",
+	'worker updates counted in pg_stat_user_tables');
+$node->poll("SELECT n_tup_ins >= 5503 FROM pg_stat_user_tables WHERE relid = 's2s.attempts'::regclass",
+	'worker inserts counted in pg_stat_user_tables');
+
 $node->stop;
 $r->stop;
 done_testing();

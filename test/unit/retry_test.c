@@ -219,6 +219,50 @@ test_retry_after(void)
 	}
 }
 
+/* Random strings built from date-like pieces: never a crash, never a negative delay. */
+static void
+test_retry_after_random(void)
+{
+	static const char *const pieces[] = {"Sun", "Sunday", ", ", " ", "-", ":", "GMT", "Nov",
+		"06", "6", "1994", "94", "08", "49", "37", "99999999999", "\t", "\r\n", "x", "0", "60",
+	"29", "Feb", "2024", "1900", "9999", "Thursday", "Jan"};
+	unsigned int seed = 12345;
+	bool		sane = true;
+	int			accepted = 0;
+
+	for (int i = 0; i < 200000; i++)
+	{
+		char		buf[128];
+		size_t		len = 0;
+		int			npieces;
+		int64		d = -1;
+
+		seed = seed * 1103515245 + 12345;
+		npieces = (int) ((seed >> 16) % 12);
+		buf[0] = '\0';
+		for (int k = 0; k < npieces; k++)
+		{
+			const char *p;
+			size_t		plen;
+
+			seed = seed * 1103515245 + 12345;
+			p = pieces[(seed >> 16) % (sizeof(pieces) / sizeof(pieces[0]))];
+			plen = strlen(p);
+			if (len + plen >= sizeof(buf))
+				break;
+			memcpy(buf + len, p, plen + 1);
+			len += plen;
+		}
+		if (s2s_parse_retry_after(buf, 784111777, &d))
+		{
+			accepted++;
+			if (d < 0)
+				sane = false;
+		}
+	}
+	CHECK(sane, "200000 random Retry-After values: no negative delay (%d accepted)", accepted);
+}
+
 static void
 test_schedule(void)
 {
@@ -254,6 +298,7 @@ main(void)
 	test_classify();
 	test_backoff();
 	test_retry_after();
+	test_retry_after_random();
 	test_schedule();
 	return unit_done("retry_test");
 }

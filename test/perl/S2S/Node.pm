@@ -33,7 +33,6 @@ my %DEFAULT_CONF = (
 	's2s_tracking.retry_base' => "'100ms'",
 	's2s_tracking.retry_max' => "'1s'",
 	's2s_tracking.poll_interval' => "'1s'",
-	'log_min_messages' => 'log',
 );
 
 # create(NAME, conf => {name => value}, extension => 1): init, configure, start, create the

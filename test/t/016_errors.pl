@@ -1,0 +1,57 @@
+# One failing unit of work never kills the worker (pg_cron style): a write-back that
+# fails (here a trigger added on s2s.attempts raises for one order) is logged and rolled
+# back, the worker keeps delivering the others, and the failed delivery, left 'sending',
+# is given back when its lease expires and sent once the cause is gone.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use PostgreSQL::Test::Utils;
+use Test::More;
+use S2S::Node;
+use S2S::Receiver;
+
+my $r = S2S::Receiver->start;
+my $node = S2S::Node->create('errors', conf => { 's2s_tracking.lease' => "'2s'" });
+$node->add_endpoint('aff', 'affilae', $r->url . '/aff');
+my $pid = $node->worker_pid;
+
+$node->sql(<<'SQL');
+CREATE FUNCTION public.refuse_order_1() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT dedupe_key FROM s2s.deliveries WHERE id = NEW.delivery_id) = 'order-1' THEN
+        RAISE EXCEPTION 'test: attempts row refused';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER refuse BEFORE INSERT ON s2s.attempts
+    FOR EACH ROW EXECUTE FUNCTION public.refuse_order_1();
+SQL
+
+$node->enqueue_conversions('aff', 1);
+is(scalar @{ $r->wait_requests(1, 30) }, 1, 'order-1 sent');
+my $log_ok = 0;
+for (1 .. 100)
+{
+	if (slurp_file($node->logfile) =~ /ERROR:  test: attempts row refused/) { $log_ok = 1; last; }
+	select(undef, undef, undef, 0.1);
+}
+ok($log_ok, 'the failed write-back is logged');
+
+$node->enqueue_conversions('aff', 10, 1);
+$node->poll("SELECT count(*) = 10 FROM s2s.deliveries WHERE status = 'sent'",
+	'the worker keeps delivering the others');
+is($node->worker_pid, $pid, 'same worker: the error did not kill it');
+is($node->sql("SELECT status FROM s2s.deliveries WHERE dedupe_key = 'order-1'"), 'sending',
+	'the delivery whose write-back failed is still claimed');
+cmp_ok(scalar @{ $r->wait_requests(12, 30) }, '>=', 12,
+	'given back when its lease expired, and tried again');
+
+$node->sql('DROP TRIGGER refuse ON s2s.attempts');
+$node->poll("SELECT status = 'sent' FROM s2s.deliveries WHERE dedupe_key = 'order-1'",
+	'sent once the cause is gone');
+is($node->worker_pid, $pid, 'still the same worker');
+
+$node->stop;
+$r->stop;
+done_testing();
