@@ -125,8 +125,11 @@ lookup_extension_objects(void)
 	HeapTuple	tup;
 
 	init_cache();
-	if (OidIsValid(deliveries_owner))
+	/* all three: an invalidation may have reset some of them while they were looked up */
+	if (OidIsValid(deliveries_owner) && OidIsValid(deliveries_relid) &&
+		OidIsValid(endpoints_relid))
 		return;
+	deliveries_relid = endpoints_relid = InvalidOid;
 	nsp = get_namespace_oid("s2s", true);
 	if (OidIsValid(nsp))
 	{
@@ -184,6 +187,7 @@ prepare_kept(const char *sql, int nargs, Oid *argtypes)
 static void
 become_owner(Oid *save_user, int *save_sec)
 {
+	lookup_extension_objects();	/* an invalidation may have reset the owner */
 	GetUserIdAndSecContext(save_user, save_sec);
 	SetUserIdAndSecContext(deliveries_owner,
 						   *save_sec | SECURITY_LOCAL_USERID_CHANGE |
