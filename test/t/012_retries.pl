@@ -17,7 +17,7 @@ my $node = S2S::Node->create('retries',
 $node->add_endpoint('aff', 'affilae', $r->url . '/aff');
 $node->add_endpoint('bad', 'affilae', $r->url . '/bad');
 $node->add_endpoint('auth', 'affilae', $r->url . '/auth');
-$node->add_endpoint('slow', 'affilae', $r->url . '/slow');
+$node->add_endpoint('slow', 'affilae', $r->url . '/slow', request_timeout => '3 seconds');
 
 sub status_of
 {
@@ -70,7 +70,8 @@ $node->sql("SELECT s2s.resume('auth')");
 $node->poll("SELECT count(*) = 3 FROM s2s.deliveries WHERE endpoint = 'auth' AND status = 'sent' AND attempts = 1",
 	'resume: all sent at once, first counted attempt');
 
-# Timeouts: a hanging receiver is retried, the error visible.
+# Timeouts: a hanging receiver is retried, the error visible (endpoints.request_timeout,
+# 3 s, overrides the 1 s setting).
 $r->behave(path_prefix => '/slow', mode => 'hang', times => 1);
 $node->enqueue_conversions('slow', 1, 300);
 $node->poll("SELECT status = 'sending' FROM s2s.deliveries WHERE endpoint = 'slow'",
@@ -82,6 +83,8 @@ $node->poll("SELECT count(*) = 1 FROM s2s.attempts a JOIN s2s.deliveries d ON d.
 	'timeout recorded as an attempt with the error');
 $node->poll("SELECT status = 'sent' AND attempts = 2 FROM s2s.deliveries WHERE endpoint = 'slow'",
 	'timeout then success: sent on the second attempt');
+cmp_ok($node->sql("SELECT duration_ms FROM s2s.attempts a JOIN s2s.deliveries d ON d.id = a.delivery_id WHERE d.endpoint = 'slow' AND a.attempt = 1"),
+	'>=', 2900, "the endpoint's own request timeout applied");
 
 # Receiver down, then up: nothing lost.
 my $port = $r->port;
