@@ -19,7 +19,7 @@ s2s_packages() {
 	major=$("${PG_CONFIG:-pg_config}" --version 2>/dev/null | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
 	[ -n "$major" ] || major=15
 	echo "make gcc postgresql-$major postgresql-server-dev-$major libcurl4-openssl-dev" \
-		"libipc-run-perl python3 procps"
+		"libipc-run-perl python3 procps curl libmicrohttpd-dev libpq-dev chromium nodejs $(command -v npm >/dev/null || echo npm)"
 }
 
 # Installs what is missing (quietly; apt-get update first, as a fresh machine needs).
