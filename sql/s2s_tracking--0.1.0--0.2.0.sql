@@ -128,3 +128,129 @@ SELECT pg_catalog.pg_extension_config_dump(
 
 REVOKE EXECUTE ON FUNCTION s2s_private.numeric_ipv4(text), s2s_private.url_is_link_local(text),
     s2s_private.endpoints_link_local_guard() FROM PUBLIC;
+
+-- Per-endpoint permission for s2s.track_event (event_roles).
+ALTER TABLE s2s.endpoints ADD COLUMN event_roles name[];
+
+CREATE OR REPLACE FUNCTION s2s.track_event(endpoint text, user_id text, event_id text, ip inet,
+                                user_agent text, sale_amount numeric DEFAULT NULL,
+                                currency text DEFAULT NULL,
+                                aggregated_event_value numeric DEFAULT NULL,
+                                event_value text DEFAULT NULL, dedupe_key text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    ep record;
+    new_id bigint;
+    key text := dedupe_key;
+    caller text;
+BEGIN
+    IF track_event.endpoint IS NULL THEN
+        RAISE EXCEPTION 'endpoint must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT e.name, e.kind, e.currency, e.event_roles INTO ep
+      FROM s2s.endpoints e WHERE e.name = track_event.endpoint;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'endpoint "%" does not exist', track_event.endpoint
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    -- The caller, as this SECURITY DEFINER function can know it: the role set with SET
+    -- ROLE, else the session's login role.
+    caller := CASE WHEN current_setting('role') = 'none' THEN session_user::text
+                   ELSE current_setting('role') END;
+    IF ep.event_roles IS NOT NULL AND NOT EXISTS (
+           SELECT 1 FROM unnest(ep.event_roles) AS r(name)
+            WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r.name)
+              AND pg_catalog.pg_has_role(caller, r.name, 'MEMBER')) THEN
+        RAISE EXCEPTION 'permission denied to enqueue events to endpoint "%"', ep.name
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('Role "%s" is not a member of any role in the endpoint''s event_roles.', caller),
+                  HINT = 'An administrator adds the role to s2s.endpoints.event_roles.';
+    END IF;
+    IF ep.kind NOT IN ('swaarm_postback', 'swaarm_s2sevent') THEN
+        RAISE EXCEPTION 'endpoint "%" is of kind %, not a Swaarm endpoint', ep.name, ep.kind
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'track_event sends to swaarm_postback and swaarm_s2sevent endpoints; Affilae conversions come from s2s.track_orders.';
+    END IF;
+    IF track_event.user_id IS NULL THEN
+        RAISE EXCEPTION 'user_id must not be null' USING ERRCODE = 'null_value_not_allowed',
+            DETAIL = 'Swaarm requires the id of the user who performed the event.';
+    ELSIF track_event.user_id = '' THEN
+        RAISE EXCEPTION 'user_id must not be empty' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'Swaarm requires the id of the user who performed the event.';
+    END IF;
+    IF track_event.event_id IS NULL THEN
+        RAISE EXCEPTION 'event_id must not be null' USING ERRCODE = 'null_value_not_allowed',
+            DETAIL = 'Swaarm requires the event''s mapping id.';
+    ELSIF track_event.event_id = '' THEN
+        RAISE EXCEPTION 'event_id must not be empty' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'Swaarm requires the event''s mapping id.';
+    END IF;
+    IF ep.kind = 'swaarm_s2sevent' THEN
+        IF ip IS NULL THEN
+            RAISE EXCEPTION 'ip must not be null for a swaarm_s2sevent endpoint'
+                USING ERRCODE = 'null_value_not_allowed',
+                      DETAIL = 'Swaarm attribution events require user_ip.';
+        END IF;
+        IF track_event.user_agent IS NULL THEN
+            RAISE EXCEPTION 'user_agent must not be null for a swaarm_s2sevent endpoint'
+                USING ERRCODE = 'null_value_not_allowed',
+                      DETAIL = 'Swaarm attribution events require user_ua.';
+        ELSIF track_event.user_agent = '' THEN
+            RAISE EXCEPTION 'user_agent must not be empty for a swaarm_s2sevent endpoint'
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = 'Swaarm attribution events require user_ua.';
+        END IF;
+    END IF;
+    IF sale_amount = 'NaN' OR abs(sale_amount) = 'Infinity' THEN
+        RAISE EXCEPTION 'sale_amount must be a finite number, not %', sale_amount
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF aggregated_event_value = 'NaN' OR abs(aggregated_event_value) = 'Infinity' THEN
+        RAISE EXCEPTION 'aggregated_event_value must be a finite number, not %',
+                        aggregated_event_value
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF currency IS NOT NULL AND currency !~ '^[A-Z]{3}$' THEN
+        RAISE EXCEPTION 'currency "%" is not an ISO 4217 code', currency
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use three capital letters, e.g. EUR.';
+    END IF;
+    IF key = '' THEN
+        RAISE EXCEPTION 'dedupe_key must not be empty' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Pass NULL to send every call as a new event.';
+    END IF;
+
+    -- Without a key every event is distinct; a random one keeps the unique constraint.
+    IF key IS NULL THEN
+        key := 'event:' || gen_random_uuid()::text;
+    END IF;
+
+    INSERT INTO s2s.deliveries AS d
+           (endpoint, kind, dedupe_key, user_id, event_id, client_ip, user_agent, amount,
+            currency, aggregated_event_value, event_value)
+    VALUES (ep.name, 'event', key, track_event.user_id, track_event.event_id, ip,
+            track_event.user_agent, sale_amount,
+            -- an amount without a currency is in the endpoint's, fixed now
+            CASE WHEN sale_amount IS NOT NULL THEN coalesce(currency, ep.currency)
+                 ELSE currency END,
+            aggregated_event_value, event_value)
+    ON CONFLICT (endpoint, dedupe_key) DO NOTHING
+    RETURNING d.id INTO new_id;
+
+    IF new_id IS NULL THEN
+        SELECT d.id INTO new_id FROM s2s.deliveries d
+         WHERE d.endpoint = ep.name AND d.dedupe_key = key;
+        IF new_id IS NULL THEN
+            RAISE EXCEPTION 'event with dedupe_key "%" was enqueued and removed concurrently', key
+                USING ERRCODE = 'serialization_failure', HINT = 'Try again.';
+        END IF;
+    ELSE
+        PERFORM s2s.wake();
+    END IF;
+    RETURN new_id;
+END
+$$;

@@ -34,7 +34,10 @@ CREATE TABLE s2s.endpoints (
     http_method     text NOT NULL DEFAULT 'GET' CHECK (http_method IN ('GET', 'POST')),
     token_in_query  boolean NOT NULL DEFAULT false,
     created_at      timestamptz NOT NULL DEFAULT now(),
-    updated_at      timestamptz NOT NULL DEFAULT now()
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    -- roles (and their members) that may enqueue events here with s2s.track_event;
+    -- NULL: every role allowed to execute s2s.track_event
+    event_roles     name[]
 );
 
 -- The key is checked at commit (DEFERRABLE): the endpoints trigger stores the secret

@@ -21,15 +21,29 @@ DECLARE
     ep record;
     new_id bigint;
     key text := dedupe_key;
+    caller text;
 BEGIN
     IF track_event.endpoint IS NULL THEN
         RAISE EXCEPTION 'endpoint must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    SELECT e.name, e.kind, e.currency INTO ep
+    SELECT e.name, e.kind, e.currency, e.event_roles INTO ep
       FROM s2s.endpoints e WHERE e.name = track_event.endpoint;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'endpoint "%" does not exist', track_event.endpoint
             USING ERRCODE = 'undefined_object';
+    END IF;
+    -- The caller, as this SECURITY DEFINER function can know it: the role set with SET
+    -- ROLE, else the session's login role.
+    caller := CASE WHEN current_setting('role') = 'none' THEN session_user::text
+                   ELSE current_setting('role') END;
+    IF ep.event_roles IS NOT NULL AND NOT EXISTS (
+           SELECT 1 FROM unnest(ep.event_roles) AS r(name)
+            WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r.name)
+              AND pg_catalog.pg_has_role(caller, r.name, 'MEMBER')) THEN
+        RAISE EXCEPTION 'permission denied to enqueue events to endpoint "%"', ep.name
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('Role "%s" is not a member of any role in the endpoint''s event_roles.', caller),
+                  HINT = 'An administrator adds the role to s2s.endpoints.event_roles.';
     END IF;
     IF ep.kind NOT IN ('swaarm_postback', 'swaarm_s2sevent') THEN
         RAISE EXCEPTION 'endpoint "%" is of kind %, not a Swaarm endpoint', ep.name, ep.kind

@@ -134,12 +134,15 @@ refused('shop_app', "SELECT s2s.track_event('aff', 'u', 'e', '192.0.2.1', 'ua')"
 	qr/ERROR/, 'track_event refuses an Affilae endpoint');
 refused('shop_app', "SELECT s2s.track_event('nope', 'u', 'e', '192.0.2.1', 'ua')",
 	qr/ERROR/, 'track_event refuses an unknown endpoint');
-TODO:
-{
-	local $TODO = 'gap: no per-endpoint permission; any role that may call track_event may enqueue to every Swaarm endpoint, even a disabled one';
-	refused('shop_app', "SELECT s2s.track_event('internal', 'u', 'e', '192.0.2.1', 'ua')",
-		qr/ERROR/, 'track_event refuses an endpoint the app was not meant to use');
-}
+# An endpoint names the roles that may enqueue events to it: the app role cannot use one
+# meant for others, and can use one that names it.
+$node->sql("UPDATE s2s.endpoints SET event_roles = ARRAY['shop_admin'] WHERE name = 'internal'");
+$node->sql("UPDATE s2s.endpoints SET event_roles = ARRAY['shop_app'] WHERE name = 'swaarm'");
+refused('shop_app', "SELECT s2s.track_event('internal', 'u', 'e', '192.0.2.1', 'ua')",
+	qr/permission denied to enqueue events to endpoint "internal"/,
+	'track_event refuses an endpoint the app was not meant to use');
+is($node->sql("SELECT count(*) FROM s2s.deliveries WHERE endpoint = 'internal'"), '0',
+	'nothing was enqueued to it');
 
 # -- 5. hostile values reach the receiver as values, at the endpoint's URL only
 $node->sql("DELETE FROM s2s.deliveries WHERE endpoint = 'internal'");
