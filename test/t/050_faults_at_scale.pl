@@ -7,10 +7,13 @@
 #   S2S_FAULTS_N=100000  deliveries      S2S_FAULTS_KILLS=10   kills
 #   S2S_FAULTS_SEED=N    random seed (printed, to replay a run's schedule)
 #
-# In flight at a kill is measured exactly: the worker is stopped (SIGSTOP), the rows it
-# holds in status 'sending' are counted (it can neither claim nor write back while
-# stopped), then it is killed with SIGKILL. Only those rows can have reached the
-# receiver without their result being recorded, so only they can be sent twice.
+# In flight at a kill: the rows in status 'sending' are counted, then the worker is killed
+# with SIGKILL at once. Only rows claimed and not yet written back can have reached the
+# receiver without their result being recorded, so only they can be sent twice; between
+# the count and the kill the worker can claim at most one more endpoint's worth
+# (s2s_tracking.endpoint_concurrency, one endpoint here), which the bound adds. (The
+# worker is not stopped with SIGSTOP for an exact count: stopped while it holds a buffer
+# lock, the counting query would wait for it forever.)
 #
 # The receiver is a small Python server written by this test: it counts, per conversion
 # id, the 200 answers it gave (a 503 is not a registration), keeps counting across its
@@ -212,7 +215,6 @@ for my $k (1 .. $KILLS)
 {
 	sleep(1 + rand(5));
 	my $pid = $node->worker_pid;
-	kill 'STOP', $pid;
 	my $sending = $node->sql("SELECT count(*) FROM s2s.deliveries WHERE status = 'sending'");
 	my $sent = $node->sql("SELECT count(*) FROM s2s.deliveries WHERE status = 'sent'");
 	kill 'KILL', $pid;
@@ -238,15 +240,16 @@ while (time() < $deadline)
 }
 my $t_total = time() - $t_drain;
 my $stats = control('stats');
+my $claim_room = $node->sql('SHOW s2s_tracking.endpoint_concurrency');
 my $bound = 0;
-$bound += $_ for @in_flight;
+$bound += $_ + $claim_room for @in_flight;
 
 ok($done, "every delivery sent within ${DRAIN_LIMIT_S} s");
 is($node->sql("SELECT count(*) FROM s2s.deliveries WHERE status = 'sent'"), $N,
 	"$N deliveries sent");
 is($stats->{distinct}, $N, 'the receiver registered every conversion: none lost');
 cmp_ok($stats->{duplicates}, '<=', $bound,
-	"duplicates ($stats->{duplicates}) no more than were in flight at the kills ($bound)");
+	"duplicates ($stats->{duplicates}) no more than could be in flight at the kills ($bound)");
 is($node->sql("SELECT count(*) FROM s2s.deliveries WHERE claim_token IS NOT NULL"), '0',
 	'no row left claimed');
 is(scalar(@in_flight), $KILLS, "$KILLS kills");
