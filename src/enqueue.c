@@ -52,9 +52,12 @@
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/syscache.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "click.h"
+#include "delivery_insert.h"
+#include "endpoint_lock.h"
 #include "enqueue.h"
 #include "settings.h"
 #include "shared.h"
@@ -84,6 +87,7 @@ relcache_callback(Datum arg, Oid relid)
 	S2SOrderTrigger *t;
 	bool		all;
 
+	s2s_delivery_insert_invalidate(relid);
 	if (trigger_cache == NULL)
 		return;
 	all = (relid == InvalidOid || relid == deliveries_relid || relid == endpoints_relid);
@@ -221,7 +225,12 @@ lookup_endpoint(const char *name, S2SEndpointKind *kind, char **currency, bool *
 									 " WHERE name OPERATOR(pg_catalog.=) $1",
 									 1, types);
 	}
-	rc = SPI_execute_plan(endpoint_plan, &arg, NULL, true, 1);
+	/*
+	 * With a fresh snapshot, as a foreign key's check would look: a trigger that waited
+	 * for the endpoint's lock (endpoint_lock.c) sees a deletion that just committed.
+	 */
+	rc = SPI_execute_snapshot(endpoint_plan, &arg, NULL, GetLatestSnapshot(), InvalidSnapshot,
+							  true, false, 1);
 	SetUserIdAndSecContext(save_user, save_sec);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "endpoint lookup failed: %s", SPI_result_code_string(rc));
@@ -677,36 +686,29 @@ field_ip(S2SFieldInfo *fi, HeapTuple tup, TupleDesc desc, bool *isnull)
 	return DirectFunctionCall1(inet_in, CStringGetDatum(s));
 }
 
-/* Parameters of the insert, in the order of INSERT_SQL's $n. */
-enum
-{
-	P_ENDPOINT, P_DEDUPE_KEY, P_CONVERSION_ID, P_AMOUNT, P_CURRENCY, P_PAYMENT, P_CUSTOMER,
-	P_CV, P_VOUCHER, P_CLICK_IDS, P_USER_ID, P_EVENT_ID, P_CLIENT_IP, P_USER_AGENT,
-	P_REFERER, P_STATUS, P_LAST_ERROR, P_FINISHED_AT, P_COUNT
-};
-
+/* The statement the direct insert stands for (delivery_insert.c); its $n follow S2S_DC_*. */
 #define INSERT_SQL \
 	"INSERT INTO s2s.deliveries (endpoint, kind, dedupe_key, conversion_id, amount, " \
 	"  currency, payment, customer, cv, voucher, click_ids, user_id, event_id, client_ip, " \
 	"  user_agent, referer, status, last_error, finished_at) " \
-	"VALUES ($1, 'conversion', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, " \
-	"  $15, $16::s2s.delivery_status, $17, $18) " \
+	"VALUES ($1, $2::s2s.delivery_kind, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, " \
+	"  $14, $15, $16, $17::s2s.delivery_status, $18, $19) " \
 	"ON CONFLICT (endpoint, dedupe_key) DO NOTHING"
 
 typedef struct Delivery
 {
-	Datum		values[P_COUNT];
-	char		nulls[P_COUNT];
+	Datum		values[S2S_DC_COUNT];
+	bool		isnull[S2S_DC_COUNT];
 	const char *skip_reason;	/* first problem found, NULL when sendable */
 } Delivery;
 
 static void
-set_text(Delivery *d, int p, const char *s)
+set_text(Delivery *d, int c, const char *s)
 {
 	if (s == NULL)
 		return;
-	d->values[p] = CStringGetTextDatum(s);
-	d->nulls[p] = ' ';
+	d->values[c] = CStringGetTextDatum(s);
+	d->isnull[c] = false;
 }
 
 static void
@@ -716,49 +718,67 @@ skip(Delivery *d, const char *reason)
 		d->skip_reason = reason;
 }
 
+/*
+ * The statement, for a s2s.deliveries the direct insert does not handle (one with a
+ * trigger of the shop's, say). Returns whether a row was inserted.
+ */
+static bool
+insert_delivery_statement(Delivery *d)
+{
+	char		nulls[S2S_DC_COUNT];
+	bool		inserted;
+	int			rc;
+	int			c;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (insert_plan == NULL)
+	{
+		Oid			types[S2S_DC_COUNT];
+
+		for (c = 0; c < S2S_DC_COUNT; c++)
+			types[c] = s2s_delivery_column_type((S2SDeliveryColumn) c);
+		insert_plan = prepare_kept(INSERT_SQL, S2S_DC_COUNT, types);
+	}
+	for (c = 0; c < S2S_DC_COUNT; c++)
+		nulls[c] = d->isnull[c] ? 'n' : ' ';
+	rc = SPI_execute_plan(insert_plan, d->values, nulls, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "insert into s2s.deliveries failed: %s", SPI_result_code_string(rc));
+	inserted = SPI_processed > 0;
+	SPI_finish();
+	return inserted;
+}
+
 static void
 insert_delivery(Delivery *d, bool wake)
 {
 	Oid			save_user;
 	int			save_sec;
-	int			rc;
+	bool		inserted;
 
+	set_text(d, S2S_DC_KIND, "conversion");
 	if (d->skip_reason)
 	{
-		set_text(d, P_STATUS, "skipped");
-		set_text(d, P_LAST_ERROR, d->skip_reason);
-		d->values[P_FINISHED_AT] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-		d->nulls[P_FINISHED_AT] = ' ';
+		set_text(d, S2S_DC_STATUS, "skipped");
+		set_text(d, S2S_DC_LAST_ERROR, d->skip_reason);
+		d->values[S2S_DC_FINISHED_AT] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+		d->isnull[S2S_DC_FINISHED_AT] = false;
 	}
 	else
-		set_text(d, P_STATUS, "pending");
+		set_text(d, S2S_DC_STATUS, "pending");
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 	become_owner(&save_user, &save_sec);
-	if (insert_plan == NULL)
-	{
-		Oid			types[P_COUNT];
-		int			i;
-
-		for (i = 0; i < P_COUNT; i++)
-			types[i] = TEXTOID;
-		types[P_AMOUNT] = NUMERICOID;
-		types[P_CLIENT_IP] = INETOID;
-		types[P_FINISHED_AT] = TIMESTAMPTZOID;
-		insert_plan = prepare_kept(INSERT_SQL, P_COUNT, types);
-	}
-	rc = SPI_execute_plan(insert_plan, d->values, d->nulls, false, 0);
+	if (!s2s_delivery_insert_direct(deliveries_relid, d->values, d->isnull, &inserted))
+		inserted = insert_delivery_statement(d);
 	SetUserIdAndSecContext(save_user, save_sec);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "insert into s2s.deliveries failed: %s", SPI_result_code_string(rc));
+
 	/*
 	 * Wake the worker only when it can send: a disabled or paused endpoint's deliveries
 	 * wait, and enabling or resuming it wakes the worker (30_endpoints.sql).
 	 */
-	if (SPI_processed > 0 && d->skip_reason == NULL && wake)
+	if (inserted && d->skip_reason == NULL && wake)
 		s2s_wake_at_commit();
-	SPI_finish();
 }
 
 Datum
@@ -774,6 +794,7 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 	Datum		amount;
 	bool		isnull;
 	bool		is_update;
+	int			i;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -818,10 +839,11 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 	}
 
 	memset(&d, 0, sizeof(d));
-	memset(d.nulls, 'n', sizeof(d.nulls));
-	set_text(&d, P_ENDPOINT, t->endpoint);
-	set_text(&d, P_DEDUPE_KEY, psprintf("order:%s", order_id));
-	set_text(&d, P_CONVERSION_ID, order_id);
+	for (i = 0; i < S2S_DC_COUNT; i++)
+		d.isnull[i] = true;
+	set_text(&d, S2S_DC_ENDPOINT, t->endpoint);
+	set_text(&d, S2S_DC_DEDUPE_KEY, psprintf("order:%s", order_id));
+	set_text(&d, S2S_DC_CONVERSION_ID, order_id);
 
 	/* attribution first: an order nobody referred is not a problem, just not ours */
 	if (t->kind == S2S_KIND_AFFILAE)
@@ -840,21 +862,21 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 			skip(&d, "No valid click ID: every click ID of the order is malformed, expired or in the future.");
 			if (strlen(raw) > S2S_RAW_CLICK_IDS_MAX)
 				raw[S2S_RAW_CLICK_IDS_MAX] = '\0';
-			set_text(&d, P_CLICK_IDS, raw);
+			set_text(&d, S2S_DC_CLICK_IDS, raw);
 		}
 		else
-			set_text(&d, P_CLICK_IDS, ids);
+			set_text(&d, S2S_DC_CLICK_IDS, ids);
 	}
 	else
 	{
 		s = field_text(&t->f[S2S_F_USER_ID], tup, desc, 0);
 		if (s == NULL || s[0] == '\0')
 			return PointerGetDatum(NULL);
-		set_text(&d, P_USER_ID, s);
+		set_text(&d, S2S_DC_USER_ID, s);
 		s = field_text(&t->f[S2S_F_EVENT_ID], tup, desc, 0);
 		if (s == NULL || s[0] == '\0')
 			skip(&d, "The order has no event ID.");
-		set_text(&d, P_EVENT_ID, s);
+		set_text(&d, S2S_DC_EVENT_ID, s);
 	}
 
 	/* amount: mandatory for Affilae, optional for a Swaarm postback */
@@ -873,8 +895,8 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 		else if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, amount,
 												   NumericGetDatum(int64_to_numeric(0)))) < 0)
 			skip(&d, "The order's amount is negative.");
-		d.values[P_AMOUNT] = NumericGetDatum(num);
-		d.nulls[P_AMOUNT] = ' ';
+		d.values[S2S_DC_AMOUNT] = NumericGetDatum(num);
+		d.isnull[S2S_DC_AMOUNT] = false;
 	}
 
 	/* currency: the order's (upper-cased), else the endpoint's; a bad one only in the reason */
@@ -901,25 +923,34 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 				currency = NULL;
 			}
 		}
-		set_text(&d, P_CURRENCY, currency);
+		set_text(&d, S2S_DC_CURRENCY, currency);
 	}
 
-	set_text(&d, P_CUSTOMER, field_text(&t->f[S2S_F_CUSTOMER], tup, desc, 0));
-	set_text(&d, P_PAYMENT, field_text(&t->f[S2S_F_PAYMENT], tup, desc, 0));
-	set_text(&d, P_VOUCHER, field_text(&t->f[S2S_F_VOUCHER], tup, desc, ';'));
-	set_text(&d, P_CV, field_text(&t->f[S2S_F_CV], tup, desc, 0));
-	set_text(&d, P_USER_AGENT, field_text(&t->f[S2S_F_USER_AGENT], tup, desc, 0));
-	set_text(&d, P_REFERER, field_text(&t->f[S2S_F_REFERER], tup, desc, 0));
-	d.values[P_CLIENT_IP] = field_ip(&t->f[S2S_F_CLIENT_IP], tup, desc, &isnull);
-	d.nulls[P_CLIENT_IP] = isnull ? 'n' : ' ';
+	set_text(&d, S2S_DC_CUSTOMER, field_text(&t->f[S2S_F_CUSTOMER], tup, desc, 0));
+	set_text(&d, S2S_DC_PAYMENT, field_text(&t->f[S2S_F_PAYMENT], tup, desc, 0));
+	set_text(&d, S2S_DC_VOUCHER, field_text(&t->f[S2S_F_VOUCHER], tup, desc, ';'));
+	set_text(&d, S2S_DC_CV, field_text(&t->f[S2S_F_CV], tup, desc, 0));
+	set_text(&d, S2S_DC_USER_AGENT, field_text(&t->f[S2S_F_USER_AGENT], tup, desc, 0));
+	set_text(&d, S2S_DC_REFERER, field_text(&t->f[S2S_F_REFERER], tup, desc, 0));
+	d.values[S2S_DC_CLIENT_IP] = field_ip(&t->f[S2S_F_CLIENT_IP], tup, desc, &isnull);
+	d.isnull[S2S_DC_CLIENT_IP] = isnull;
 
 	if (t->kind == S2S_KIND_SWAARM_S2SEVENT)
 	{
 		if (isnull)
 			skip(&d, "The order has no valid client IP, which a Swaarm s2sevent requires.");
-		if (d.nulls[P_USER_AGENT] == 'n')
+		if (d.isnull[S2S_DC_USER_AGENT])
 			skip(&d, "The order has no user agent, which a Swaarm s2sevent requires.");
 	}
+
+	/*
+	 * Hold the endpoint against deletion and renaming until commit (endpoint_lock.c). A
+	 * wait for a transaction that deleted or renamed it ends with the invalidation that
+	 * transaction sent: the configuration is built again, and its error says what changed.
+	 */
+	s2s_endpoint_lock(endpoints_relid, t->endpoint, false);
+	if (!t->valid)
+		t = get_order_trigger(td);
 
 	insert_delivery(&d, t->endpoint_sendable);
 	return PointerGetDatum(NULL);

@@ -5,6 +5,7 @@
 --   * moves the secret into s2s_private.endpoint_secrets and leaves only a mask in
 --     s2s.endpoints.secret, so that no grant on schema s2s can ever reveal it;
 --   * keeps updated_at current;
+--   * carries a rename over to the endpoint's deliveries;
 --   * when an endpoint is re-enabled or resumed, makes the deliveries that waited due now
 --     (the time spent paused not counting against their retry window) and wakes the
 --     worker at commit, so that they are sent at once.
@@ -129,6 +130,10 @@ BEGIN
             -- secret written below under the new name
             UPDATE s2s_private.endpoint_secrets SET endpoint = NEW.name
              WHERE endpoint = OLD.name;
+            -- and in the queue, once the transactions enqueuing to the old name are done
+            -- (32_endpoint_references.sql)
+            PERFORM s2s_private.lock_endpoint_for_change(OLD.name);
+            UPDATE s2s.deliveries SET endpoint = NEW.name WHERE endpoint = OLD.name;
         END IF;
     END IF;
 
@@ -154,8 +159,8 @@ BEGIN
 
     -- Re-enabled or resumed (by s2s.resume or by clearing paused_at): the deliveries that
     -- waited are due now, and the time spent paused does not count against their retry
-    -- window (their first_attempt_at moves forward by that much). They still reference
-    -- OLD.name here: a rename cascades after this trigger.
+    -- window (their first_attempt_at moves forward by that much). A rename was carried
+    -- over to them above.
     IF TG_OP = 'UPDATE'
        AND ((NEW.enabled AND NOT OLD.enabled)
             OR (OLD.paused_at IS NOT NULL AND NEW.paused_at IS NULL)) THEN
@@ -166,7 +171,7 @@ BEGIN
                         AND OLD.paused_at IS NOT NULL
                    THEN least(d.first_attempt_at + (now() - OLD.paused_at), now())
                    ELSE d.first_attempt_at END
-         WHERE d.endpoint = OLD.name AND d.status IN ('pending', 'retrying');
+         WHERE d.endpoint = NEW.name AND d.status IN ('pending', 'retrying');
     END IF;
 
     -- Sendable again (or new): wake the worker when this transaction commits.

@@ -26,6 +26,8 @@ BEGIN
     IF track_event.endpoint IS NULL THEN
         RAISE EXCEPTION 'endpoint must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    -- held against deletion and renaming until commit (32_endpoint_references.sql)
+    PERFORM s2s_private.hold_endpoint(track_event.endpoint);
     SELECT e.name, e.kind, e.currency, e.event_roles INTO ep
       FROM s2s.endpoints e WHERE e.name = track_event.endpoint;
     IF NOT FOUND THEN

@@ -27,24 +27,34 @@ $node->add_endpoint('sw', 'swaarm_postback', $r->url . '/sw');
 $node->sql("SELECT s2s.pause('sw', 'before the upgrade')");
 $node->enqueue_conversions('aff', 200);
 $node->sql("SELECT s2s.track_event('sw', 'user-' || i, 'purchase', '192.0.2.1', 'ua') FROM generate_series(1, 20) i");
-is($node->sql("SELECT count(*) FROM s2s.deliveries WHERE status = 'pending'"), '220',
-	'220 deliveries queued under 0.1.0');
+# An orders table tracked under 0.1.0: the new library's trigger on 0.1.0's tables (whose
+# foreign key makes it run the insert statement).
+my $cid = "lpad(to_hex(extract(epoch FROM now())::bigint - 60), 8, '0') || '0000000000000001'";
+$node->sql("CREATE TABLE orders (number text, amount numeric, cids text)");
+$node->sql("SELECT s2s.track_orders('orders', 'aff', 'number', 'amount', click_ids => 'cids')");
+$node->sql("INSERT INTO orders VALUES ('before-1', 5, $cid)");
+is($node->sql("SELECT count(*) FROM s2s.deliveries WHERE status = 'pending'"), '221',
+	'221 deliveries queued under 0.1.0');
 is(scalar(@{ $r->requests }), 0, 'nothing sent yet');
 
 $node->sql('ALTER EXTENSION s2s_tracking UPDATE');
 is($node->sql("SELECT extversion FROM pg_extension WHERE extname = 's2s_tracking'"), $current,
 	"updated to $current");
-is($node->sql("SELECT count(*) FROM s2s.deliveries WHERE status = 'pending'"), '220',
+is($node->sql("SELECT count(*) FROM s2s.deliveries WHERE status = 'pending'"), '221',
 	'the queue is intact after the update');
+# the same trigger after the update (the direct insert)
+$node->sql("INSERT INTO orders VALUES ('after-1', 6, $cid), ('before-1', 5, $cid)");
+is($node->sql("SELECT string_agg(dedupe_key, ',' ORDER BY dedupe_key) FROM s2s.deliveries WHERE dedupe_key LIKE 'order:%'"),
+	'order:after-1,order:before-1', 'an order enqueued after the update, once');
 
 $node->sql("UPDATE s2s.endpoints SET enabled = true WHERE name = 'aff'");
 $node->sql("SELECT s2s.resume('sw')");
-$node->poll("SELECT count(*) = 220 FROM s2s.deliveries WHERE status = 'sent'",
+$node->poll("SELECT count(*) = 222 FROM s2s.deliveries WHERE status = 'sent'",
 	'every queued delivery is sent after the update');
 my %ids;
 $ids{ S2S::Receiver::query_params($_)->{id} // S2S::Receiver::query_params($_)->{user_id} // '' }++
   for @{ $r->requests };
-is(scalar(keys %ids), 220, 'the receiver got each conversion and event');
+is(scalar(keys %ids), 222, 'the receiver got each conversion and event');
 
 # What 0.2.0 brought works on the updated database.
 my ($rc, $out, $err) = $node->psql('postgres',
@@ -52,6 +62,15 @@ my ($rc, $out, $err) = $node->psql('postgres',
 like($err, qr/link-local/, 'the link-local guard is active after the update');
 is($node->sql("SELECT string_agg(c::regclass::text, ',' ORDER BY c::regclass::text) FROM pg_extension, unnest(extconfig) c WHERE extname = 's2s_tracking' AND c::regclass::text LIKE '%seq'"),
 	's2s.clicks_id_seq,s2s.deliveries_id_seq', 'the identity sequences are marked for pg_dump');
+
+# What 0.3.0 brought: no foreign key, the guards that stand for it.
+is($node->sql("SELECT count(*) FROM pg_constraint WHERE conrelid = 's2s.deliveries'::regclass AND contype = 'f'"),
+	'0', 'no foreign key on s2s.deliveries after the update');
+($rc, $out, $err) = $node->psql('postgres', "DELETE FROM s2s.endpoints WHERE name = 'aff'");
+like($err, qr/still has deliveries/, 'an endpoint with deliveries cannot be deleted after the update');
+$node->sql("UPDATE s2s.endpoints SET name = 'sw2' WHERE name = 'sw'");
+is($node->sql("SELECT count(*) FROM s2s.deliveries WHERE endpoint = 'sw2'"), '20',
+	'a rename is carried over to the deliveries after the update');
 
 # The updated extension equals a fresh install, object for object.
 my $describe = <<'SQL';
@@ -68,6 +87,7 @@ SELECT string_agg(line, E'\n' ORDER BY line COLLATE "C") FROM (
    WHERE p.prokind IN ('f', 'p')
   UNION ALL
   SELECT 'column ' || a.attrelid::regclass || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+         || ' collate ' || CASE WHEN a.attcollation = 0 THEN '-' ELSE a.attcollation::regcollation::text END
          || ' notnull ' || a.attnotnull || ' identity ' || a.attidentity::text
          || ' default ' || coalesce(pg_get_expr(ad.adbin, ad.adrelid), '-')
     FROM members m JOIN pg_attribute a ON m.classid = 'pg_class'::regclass AND a.attrelid = m.objid

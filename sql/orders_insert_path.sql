@@ -1,0 +1,74 @@
+-- How the orders trigger writes its delivery (src/delivery_insert.c): through the table
+-- access method, with the table's own defaults and constraints, exactly as the statement
+-- INSERT ... ON CONFLICT (endpoint, dedupe_key) DO NOTHING would; and through that very
+-- statement when the shop has put a trigger of its own on s2s.deliveries.
+SET client_min_messages = warning;
+CREATE SCHEMA ip;
+INSERT INTO s2s.endpoints (name, kind, url, secret, enabled)
+    VALUES ('ip_aff', 'affilae', 'https://lb.affilae.com/', 'k', false);
+SELECT lpad(to_hex(extract(epoch FROM now())::bigint - 3600), 8, '0') || '0000000000000001' AS c1
+\gset
+CREATE TABLE ip.orders (number text, amount numeric, status text, cids text, ua text);
+SELECT s2s.track_orders('ip.orders', 'ip_aff', 'number', 'amount', click_ids => 'cids',
+                        user_agent => 'ua', status => 'status',
+                        validated_statuses => ARRAY['paid']) AS trigger_name;
+-- a delivery without its per-row values, to compare the two paths
+CREATE VIEW ip.d AS
+SELECT to_jsonb(d) - '{id,dedupe_key,conversion_id,created_at,next_attempt_at}'::text[] AS row
+  FROM s2s.deliveries d WHERE endpoint = 'ip_aff';
+
+-- The table's defaults: the identity, the transaction's time, no attempt yet.
+BEGIN;
+INSERT INTO ip.orders VALUES ('D-1', 10.50, 'paid', :'c1', 'UA');
+SELECT id = currval(pg_get_serial_sequence('s2s.deliveries', 'id')) AS id_from_identity,
+       created_at = now() AS created_now, next_attempt_at = now() AS due_now,
+       attempts, status, kind, amount, first_attempt_at, lease_until, sent_at
+  FROM s2s.deliveries WHERE dedupe_key = 'order:D-1';
+COMMIT;
+
+-- Two rows with one order number in one statement, and a status that goes back and forth
+-- in one transaction: one delivery (the second finds the first, its own transaction's).
+INSERT INTO ip.orders VALUES ('D-2', 1, 'paid', :'c1', 'UA'), ('D-2', 2, 'paid', :'c1', 'UA');
+BEGIN;
+UPDATE ip.orders SET status = 'new' WHERE number = 'D-2';
+UPDATE ip.orders SET status = 'paid' WHERE number = 'D-2';
+COMMIT;
+SELECT dedupe_key, amount FROM s2s.deliveries WHERE dedupe_key = 'order:D-2';
+
+-- A shop's trigger on s2s.deliveries: the trigger then runs the statement, which fires it;
+-- the row is the same as the direct path's, and still enqueued once.
+CREATE TABLE ip.seen (dedupe_key text);
+CREATE FUNCTION ip.remember() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN INSERT INTO ip.seen VALUES (NEW.dedupe_key); RETURN NULL; END $$;
+CREATE TRIGGER ip_remember AFTER INSERT ON s2s.deliveries
+    FOR EACH ROW EXECUTE FUNCTION ip.remember();
+INSERT INTO ip.orders VALUES ('D-3', 10.50, 'paid', :'c1', 'UA');
+UPDATE ip.orders SET status = 'new' WHERE number = 'D-3';
+UPDATE ip.orders SET status = 'paid' WHERE number = 'D-3';
+SELECT * FROM ip.seen;
+SELECT count(DISTINCT row) AS distinct_rows, count(*) AS deliveries
+  FROM ip.d WHERE row ->> 'amount' = '10.50';
+DROP TRIGGER ip_remember ON s2s.deliveries;
+INSERT INTO ip.orders VALUES ('D-4', 10.50, 'paid', :'c1', 'UA');
+SELECT count(*) AS seen FROM ip.seen;
+SELECT count(DISTINCT row) AS distinct_rows, count(*) AS deliveries
+  FROM ip.d WHERE row ->> 'amount' = '10.50';
+
+-- A CHECK constraint added to s2s.deliveries holds for the trigger's rows too.
+ALTER TABLE s2s.deliveries ADD CONSTRAINT ip_small CHECK (amount < 1000);
+\set VERBOSITY terse
+INSERT INTO ip.orders VALUES ('D-5', 5000, 'paid', :'c1', 'UA');
+\set VERBOSITY default
+ALTER TABLE s2s.deliveries DROP CONSTRAINT ip_small;
+-- A column default changed after the first rows: the new one is used.
+ALTER TABLE s2s.deliveries ALTER COLUMN next_attempt_at SET DEFAULT now() + interval '1 day';
+BEGIN;
+INSERT INTO ip.orders VALUES ('D-6', 6, 'paid', :'c1', 'UA');
+SELECT next_attempt_at - now() AS due_in FROM s2s.deliveries WHERE dedupe_key = 'order:D-6';
+COMMIT;
+ALTER TABLE s2s.deliveries ALTER COLUMN next_attempt_at SET DEFAULT now();
+SELECT dedupe_key, status FROM s2s.deliveries WHERE endpoint = 'ip_aff' ORDER BY dedupe_key;
+
+DROP SCHEMA ip CASCADE;
+DELETE FROM s2s.deliveries WHERE endpoint = 'ip_aff';
+DELETE FROM s2s.endpoints WHERE name = 'ip_aff';

@@ -1,0 +1,283 @@
+-- s2s_tracking upgrade from 0.2.0 to 0.3.0 (ALTER EXTENSION s2s_tracking UPDATE).
+--
+-- 0.3.0 makes enqueuing cheaper for the shop's checkout (doc/orders.md, "Performance"):
+--  * the orders trigger writes its delivery through the table access method instead of
+--    an SPI statement (in the library, which the upgrade of the package already replaced);
+--  * s2s.deliveries.endpoint loses its foreign key, whose check locked the endpoint's row
+--    for every delivery. A lock on the endpoint's name stands for it: writers hold it
+--    shared, deleting or renaming an endpoint takes it exclusively; new guards on
+--    s2s.endpoints refuse to delete an endpoint that has deliveries (as the foreign key
+--    did) and carry a rename over to them (as its ON UPDATE CASCADE did);
+--  * s2s.deliveries.dedupe_key is compared byte-wise (COLLATE "C"): the same equality,
+--    cheaper to probe. Its unique index is rebuilt by the update.
+-- Statements are those of sql/install/32_endpoint_references.sql verbatim, then the new
+-- definitions of s2s_private.endpoints_guard (30_endpoints.sql) and s2s.track_event
+-- (40_events_admin.sql), then the privileges that 90_privileges.sql gives a fresh install.
+\echo Use "ALTER EXTENSION s2s_tracking UPDATE TO '0.3.0'" to load this file. \quit
+
+ALTER TABLE s2s.deliveries DROP CONSTRAINT deliveries_endpoint_fkey;
+ALTER TABLE s2s.deliveries ALTER COLUMN dedupe_key TYPE text COLLATE "C";
+
+CREATE FUNCTION s2s_private.hold_endpoint(name text) RETURNS void
+    LANGUAGE c VOLATILE STRICT
+    AS 'MODULE_PATHNAME', 's2s_hold_endpoint';
+COMMENT ON FUNCTION s2s_private.hold_endpoint(text) IS
+    'Before enqueuing to an endpoint: holds it against deletion and renaming until commit; raises if it does not exist.';
+
+CREATE FUNCTION s2s_private.lock_endpoint_for_change(name text) RETURNS boolean
+    LANGUAGE c VOLATILE STRICT
+    AS 'MODULE_PATHNAME', 's2s_lock_endpoint_for_change';
+COMMENT ON FUNCTION s2s_private.lock_endpoint_for_change(text) IS
+    'Before deleting or renaming an endpoint: waits for the transactions enqueuing to it; says whether any delivery references it.';
+
+-- An endpoint with deliveries cannot be deleted (as with a foreign key): its history would
+-- lose the request it describes. Delete the deliveries first (the worker purges finished
+-- ones after s2s_tracking.retention), or disable the endpoint.
+CREATE FUNCTION s2s_private.endpoints_delete_guard() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF s2s_private.lock_endpoint_for_change(OLD.name) THEN
+        RAISE EXCEPTION 'endpoint "%" still has deliveries', OLD.name
+            USING ERRCODE = 'foreign_key_violation',
+                  DETAIL = 'Rows of s2s.deliveries reference this endpoint.',
+                  HINT = 'Delete its deliveries first, or disable the endpoint (enabled = false) to keep its history.';
+    END IF;
+    RETURN OLD;
+END
+$$;
+
+CREATE TRIGGER endpoints_delete_guard
+    BEFORE DELETE ON s2s.endpoints
+    FOR EACH ROW EXECUTE FUNCTION s2s_private.endpoints_delete_guard();
+
+-- TRUNCATE fires no row trigger: refuse it while any delivery exists, after waiting for the
+-- transactions writing the queue.
+CREATE FUNCTION s2s_private.endpoints_truncate_guard() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    LOCK TABLE s2s.deliveries IN SHARE MODE;
+    IF EXISTS (SELECT 1 FROM s2s.deliveries) THEN
+        RAISE EXCEPTION 'cannot truncate s2s.endpoints while s2s.deliveries has rows'
+            USING ERRCODE = 'foreign_key_violation',
+                  HINT = 'Truncate s2s.deliveries first.';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER endpoints_truncate_guard
+    BEFORE TRUNCATE ON s2s.endpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION s2s_private.endpoints_truncate_guard();
+
+CREATE OR REPLACE FUNCTION s2s_private.endpoints_guard() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    mask CONSTANT text := '********';
+BEGIN
+    -- Checked when set, not on every update: the worker pausing an http endpoint (in a
+    -- session where allow_http is off) must not fail on a URL accepted earlier.
+    IF TG_OP = 'INSERT' OR NEW.url IS DISTINCT FROM OLD.url OR NEW.kind <> OLD.kind THEN
+        PERFORM s2s_private.check_endpoint_url(NEW.kind, NEW.url);
+    END IF;
+    IF NEW.kind <> 'swaarm_postback' AND (NEW.http_method <> 'GET' OR NEW.token_in_query) THEN
+        RAISE EXCEPTION 'http_method and token_in_query apply to swaarm_postback endpoints only'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('Endpoint "%s" is of kind %s, which is always sent with GET.',
+                                  NEW.name, NEW.kind);
+    END IF;
+
+    IF TG_OP = 'UPDATE' THEN
+        NEW.updated_at := now();
+        IF NEW.name <> OLD.name THEN
+            -- follow a rename here: the cascade on endpoint_secrets would collide with a
+            -- secret written below under the new name
+            UPDATE s2s_private.endpoint_secrets SET endpoint = NEW.name
+             WHERE endpoint = OLD.name;
+            -- and in the queue, once the transactions enqueuing to the old name are done
+            -- (32_endpoint_references.sql)
+            PERFORM s2s_private.lock_endpoint_for_change(OLD.name);
+            UPDATE s2s.deliveries SET endpoint = NEW.name WHERE endpoint = OLD.name;
+        END IF;
+    END IF;
+
+    -- The secret: the mask (or, in an UPDATE, an unchanged value) keeps what is stored;
+    -- NULL removes it; anything else replaces it.
+    IF NEW.secret = mask OR (TG_OP = 'UPDATE' AND NEW.secret IS NOT DISTINCT FROM OLD.secret) THEN
+        IF TG_OP = 'UPDATE' THEN
+            NEW.secret := OLD.secret;
+        END IF;
+    ELSIF NEW.secret IS NULL THEN
+        DELETE FROM s2s_private.endpoint_secrets WHERE endpoint = NEW.name;
+    ELSE
+        IF NEW.secret = '' OR NEW.secret ~ '[[:cntrl:]]' THEN
+            RAISE EXCEPTION 'endpoint secret must not be empty or contain control characters'
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Set secret to NULL for an endpoint without a secret.';
+        END IF;
+        INSERT INTO s2s_private.endpoint_secrets AS s (endpoint, secret)
+        VALUES (NEW.name, NEW.secret)
+        ON CONFLICT (endpoint) DO UPDATE SET secret = EXCLUDED.secret;
+        NEW.secret := mask;
+    END IF;
+
+    -- Re-enabled or resumed (by s2s.resume or by clearing paused_at): the deliveries that
+    -- waited are due now, and the time spent paused does not count against their retry
+    -- window (their first_attempt_at moves forward by that much). A rename was carried
+    -- over to them above.
+    IF TG_OP = 'UPDATE'
+       AND ((NEW.enabled AND NOT OLD.enabled)
+            OR (OLD.paused_at IS NOT NULL AND NEW.paused_at IS NULL)) THEN
+        UPDATE s2s.deliveries d
+           SET next_attempt_at = least(d.next_attempt_at, now()),
+               first_attempt_at = CASE
+                   WHEN d.first_attempt_at IS NOT NULL AND NEW.paused_at IS NULL
+                        AND OLD.paused_at IS NOT NULL
+                   THEN least(d.first_attempt_at + (now() - OLD.paused_at), now())
+                   ELSE d.first_attempt_at END
+         WHERE d.endpoint = NEW.name AND d.status IN ('pending', 'retrying');
+    END IF;
+
+    -- Sendable again (or new): wake the worker when this transaction commits.
+    IF NEW.enabled AND NEW.paused_at IS NULL
+       AND (TG_OP = 'INSERT' OR NOT OLD.enabled OR OLD.paused_at IS NOT NULL) THEN
+        PERFORM s2s.wake();
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION s2s.track_event(endpoint text, user_id text, event_id text, ip inet,
+                                user_agent text, sale_amount numeric DEFAULT NULL,
+                                currency text DEFAULT NULL,
+                                aggregated_event_value numeric DEFAULT NULL,
+                                event_value text DEFAULT NULL, dedupe_key text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    ep record;
+    new_id bigint;
+    key text := dedupe_key;
+    caller text;
+BEGIN
+    IF track_event.endpoint IS NULL THEN
+        RAISE EXCEPTION 'endpoint must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- held against deletion and renaming until commit (32_endpoint_references.sql)
+    PERFORM s2s_private.hold_endpoint(track_event.endpoint);
+    SELECT e.name, e.kind, e.currency, e.event_roles INTO ep
+      FROM s2s.endpoints e WHERE e.name = track_event.endpoint;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'endpoint "%" does not exist', track_event.endpoint
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    -- The caller, as this SECURITY DEFINER function can know it: the role set with SET
+    -- ROLE, else the session's login role.
+    caller := CASE WHEN current_setting('role') = 'none' THEN session_user::text
+                   ELSE current_setting('role') END;
+    IF ep.event_roles IS NOT NULL AND NOT EXISTS (
+           SELECT 1 FROM unnest(ep.event_roles) AS r(name)
+            WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r.name)
+              AND pg_catalog.pg_has_role(caller, r.name, 'MEMBER')) THEN
+        RAISE EXCEPTION 'permission denied to enqueue events to endpoint "%"', ep.name
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('Role "%s" is not a member of any role in the endpoint''s event_roles.', caller),
+                  HINT = 'An administrator adds the role to s2s.endpoints.event_roles.';
+    END IF;
+    IF ep.kind NOT IN ('swaarm_postback', 'swaarm_s2sevent') THEN
+        RAISE EXCEPTION 'endpoint "%" is of kind %, not a Swaarm endpoint', ep.name, ep.kind
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'track_event sends to swaarm_postback and swaarm_s2sevent endpoints; Affilae conversions come from s2s.track_orders.';
+    END IF;
+    IF track_event.user_id IS NULL THEN
+        RAISE EXCEPTION 'user_id must not be null' USING ERRCODE = 'null_value_not_allowed',
+            DETAIL = 'Swaarm requires the id of the user who performed the event.';
+    ELSIF track_event.user_id = '' THEN
+        RAISE EXCEPTION 'user_id must not be empty' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'Swaarm requires the id of the user who performed the event.';
+    END IF;
+    IF track_event.event_id IS NULL THEN
+        RAISE EXCEPTION 'event_id must not be null' USING ERRCODE = 'null_value_not_allowed',
+            DETAIL = 'Swaarm requires the event''s mapping id.';
+    ELSIF track_event.event_id = '' THEN
+        RAISE EXCEPTION 'event_id must not be empty' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'Swaarm requires the event''s mapping id.';
+    END IF;
+    IF ep.kind = 'swaarm_s2sevent' THEN
+        IF ip IS NULL THEN
+            RAISE EXCEPTION 'ip must not be null for a swaarm_s2sevent endpoint'
+                USING ERRCODE = 'null_value_not_allowed',
+                      DETAIL = 'Swaarm attribution events require user_ip.';
+        END IF;
+        IF track_event.user_agent IS NULL THEN
+            RAISE EXCEPTION 'user_agent must not be null for a swaarm_s2sevent endpoint'
+                USING ERRCODE = 'null_value_not_allowed',
+                      DETAIL = 'Swaarm attribution events require user_ua.';
+        ELSIF track_event.user_agent = '' THEN
+            RAISE EXCEPTION 'user_agent must not be empty for a swaarm_s2sevent endpoint'
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = 'Swaarm attribution events require user_ua.';
+        END IF;
+    END IF;
+    IF sale_amount = 'NaN' OR abs(sale_amount) = 'Infinity' THEN
+        RAISE EXCEPTION 'sale_amount must be a finite number, not %', sale_amount
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF aggregated_event_value = 'NaN' OR abs(aggregated_event_value) = 'Infinity' THEN
+        RAISE EXCEPTION 'aggregated_event_value must be a finite number, not %',
+                        aggregated_event_value
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF currency IS NOT NULL AND currency !~ '^[A-Z]{3}$' THEN
+        RAISE EXCEPTION 'currency "%" is not an ISO 4217 code', currency
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use three capital letters, e.g. EUR.';
+    END IF;
+    IF key = '' THEN
+        RAISE EXCEPTION 'dedupe_key must not be empty' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Pass NULL to send every call as a new event.';
+    END IF;
+
+    -- Without a key every event is distinct; a random one keeps the unique constraint.
+    IF key IS NULL THEN
+        key := 'event:' || gen_random_uuid()::text;
+    END IF;
+
+    INSERT INTO s2s.deliveries AS d
+           (endpoint, kind, dedupe_key, user_id, event_id, client_ip, user_agent, amount,
+            currency, aggregated_event_value, event_value)
+    VALUES (ep.name, 'event', key, track_event.user_id, track_event.event_id, ip,
+            track_event.user_agent, sale_amount,
+            -- an amount without a currency is in the endpoint's, fixed now
+            CASE WHEN sale_amount IS NOT NULL THEN coalesce(currency, ep.currency)
+                 ELSE currency END,
+            aggregated_event_value, event_value)
+    ON CONFLICT (endpoint, dedupe_key) DO NOTHING
+    RETURNING d.id INTO new_id;
+
+    IF new_id IS NULL THEN
+        SELECT d.id INTO new_id FROM s2s.deliveries d
+         WHERE d.endpoint = ep.name AND d.dedupe_key = key;
+        IF new_id IS NULL THEN
+            RAISE EXCEPTION 'event with dedupe_key "%" was enqueued and removed concurrently', key
+                USING ERRCODE = 'serialization_failure', HINT = 'Try again.';
+        END IF;
+    ELSE
+        PERFORM s2s.wake();
+    END IF;
+    RETURN new_id;
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION s2s_private.hold_endpoint(text),
+                           s2s_private.lock_endpoint_for_change(text),
+                           s2s_private.endpoints_delete_guard(),
+                           s2s_private.endpoints_truncate_guard() FROM PUBLIC;

@@ -1,0 +1,419 @@
+/*
+ * delivery_insert.c
+ *		The orders trigger's write into s2s.deliveries, done through the table access
+ *		method and the executor's index routines instead of a planned statement.
+ *
+ * Why: the trigger runs inside the shop's checkout. For a one-row INSERT ... ON CONFLICT
+ * DO NOTHING run through SPI, the executor's start-up (a projection over the table's 30
+ * columns, the ON CONFLICT arbiter set-up, the plan-cache checks) cost more than the
+ * insert itself (doc/orders.md, "Performance"). This file does what the executor does
+ * for that statement, the speculative-insertion protocol of ExecInsert: check the unique
+ * index on (endpoint, dedupe_key); insert the heap tuple marked speculative; insert its
+ * index entries, the arbiter's without raising on a duplicate; confirm the tuple, or
+ * "super-delete" it when a concurrent transaction inserted the same key first, and start
+ * again (the check then waits for that transaction, and finds its row if it committed).
+ * The tuple is built from the trigger's values and the table's own column defaults
+ * (identity, now(), ...), evaluated as the executor would.
+ *
+ * One deliberate difference: at REPEATABLE READ or SERIALIZABLE, the statement raises a
+ * serialization failure when the conflicting row is not visible to the transaction's
+ * snapshot; here the conversion is simply known to be enqueued already, and the shop's
+ * checkout goes on.
+ *
+ * It is used only where it is equivalent to the statement: s2s.deliveries is a plain
+ * table (not a partition) without triggers, row-level security or generated columns,
+ * whose columns have the expected types, with a unique index on exactly (endpoint,
+ * dedupe_key). Otherwise (a shop that added its own trigger to the table, say) the caller
+ * runs the statement.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/index.h"
+#include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "optimizer/optimizer.h"
+#include "rewrite/rewriteHandler.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "delivery_insert.h"
+
+static const struct
+{
+	const char *name;
+	Oid			type;
+}			columns[S2S_DC_COUNT] =
+{
+	[S2S_DC_ENDPOINT] = {"endpoint", TEXTOID},
+	[S2S_DC_KIND] = {"kind", TEXTOID},
+	[S2S_DC_DEDUPE_KEY] = {"dedupe_key", TEXTOID},
+	[S2S_DC_CONVERSION_ID] = {"conversion_id", TEXTOID},
+	[S2S_DC_AMOUNT] = {"amount", NUMERICOID},
+	[S2S_DC_CURRENCY] = {"currency", TEXTOID},
+	[S2S_DC_PAYMENT] = {"payment", TEXTOID},
+	[S2S_DC_CUSTOMER] = {"customer", TEXTOID},
+	[S2S_DC_CV] = {"cv", TEXTOID},
+	[S2S_DC_VOUCHER] = {"voucher", TEXTOID},
+	[S2S_DC_CLICK_IDS] = {"click_ids", TEXTOID},
+	[S2S_DC_USER_ID] = {"user_id", TEXTOID},
+	[S2S_DC_EVENT_ID] = {"event_id", TEXTOID},
+	[S2S_DC_CLIENT_IP] = {"client_ip", INETOID},
+	[S2S_DC_USER_AGENT] = {"user_agent", TEXTOID},
+	[S2S_DC_REFERER] = {"referer", TEXTOID},
+	[S2S_DC_STATUS] = {"status", TEXTOID},
+	[S2S_DC_LAST_ERROR] = {"last_error", TEXTOID},
+	[S2S_DC_FINISHED_AT] = {"finished_at", TIMESTAMPTZOID},
+};
+
+/* Where each column of the new tuple comes from. */
+typedef struct ColumnSource
+{
+	int			param;			/* an S2SDeliveryColumn, or -1: default or NULL */
+	ExprState  *default_expr;	/* the column's default, compiled, or NULL */
+	bool		convert;		/* text param into a column of another type (an enum) */
+	FmgrInfo	input;			/* ... through the column type's input function */
+	Oid			ioparam;
+	int32		typmod;
+	bool		is_enum;		/* then the last label and its value are kept: the */
+	char		memo_label[NAMEDATALEN];	/* trigger passes a handful of labels */
+	Datum		memo_value;
+} ColumnSource;
+
+/* One index of the table: what ExecOpenIndices would build for every row, kept. */
+typedef struct IndexEntry
+{
+	Oid			oid;
+	IndexInfo  *info;			/* without its predicate: */
+	ExprState  *predicate;		/* a partial index's, compiled, or NULL */
+} IndexEntry;
+
+/* What was learnt about s2s.deliveries, until a relcache invalidation of it. */
+static struct
+{
+	bool		valid;			/* cleared by an invalidation, even during the build */
+	bool		complete;		/* built without error */
+	Oid			relid;
+	bool		direct;			/* the table allows the direct path */
+	int			natts;
+	ColumnSource *cols;
+	Oid			arbiter;		/* the unique index on (endpoint, dedupe_key) */
+	int			nindexes;		/* the table's indexes ready for inserts */
+	IndexEntry *indexes;
+	MemoryContext cxt;
+}			cache;
+
+Oid
+s2s_delivery_column_type(S2SDeliveryColumn c)
+{
+	return columns[c].type;
+}
+
+void
+s2s_delivery_insert_invalidate(Oid relid)
+{
+	/* only a flag: an invalidation may arrive while the cache is being built */
+	if (relid == InvalidOid || relid == cache.relid)
+		cache.valid = false;
+}
+
+/*
+ * The table's indexes and what inserting into them needs, built once instead of for
+ * every row as ExecOpenIndices does; finds the arbiter, the unique index on exactly
+ * (endpoint, dedupe_key) without predicate or expression. A partial index's predicate is
+ * compiled here, from the relcache's form, which is simplified already.
+ */
+static void
+load_indexes(Relation rel, AttrNumber endpoint_att, AttrNumber dedupe_att)
+{
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+	int			n = 0;
+
+	cache.indexes = palloc0(sizeof(IndexEntry) * Max(list_length(indexes), 1));
+	foreach(lc, indexes)
+	{
+		Relation	irel = index_open(lfirst_oid(lc), AccessShareLock);
+		Form_pg_index ix = irel->rd_index;
+		IndexInfo  *ii = BuildIndexInfo(irel);
+
+		if (ii->ii_ReadyForInserts)
+		{
+			if (!OidIsValid(cache.arbiter) &&
+				ix->indisunique && ix->indimmediate && ix->indisvalid &&
+				ix->indnkeyatts == 2 && ix->indkey.values[0] == endpoint_att &&
+				ix->indkey.values[1] == dedupe_att &&
+				ii->ii_Predicate == NIL && ii->ii_Expressions == NIL)
+			{
+				cache.arbiter = RelationGetRelid(irel);
+				BuildSpeculativeIndexInfo(irel, ii);	/* what the conflict check needs */
+			}
+			cache.indexes[n].oid = RelationGetRelid(irel);
+			if (ii->ii_Predicate != NIL)
+				cache.indexes[n].predicate = ExecInitQual(ii->ii_Predicate, NULL);
+			ii->ii_Predicate = NIL;
+			cache.indexes[n].info = ii;
+			n++;
+		}
+		index_close(irel, AccessShareLock);
+	}
+	cache.nindexes = n;
+	list_free(indexes);
+}
+
+/*
+ * ExecOpenIndices for this row, from what load_indexes kept: only the indexes the row
+ * goes into are opened (a partial index whose predicate the row fails is skipped, as
+ * ExecInsertIndexTuples would skip it), their IndexInfo copied into the row's memory.
+ */
+static void
+open_indexes(ResultRelInfo *rri, TupleTableSlot *slot, EState *estate)
+{
+	ExprContext *econtext = GetPerTupleExprContext(estate);
+	int			i;
+
+	rri->ri_NumIndices = 0;
+	rri->ri_IndexRelationDescs = palloc(sizeof(Relation) * Max(cache.nindexes, 1));
+	rri->ri_IndexRelationInfo = palloc(sizeof(IndexInfo *) * Max(cache.nindexes, 1));
+	econtext->ecxt_scantuple = slot;
+	for (i = 0; i < cache.nindexes; i++)
+	{
+		IndexEntry *ie = &cache.indexes[i];
+		IndexInfo  *ii;
+
+		if (ie->predicate != NULL && !ExecQual(ie->predicate, econtext))
+			continue;
+		ii = makeNode(IndexInfo);
+		memcpy(ii, ie->info, sizeof(IndexInfo));
+		ii->ii_ExpressionsState = NIL;
+		ii->ii_PredicateState = NULL;
+		ii->ii_AmCache = NULL;
+		ii->ii_Context = CurrentMemoryContext;
+		rri->ri_IndexRelationDescs[rri->ri_NumIndices] = index_open(ie->oid, RowExclusiveLock);
+		rri->ri_IndexRelationInfo[rri->ri_NumIndices] = ii;
+		rri->ri_NumIndices++;
+	}
+}
+
+static void
+build_cache(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	AttrNumber	attnums[S2S_DC_COUNT];
+	MemoryContext old;
+	int			c;
+	int			i;
+
+	cache.valid = true;
+	cache.complete = false;
+	if (cache.cxt == NULL)
+		cache.cxt = AllocSetContextCreate(CacheMemoryContext, "s2s_tracking delivery insert",
+										  ALLOCSET_SMALL_SIZES);
+	else
+		MemoryContextReset(cache.cxt);
+	old = MemoryContextSwitchTo(cache.cxt);
+
+	cache.relid = RelationGetRelid(rel);
+	cache.natts = desc->natts;
+	cache.cols = palloc0(sizeof(ColumnSource) * desc->natts);
+	cache.arbiter = InvalidOid;
+	cache.direct = rel->rd_rel->relkind == RELKIND_RELATION && !rel->rd_rel->relispartition &&
+		!rel->rd_rel->relrowsecurity && rel->trigdesc == NULL &&
+		!(desc->constr && desc->constr->has_generated_stored);
+
+	for (i = 0; i < desc->natts; i++)
+		cache.cols[i].param = -1;
+	for (c = 0; c < S2S_DC_COUNT; c++)
+	{
+		attnums[c] = InvalidAttrNumber;
+		for (i = 0; i < desc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+
+			if (!att->attisdropped && strcmp(NameStr(att->attname), columns[c].name) == 0)
+			{
+				ColumnSource *cs = &cache.cols[i];
+
+				attnums[c] = att->attnum;
+				cs->param = c;
+				if (att->atttypid != columns[c].type)
+				{
+					Oid			infunc;
+
+					if (columns[c].type != TEXTOID)
+						cache.direct = false;
+					getTypeInputInfo(att->atttypid, &infunc, &cs->ioparam);
+					fmgr_info_cxt(infunc, &cs->input, cache.cxt);
+					cs->typmod = att->atttypmod;
+					cs->convert = true;
+					cs->is_enum = type_is_enum(att->atttypid);
+				}
+				break;
+			}
+		}
+		if (attnums[c] == InvalidAttrNumber)
+			cache.direct = false;
+	}
+
+	/* every other column gets its default (identity, now(), a constant) or NULL */
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		Node	   *def;
+
+		if (att->attisdropped || cache.cols[i].param >= 0)
+			continue;
+		def = build_column_default(rel, att->attnum);
+		if (def != NULL)
+			cache.cols[i].default_expr = ExecInitExpr(expression_planner((Expr *) def), NULL);
+	}
+
+	if (cache.direct)
+	{
+		load_indexes(rel, attnums[S2S_DC_ENDPOINT], attnums[S2S_DC_DEDUPE_KEY]);
+		cache.direct = OidIsValid(cache.arbiter);
+	}
+	MemoryContextSwitchTo(old);
+	cache.complete = true;
+}
+
+/* A text value for a column of another type, through that type's input function. */
+static Datum
+convert_text(ColumnSource *cs, Datum value)
+{
+	char	   *s = TextDatumGetCString(value);
+	Datum		result;
+
+	if (cs->is_enum && cs->memo_label[0] != '\0' && strcmp(s, cs->memo_label) == 0)
+		return cs->memo_value;
+	result = InputFunctionCall(&cs->input, s, cs->ioparam, cs->typmod);
+	if (cs->is_enum)
+	{
+		strlcpy(cs->memo_label, s, sizeof(cs->memo_label));
+		cs->memo_value = result;
+	}
+	return result;
+}
+
+/* Fills slot with the new row: the caller's values, then the defaults. */
+static void
+form_row(TupleTableSlot *slot, EState *estate, const Datum *values, const bool *isnull)
+{
+	ExprContext *econtext = GetPerTupleExprContext(estate);
+	int			i;
+
+	ExecClearTuple(slot);
+	for (i = 0; i < cache.natts; i++)
+	{
+		ColumnSource *cs = &cache.cols[i];
+
+		slot->tts_isnull[i] = true;
+		slot->tts_values[i] = (Datum) 0;
+		if (cs->param >= 0)
+		{
+			if (isnull[cs->param])
+				continue;
+			slot->tts_values[i] = cs->convert ? convert_text(cs, values[cs->param]) :
+				values[cs->param];
+			slot->tts_isnull[i] = false;
+		}
+		else if (cs->default_expr != NULL)
+			slot->tts_values[i] = ExecEvalExprSwitchContext(cs->default_expr, econtext,
+															&slot->tts_isnull[i]);
+	}
+	ExecStoreVirtualTuple(slot);
+}
+
+bool
+s2s_delivery_insert_direct(Oid relid, const Datum *values, const bool *isnull,
+						   bool *inserted)
+{
+	Relation	rel;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	RangeTblEntry *rte;
+	TupleTableSlot *slot;
+	List	   *arbiters;
+	CommandId	cid;
+	MemoryContext old;
+	int			round;
+
+	*inserted = false;
+	rel = table_open(relid, RowExclusiveLock);
+	if (!cache.valid || !cache.complete || cache.relid != relid ||
+		cache.natts != RelationGetDescr(rel)->natts)
+		build_cache(rel);
+	if (!cache.direct)
+	{
+		table_close(rel, NoLock);
+		return false;
+	}
+
+	estate = CreateExecutorState();
+	old = MemoryContextSwitchTo(estate->es_query_cxt);
+	rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = relid;
+	rte->relkind = RELKIND_RELATION;
+	rte->rellockmode = RowExclusiveLock;
+	ExecInitRangeTable(estate, list_make1(rte));
+	rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	cid = GetCurrentCommandId(true);
+	estate->es_output_cid = cid;
+
+	slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel), table_slot_callbacks(rel));
+	form_row(slot, estate, values, isnull);
+	if (rel->rd_att->constr)
+		ExecConstraints(rri, slot, estate);
+
+	/*
+	 * ExecInsert's ON CONFLICT DO NOTHING, with one arbiter, but optimistic: a conflict is
+	 * rare (an order validated again), so the first round inserts without checking the
+	 * arbiter first; the arbiter's index insertion detects a duplicate (committed, ours, or
+	 * in progress) anyway, and then the tuple is super-deleted and the check (which waits
+	 * for a transaction in progress) is made.
+	 */
+	open_indexes(rri, slot, estate);
+	arbiters = list_make1_oid(cache.arbiter);
+	for (round = 0;; round++)
+	{
+		ItemPointerData conflict_tid;
+		bool		conflict = false;
+		uint32		token;
+		List	   *recheck;
+
+		if (round > 0 &&
+			!ExecCheckIndexConstraints(rri, slot, estate, &conflict_tid, arbiters))
+			break;				/* enqueued already (by a committed transaction, or ours) */
+
+		token = SpeculativeInsertionLockAcquire(GetCurrentTransactionId());
+		table_tuple_insert_speculative(rel, slot, cid, 0, NULL, token);
+		recheck = ExecInsertIndexTuples(rri, slot, estate, false, true, &conflict, arbiters);
+		table_tuple_complete_speculative(rel, slot, token, !conflict);
+		/* a transaction waiting for our decision now sees the tuple confirmed or dead */
+		SpeculativeInsertionLockRelease(GetCurrentTransactionId());
+		list_free(recheck);
+		if (!conflict)
+		{
+			*inserted = true;
+			break;
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+
+	ExecCloseIndices(rri);
+	ExecResetTupleTable(estate->es_tupleTable, false);
+	MemoryContextSwitchTo(old);
+	FreeExecutorState(estate);
+	table_close(rel, NoLock);
+	return true;
+}

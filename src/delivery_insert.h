@@ -1,0 +1,57 @@
+/*
+ * delivery_insert.h
+ *		The orders trigger's write into s2s.deliveries: one row, INSERT ... ON CONFLICT
+ *		(endpoint, dedupe_key) DO NOTHING, done directly through the table access method
+ *		(delivery_insert.c explains why and when).
+ */
+#ifndef S2S_DELIVERY_INSERT_H
+#define S2S_DELIVERY_INSERT_H
+
+#include "postgres.h"
+
+/*
+ * The columns the trigger sets; every other column of s2s.deliveries gets its default.
+ * The order is also the order of the $n of the equivalent statement (enqueue.c).
+ */
+typedef enum S2SDeliveryColumn
+{
+	S2S_DC_ENDPOINT,			/* text */
+	S2S_DC_KIND,				/* text: a value of s2s.delivery_kind */
+	S2S_DC_DEDUPE_KEY,			/* text */
+	S2S_DC_CONVERSION_ID,		/* text */
+	S2S_DC_AMOUNT,				/* numeric */
+	S2S_DC_CURRENCY,			/* text */
+	S2S_DC_PAYMENT,				/* text */
+	S2S_DC_CUSTOMER,			/* text */
+	S2S_DC_CV,					/* text */
+	S2S_DC_VOUCHER,				/* text */
+	S2S_DC_CLICK_IDS,			/* text */
+	S2S_DC_USER_ID,				/* text */
+	S2S_DC_EVENT_ID,			/* text */
+	S2S_DC_CLIENT_IP,			/* inet */
+	S2S_DC_USER_AGENT,			/* text */
+	S2S_DC_REFERER,				/* text */
+	S2S_DC_STATUS,				/* text: a value of s2s.delivery_status */
+	S2S_DC_LAST_ERROR,			/* text */
+	S2S_DC_FINISHED_AT,			/* timestamptz */
+	S2S_DC_COUNT
+} S2SDeliveryColumn;
+
+/* Type of the value the caller passes for each column (TEXTOID, NUMERICOID, ...). */
+extern Oid	s2s_delivery_column_type(S2SDeliveryColumn c);
+
+/*
+ * Inserts the row unless a delivery with the same (endpoint, dedupe_key) exists, waiting,
+ * as INSERT ... ON CONFLICT DO NOTHING does, for a concurrent transaction inserting the
+ * same key to decide. Sets *inserted. Returns false, having done nothing, when the table
+ * has something only the executor handles (a trigger of the shop's, row-level security,
+ * a generated column, no matching unique index): the caller then runs the statement.
+ * relid is s2s.deliveries. Call as its owner, in a transaction, with a snapshot.
+ */
+extern bool s2s_delivery_insert_direct(Oid relid, const Datum *values, const bool *isnull,
+									   bool *inserted);
+
+/* Forgets what was cached about s2s.deliveries (a relcache invalidation of relid). */
+extern void s2s_delivery_insert_invalidate(Oid relid);
+
+#endif							/* S2S_DELIVERY_INSERT_H */
