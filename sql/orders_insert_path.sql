@@ -54,6 +54,30 @@ SELECT count(*) AS seen FROM ip.seen;
 SELECT count(DISTINCT row) AS distinct_rows, count(*) AS deliveries
   FROM ip.d WHERE row ->> 'amount' = '10.50';
 
+-- Another unique index that the delivery of an order validated again would also violate:
+-- nothing is raised (the statement checks its arbiter first and stops there), still one.
+CREATE UNIQUE INDEX ip_conversion ON s2s.deliveries (endpoint, conversion_id);
+UPDATE ip.orders SET status = 'new' WHERE number = 'D-1';
+UPDATE ip.orders SET status = 'paid' WHERE number = 'D-1';
+SELECT count(*) AS deliveries FROM s2s.deliveries WHERE dedupe_key = 'order:D-1';
+DROP INDEX s2s.ip_conversion;
+
+-- An index that becomes ready for inserts: CREATE INDEX CONCURRENTLY does it by updating
+-- the index's pg_index row, which invalidates the index alone, not the table (here that
+-- very update, made by hand so that it happens between two orders of one session). The
+-- next delivery must go into the index: amcheck finds any row missing from it.
+CREATE EXTENSION amcheck;
+CREATE INDEX ip_ready ON s2s.deliveries (conversion_id);
+UPDATE pg_index SET indisready = false, indisvalid = false WHERE indexrelid = 's2s.ip_ready'::regclass;
+INSERT INTO ip.orders VALUES ('R-1', 1, 'paid', :'c1', 'UA');
+UPDATE pg_index SET indisready = true WHERE indexrelid = 's2s.ip_ready'::regclass;
+INSERT INTO ip.orders VALUES ('R-2', 1, 'paid', :'c1', 'UA');
+DELETE FROM s2s.deliveries WHERE dedupe_key = 'order:R-1';  -- never indexed, by design
+UPDATE pg_index SET indisvalid = true WHERE indexrelid = 's2s.ip_ready'::regclass;
+SELECT bt_index_check('s2s.ip_ready', true);
+DROP INDEX s2s.ip_ready;
+DROP EXTENSION amcheck;
+
 -- A CHECK constraint added to s2s.deliveries holds for the trigger's rows too.
 ALTER TABLE s2s.deliveries ADD CONSTRAINT ip_small CHECK (amount < 1000);
 \set VERBOSITY terse

@@ -30,6 +30,12 @@ CREATE FUNCTION s2s_private.lock_endpoint_for_change(name text) RETURNS boolean
 COMMENT ON FUNCTION s2s_private.lock_endpoint_for_change(text) IS
     'Before deleting or renaming an endpoint: waits for the transactions enqueuing to it; says whether any delivery references it.';
 
+CREATE FUNCTION s2s_private.carry_endpoint_rename(old_name text, new_name text) RETURNS void
+    LANGUAGE c VOLATILE STRICT
+    AS 'MODULE_PATHNAME', 's2s_carry_endpoint_rename';
+COMMENT ON FUNCTION s2s_private.carry_endpoint_rename(text, text) IS
+    'When an endpoint is renamed: waits for the transactions enqueuing to it, then renames it in every delivery.';
+
 -- An endpoint with deliveries cannot be deleted (as with a foreign key): its history would
 -- lose the request it describes. Delete the deliveries first (the worker purges finished
 -- ones after s2s_tracking.retention), or disable the endpoint.
@@ -53,14 +59,15 @@ CREATE TRIGGER endpoints_delete_guard
     FOR EACH ROW EXECUTE FUNCTION s2s_private.endpoints_delete_guard();
 
 -- TRUNCATE fires no row trigger: refuse it while any delivery exists, after waiting for the
--- transactions writing the queue.
+-- transactions enqueuing to any endpoint (each endpoint's lock, taken exclusively, and a
+-- look with a fresh snapshot at its deliveries).
 CREATE FUNCTION s2s_private.endpoints_truncate_guard() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    LOCK TABLE s2s.deliveries IN SHARE MODE;
-    IF EXISTS (SELECT 1 FROM s2s.deliveries) THEN
+    IF EXISTS (SELECT 1 FROM s2s.endpoints e WHERE s2s_private.lock_endpoint_for_change(e.name))
+       OR EXISTS (SELECT 1 FROM s2s.deliveries) THEN
         RAISE EXCEPTION 'cannot truncate s2s.endpoints while s2s.deliveries has rows'
             USING ERRCODE = 'foreign_key_violation',
                   HINT = 'Truncate s2s.deliveries first.';
@@ -101,8 +108,7 @@ BEGIN
              WHERE endpoint = OLD.name;
             -- and in the queue, once the transactions enqueuing to the old name are done
             -- (32_endpoint_references.sql)
-            PERFORM s2s_private.lock_endpoint_for_change(OLD.name);
-            UPDATE s2s.deliveries SET endpoint = NEW.name WHERE endpoint = OLD.name;
+            PERFORM s2s_private.carry_endpoint_rename(OLD.name, NEW.name);
         END IF;
     END IF;
 
@@ -279,5 +285,6 @@ $$;
 
 REVOKE EXECUTE ON FUNCTION s2s_private.hold_endpoint(text),
                            s2s_private.lock_endpoint_for_change(text),
+                           s2s_private.carry_endpoint_rename(text, text),
                            s2s_private.endpoints_delete_guard(),
                            s2s_private.endpoints_truncate_guard() FROM PUBLIC;

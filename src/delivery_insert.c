@@ -7,24 +7,31 @@
  * DO NOTHING run through SPI, the executor's start-up (a projection over the table's 30
  * columns, the ON CONFLICT arbiter set-up, the plan-cache checks) cost more than the
  * insert itself (doc/orders.md, "Performance"). This file does what the executor does
- * for that statement, the speculative-insertion protocol of ExecInsert: check the unique
- * index on (endpoint, dedupe_key); insert the heap tuple marked speculative; insert its
- * index entries, the arbiter's without raising on a duplicate; confirm the tuple, or
- * "super-delete" it when a concurrent transaction inserted the same key first, and start
- * again (the check then waits for that transaction, and finds its row if it committed).
+ * for that statement, the speculative-insertion protocol of ExecInsert: insert the heap
+ * tuple marked speculative; insert its index entries, the unique ones without raising on
+ * a duplicate; confirm the tuple, or "super-delete" it when a duplicate exists (ours, or
+ * a concurrent transaction's) and start again, now as ExecInsert does: check the
+ * arbiters first (waiting for a transaction in progress), do nothing when one holds the
+ * key. The first round skips that check (see below).
  * The tuple is built from the trigger's values and the table's own column defaults
- * (identity, now(), ...), evaluated as the executor would.
+ * (identity, now(), ...), evaluated as the executor would; the table's constraints are
+ * checked as the executor would.
+ *
+ * What is prepared once per relcache generation of s2s.deliveries (and of each of its
+ * indexes), not per row: the column defaults and partial-index predicates, compiled
+ * (expressions without a parent: no plan, no JIT, nothing tied to a transaction), and
+ * each index's IndexInfo, copied for the row.
  *
  * One deliberate difference: at REPEATABLE READ or SERIALIZABLE, the statement raises a
  * serialization failure when the conflicting row is not visible to the transaction's
  * snapshot; here the conversion is simply known to be enqueued already, and the shop's
  * checkout goes on.
  *
- * It is used only where it is equivalent to the statement: s2s.deliveries is a plain
- * table (not a partition) without triggers, row-level security or generated columns,
- * whose columns have the expected types, with a unique index on exactly (endpoint,
- * dedupe_key). Otherwise (a shop that added its own trigger to the table, say) the caller
- * runs the statement.
+ * It is used only where it does what the statement does: s2s.deliveries is a plain table
+ * (not a partition) without triggers (so also without deferrable unique constraints),
+ * row-level security or generated columns, whose columns have the expected types, with a
+ * valid unique index on exactly (endpoint, dedupe_key). Otherwise (a shop that added its
+ * own trigger to the table, say) the caller runs the statement.
  */
 #include "postgres.h"
 
@@ -37,7 +44,7 @@
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
-#include "optimizer/optimizer.h"
+#include "nodes/nodeFuncs.h"
 #include "rewrite/rewriteHandler.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
@@ -105,9 +112,11 @@ static struct
 	bool		direct;			/* the table allows the direct path */
 	int			natts;
 	ColumnSource *cols;
-	Oid			arbiter;		/* the unique index on (endpoint, dedupe_key) */
+	List	   *arbiters;		/* the valid unique indexes on (endpoint, dedupe_key) */
 	int			nindexes;		/* the table's indexes ready for inserts */
 	IndexEntry *indexes;
+	int			nall;			/* all its indexes, ready or not: an index that */
+	Oid		   *all_index_oids; /* becomes ready invalidates only itself */
 	MemoryContext cxt;
 }			cache;
 
@@ -120,15 +129,35 @@ s2s_delivery_column_type(S2SDeliveryColumn c)
 void
 s2s_delivery_insert_invalidate(Oid relid)
 {
+	int			i;
+
 	/* only a flag: an invalidation may arrive while the cache is being built */
 	if (relid == InvalidOid || relid == cache.relid)
 		cache.valid = false;
+	/*
+	 * CREATE INDEX CONCURRENTLY marks the new index ready for inserts by invalidating the
+	 * index alone: from then on, every row must go into it too.
+	 */
+	for (i = 0; i < cache.nall; i++)
+		if (relid == cache.all_index_oids[i])
+			cache.valid = false;
+}
+
+/* Is this index an arbiter of ON CONFLICT (endpoint, dedupe_key), as the planner infers? */
+static bool
+is_arbiter(Relation irel, IndexInfo *ii, AttrNumber endpoint_att, AttrNumber dedupe_att)
+{
+	Form_pg_index ix = irel->rd_index;
+
+	return ix->indisunique && ix->indimmediate && ix->indisvalid &&
+		ix->indnkeyatts == 2 && ii->ii_Predicate == NIL && ii->ii_Expressions == NIL &&
+		((ix->indkey.values[0] == endpoint_att && ix->indkey.values[1] == dedupe_att) ||
+		 (ix->indkey.values[0] == dedupe_att && ix->indkey.values[1] == endpoint_att));
 }
 
 /*
  * The table's indexes and what inserting into them needs, built once instead of for
- * every row as ExecOpenIndices does; finds the arbiter, the unique index on exactly
- * (endpoint, dedupe_key) without predicate or expression. A partial index's predicate is
+ * every row as ExecOpenIndices does, and the arbiters. A partial index's predicate is
  * compiled here, from the relcache's form, which is simplified already.
  */
 static void
@@ -139,21 +168,18 @@ load_indexes(Relation rel, AttrNumber endpoint_att, AttrNumber dedupe_att)
 	int			n = 0;
 
 	cache.indexes = palloc0(sizeof(IndexEntry) * Max(list_length(indexes), 1));
+	cache.all_index_oids = palloc(sizeof(Oid) * Max(list_length(indexes), 1));
 	foreach(lc, indexes)
 	{
 		Relation	irel = index_open(lfirst_oid(lc), AccessShareLock);
-		Form_pg_index ix = irel->rd_index;
 		IndexInfo  *ii = BuildIndexInfo(irel);
 
+		cache.all_index_oids[cache.nall++] = RelationGetRelid(irel);
 		if (ii->ii_ReadyForInserts)
 		{
-			if (!OidIsValid(cache.arbiter) &&
-				ix->indisunique && ix->indimmediate && ix->indisvalid &&
-				ix->indnkeyatts == 2 && ix->indkey.values[0] == endpoint_att &&
-				ix->indkey.values[1] == dedupe_att &&
-				ii->ii_Predicate == NIL && ii->ii_Expressions == NIL)
+			if (is_arbiter(irel, ii, endpoint_att, dedupe_att))
 			{
-				cache.arbiter = RelationGetRelid(irel);
+				cache.arbiters = lappend_oid(cache.arbiters, RelationGetRelid(irel));
 				BuildSpeculativeIndexInfo(irel, ii);	/* what the conflict check needs */
 			}
 			cache.indexes[n].oid = RelationGetRelid(irel);
@@ -214,6 +240,7 @@ build_cache(Relation rel)
 
 	cache.valid = true;
 	cache.complete = false;
+	cache.nall = 0;				/* before its array is freed: the callback reads it */
 	if (cache.cxt == NULL)
 		cache.cxt = AllocSetContextCreate(CacheMemoryContext, "s2s_tracking delivery insert",
 										  ALLOCSET_SMALL_SIZES);
@@ -224,7 +251,7 @@ build_cache(Relation rel)
 	cache.relid = RelationGetRelid(rel);
 	cache.natts = desc->natts;
 	cache.cols = palloc0(sizeof(ColumnSource) * desc->natts);
-	cache.arbiter = InvalidOid;
+	cache.arbiters = NIL;
 	cache.direct = rel->rd_rel->relkind == RELKIND_RELATION && !rel->rd_rel->relispartition &&
 		!rel->rd_rel->relrowsecurity && rel->trigdesc == NULL &&
 		!(desc->constr && desc->constr->has_generated_stored);
@@ -273,13 +300,17 @@ build_cache(Relation rel)
 			continue;
 		def = build_column_default(rel, att->attnum);
 		if (def != NULL)
-			cache.cols[i].default_expr = ExecInitExpr(expression_planner((Expr *) def), NULL);
+		{
+			/* not planned: no SQL function inlined, nothing folded that could change */
+			fix_opfuncids(def);
+			cache.cols[i].default_expr = ExecInitExpr((Expr *) def, NULL);
+		}
 	}
 
 	if (cache.direct)
 	{
 		load_indexes(rel, attnums[S2S_DC_ENDPOINT], attnums[S2S_DC_DEDUPE_KEY]);
-		cache.direct = OidIsValid(cache.arbiter);
+		cache.direct = cache.arbiters != NIL;
 	}
 	MemoryContextSwitchTo(old);
 	cache.complete = true;
@@ -341,7 +372,6 @@ s2s_delivery_insert_direct(Oid relid, const Datum *values, const bool *isnull,
 	ResultRelInfo *rri;
 	RangeTblEntry *rte;
 	TupleTableSlot *slot;
-	List	   *arbiters;
 	CommandId	cid;
 	MemoryContext old;
 	int			round;
@@ -376,14 +406,15 @@ s2s_delivery_insert_direct(Oid relid, const Datum *values, const bool *isnull,
 		ExecConstraints(rri, slot, estate);
 
 	/*
-	 * ExecInsert's ON CONFLICT DO NOTHING, with one arbiter, but optimistic: a conflict is
-	 * rare (an order validated again), so the first round inserts without checking the
-	 * arbiter first; the arbiter's index insertion detects a duplicate (committed, ours, or
-	 * in progress) anyway, and then the tuple is super-deleted and the check (which waits
-	 * for a transaction in progress) is made.
+	 * ExecInsert's ON CONFLICT DO NOTHING, but optimistic: a conflict is rare (an order
+	 * validated again), so the first round skips the arbiters' check and inserts at once,
+	 * with every unique index told not to raise on a duplicate (noDupErr without an
+	 * arbiter list): any duplicate, committed, ours or in progress, only makes the round
+	 * fail; the tuple is then super-deleted and the next rounds are exactly ExecInsert's
+	 * (check the arbiters, waiting for a transaction in progress; insert; a unique index
+	 * other than an arbiter then raises as it would for the statement).
 	 */
 	open_indexes(rri, slot, estate);
-	arbiters = list_make1_oid(cache.arbiter);
 	for (round = 0;; round++)
 	{
 		ItemPointerData conflict_tid;
@@ -392,12 +423,13 @@ s2s_delivery_insert_direct(Oid relid, const Datum *values, const bool *isnull,
 		List	   *recheck;
 
 		if (round > 0 &&
-			!ExecCheckIndexConstraints(rri, slot, estate, &conflict_tid, arbiters))
+			!ExecCheckIndexConstraints(rri, slot, estate, &conflict_tid, cache.arbiters))
 			break;				/* enqueued already (by a committed transaction, or ours) */
 
 		token = SpeculativeInsertionLockAcquire(GetCurrentTransactionId());
 		table_tuple_insert_speculative(rel, slot, cid, 0, NULL, token);
-		recheck = ExecInsertIndexTuples(rri, slot, estate, false, true, &conflict, arbiters);
+		recheck = ExecInsertIndexTuples(rri, slot, estate, false, true, &conflict,
+										round > 0 ? cache.arbiters : NIL);
 		table_tuple_complete_speculative(rel, slot, token, !conflict);
 		/* a transaction waiting for our decision now sees the tuple confirmed or dead */
 		SpeculativeInsertionLockRelease(GetCurrentTransactionId());

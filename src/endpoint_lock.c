@@ -15,8 +15,11 @@
  * renaming an endpoint, takes it in exclusive mode, so it waits for the writers in
  * progress, then sees their deliveries; a writer that waited for the guard sees, once it
  * has the lock, that the endpoint is gone (the orders trigger through the invalidation
- * the guard's transaction sent at commit, track_event by looking again). Both look with
- * a fresh snapshot, as a foreign key's checks do, so that REPEATABLE READ changes nothing.
+ * the guard's transaction sent at commit, track_event by looking again). Both sides look
+ * with a fresh snapshot, as a foreign key's checks do, so that the isolation level of
+ * either transaction changes nothing. TRUNCATE of s2s.endpoints takes every endpoint's
+ * lock. A statement deleting or renaming several endpoints while a transaction enqueues
+ * to two of them can deadlock with it; PostgreSQL's deadlock detector then cancels one.
  *
  * The lock is an "object" lock of the current database whose class is the OID of
  * s2s.endpoints (no catalog has that OID, so it collides with no real object) and whose
@@ -24,6 +27,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
@@ -38,6 +42,7 @@
 
 PG_FUNCTION_INFO_V1(s2s_hold_endpoint);
 PG_FUNCTION_INFO_V1(s2s_lock_endpoint_for_change);
+PG_FUNCTION_INFO_V1(s2s_carry_endpoint_rename);
 
 void
 s2s_endpoint_lock(Oid endpoints_relid, const char *name, bool exclusive)
@@ -61,28 +66,41 @@ endpoints_relid(void)
 	return relid;
 }
 
-/* Whether the query finds a row for name, seen with a fresh snapshot. */
-static bool
-exists_now(const char *sql, text *name)
+/*
+ * Runs sql with its text arguments on a fresh snapshot, as a foreign key's checks do:
+ * rows committed since the transaction's snapshot count. A write at REPEATABLE READ or
+ * SERIALIZABLE also gets the transaction's snapshot as crosscheck, so that changing a row
+ * that snapshot cannot see raises a serialization failure instead of going unnoticed.
+ * Returns the number of rows found or processed.
+ */
+static uint64
+run_on_fresh_snapshot(const char *sql, int nargs, text **args, bool write)
 {
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1] = {PointerGetDatum(name)};
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
 	SPIPlanPtr	plan;
 	int			rc;
-	bool		found;
+	int			i;
+	uint64		n;
 
+	Assert(nargs <= 2);
+	for (i = 0; i < nargs; i++)
+		values[i] = PointerGetDatum(args[i]);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	plan = SPI_prepare(sql, 1, argtypes);
+	plan = SPI_prepare(sql, nargs, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-	rc = SPI_execute_snapshot(plan, args, NULL, GetLatestSnapshot(), InvalidSnapshot,
-							  true, false, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_snapshot failed: %s", SPI_result_code_string(rc));
-	found = SPI_processed > 0;
+	rc = SPI_execute_snapshot(plan, values, NULL, GetLatestSnapshot(),
+							  write && IsolationUsesXactSnapshot() ?
+							  GetTransactionSnapshot() : InvalidSnapshot,
+							  !write, true, write ? 0 : 1);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_snapshot failed for \"%s\": %s", sql,
+			 SPI_result_code_string(rc));
+	n = SPI_processed;
 	SPI_finish();
-	return found;
+	return n;
 }
 
 /*
@@ -97,7 +115,8 @@ s2s_hold_endpoint(PG_FUNCTION_ARGS)
 	char	   *cname = text_to_cstring(name);
 
 	s2s_endpoint_lock(endpoints_relid(), cname, false);
-	if (!exists_now("SELECT 1 FROM s2s.endpoints WHERE name OPERATOR(pg_catalog.=) $1", name))
+	if (run_on_fresh_snapshot("SELECT 1 FROM s2s.endpoints WHERE name OPERATOR(pg_catalog.=) $1",
+							  1, &name, false) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("endpoint \"%s\" does not exist", cname)));
@@ -116,6 +135,25 @@ s2s_lock_endpoint_for_change(PG_FUNCTION_ARGS)
 	text	   *name = PG_GETARG_TEXT_PP(0);
 
 	s2s_endpoint_lock(endpoints_relid(), text_to_cstring(name), true);
-	PG_RETURN_BOOL(exists_now("SELECT 1 FROM s2s.deliveries WHERE endpoint OPERATOR(pg_catalog.=) $1",
-							  name));
+	PG_RETURN_BOOL(run_on_fresh_snapshot("SELECT 1 FROM s2s.deliveries"
+										 " WHERE endpoint OPERATOR(pg_catalog.=) $1",
+										 1, &name, false) > 0);
+}
+
+/*
+ * s2s_private.carry_endpoint_rename(old_name text, new_name text): for the endpoints
+ * guard, when an endpoint is renamed. Takes the old name's lock in exclusive mode, then
+ * renames the endpoint in every delivery, including those committed after the
+ * transaction's snapshot (as ON UPDATE CASCADE did).
+ */
+Datum
+s2s_carry_endpoint_rename(PG_FUNCTION_ARGS)
+{
+	text	   *names[2] = {PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1)};
+
+	s2s_endpoint_lock(endpoints_relid(), text_to_cstring(names[0]), true);
+	(void) run_on_fresh_snapshot("UPDATE s2s.deliveries SET endpoint = $2"
+								 " WHERE endpoint OPERATOR(pg_catalog.=) $1",
+								 2, names, true);
+	PG_RETURN_VOID();
 }

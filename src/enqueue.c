@@ -126,30 +126,40 @@ static void
 lookup_extension_objects(void)
 {
 	Oid			nsp;
+	Oid			deliveries = InvalidOid;
+	Oid			endpoints = InvalidOid;
+	Oid			owner;
 	HeapTuple	tup;
 
 	init_cache();
-	/* all three: an invalidation may have reset some of them while they were looked up */
+	/* all three: an invalidation may have reset some of them */
 	if (OidIsValid(deliveries_owner) && OidIsValid(deliveries_relid) &&
 		OidIsValid(endpoints_relid))
 		return;
-	deliveries_relid = endpoints_relid = InvalidOid;
 	nsp = get_namespace_oid("s2s", true);
 	if (OidIsValid(nsp))
 	{
-		deliveries_relid = get_relname_relid("deliveries", nsp);
-		endpoints_relid = get_relname_relid("endpoints", nsp);
+		deliveries = get_relname_relid("deliveries", nsp);
+		endpoints = get_relname_relid("endpoints", nsp);
 	}
-	if (!OidIsValid(deliveries_relid) || !OidIsValid(endpoints_relid))
+	if (!OidIsValid(deliveries) || !OidIsValid(endpoints))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("tables s2s.deliveries and s2s.endpoints do not exist"),
 				 errhint("Is the extension s2s_tracking installed in this database?")));
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(deliveries_relid));
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(deliveries));
 	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", deliveries_relid);
-	deliveries_owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+		elog(ERROR, "cache lookup failed for relation %u", deliveries);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
 	ReleaseSysCache(tup);
+
+	/*
+	 * Set together, after every catalog access (which may process invalidations that
+	 * reset them): the caller can use all three until its next catalog access.
+	 */
+	deliveries_relid = deliveries;
+	endpoints_relid = endpoints;
+	deliveries_owner = owner;
 }
 
 Oid
@@ -948,6 +958,7 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 	 * wait for a transaction that deleted or renamed it ends with the invalidation that
 	 * transaction sent: the configuration is built again, and its error says what changed.
 	 */
+	lookup_extension_objects();
 	s2s_endpoint_lock(endpoints_relid, t->endpoint, false);
 	if (!t->valid)
 		t = get_order_trigger(td);

@@ -68,7 +68,7 @@ CREATE TABLE s2s.deliveries (
     -- an endpoint's name; no foreign key on purpose: its check would lock the endpoint's
     -- row for every delivery. A lock on the name stands for it (src/endpoint_lock.c): the
     -- endpoints guards refuse to delete an endpoint that has deliveries and carry a
-    -- rename over to them (30_endpoints.sql).
+    -- rename over to them (32_endpoint_references.sql, 30_endpoints.sql).
     endpoint         text NOT NULL,
     kind             s2s.delivery_kind NOT NULL,
     -- byte-wise collation: a key is only ever compared for equality, and the unique index

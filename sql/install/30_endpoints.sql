@@ -132,8 +132,7 @@ BEGIN
              WHERE endpoint = OLD.name;
             -- and in the queue, once the transactions enqueuing to the old name are done
             -- (32_endpoint_references.sql)
-            PERFORM s2s_private.lock_endpoint_for_change(OLD.name);
-            UPDATE s2s.deliveries SET endpoint = NEW.name WHERE endpoint = OLD.name;
+            PERFORM s2s_private.carry_endpoint_rename(OLD.name, NEW.name);
         END IF;
     END IF;
 
