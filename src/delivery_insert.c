@@ -43,6 +43,7 @@
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "rewrite/rewriteHandler.h"
@@ -119,6 +120,10 @@ static struct
 	Oid		   *all_index_oids; /* becomes ready invalidates only itself */
 	MemoryContext cxt;
 }			cache;
+
+/* Inserts in progress in this transaction (see s2s_delivery_insert_direct). */
+static LocalTransactionId busy_lxid = InvalidLocalTransactionId;
+static int	busy_depth = 0;
 
 Oid
 s2s_delivery_column_type(S2SDeliveryColumn c)
@@ -377,15 +382,33 @@ s2s_delivery_insert_direct(Oid relid, const Datum *values, const bool *isnull,
 	int			round;
 
 	*inserted = false;
+	/* a depth left over by an error belongs to an earlier transaction */
+	if (busy_lxid != MyProc->lxid)
+	{
+		busy_lxid = MyProc->lxid;
+		busy_depth = 0;
+	}
 	rel = table_open(relid, RowExclusiveLock);
 	if (!cache.valid || !cache.complete || cache.relid != relid ||
 		cache.natts != RelationGetDescr(rel)->natts)
+	{
+		/*
+		 * Never rebuild under an insert in progress (a constraint or default of the
+		 * table that enqueues an order in turn): the outer one is using the cache.
+		 */
+		if (busy_depth > 0)
+		{
+			table_close(rel, NoLock);
+			return false;
+		}
 		build_cache(rel);
+	}
 	if (!cache.direct)
 	{
 		table_close(rel, NoLock);
 		return false;
 	}
+	busy_depth++;
 
 	estate = CreateExecutorState();
 	old = MemoryContextSwitchTo(estate->es_query_cxt);
@@ -447,5 +470,6 @@ s2s_delivery_insert_direct(Oid relid, const Datum *values, const bool *isnull,
 	MemoryContextSwitchTo(old);
 	FreeExecutorState(estate);
 	table_close(rel, NoLock);
+	busy_depth--;
 	return true;
 }
