@@ -19,13 +19,15 @@
  * functions, enum OIDs, the endpoint's kind and currency) once per trigger and backend,
  * and kept until a relcache invalidation of the orders table (any ALTER TABLE, CREATE or
  * DROP TRIGGER), of s2s.deliveries, or of s2s.endpoints (sent by a statement trigger on
- * that table, see 50_orders.sql) says they may be stale. A row then costs its column reads
- * and one execution of a kept SPI plan.
+ * that table, see 50_orders.sql) says they may be stale. A row then costs its column reads,
+ * a shared lock on the endpoint's name (endpoint_lock.c: it stands for a foreign key) and
+ * one row written through the table access method (delivery_insert.c).
  *
  * Privileges: the trigger runs as whoever writes the order (the shop's app role), who
  * needs no right on schema s2s. The endpoint lookup and the insert run as the owner of
- * s2s.deliveries (SetUserIdAndSecContext, with SECURITY_RESTRICTED_OPERATION), with plans
- * prepared under search_path pg_catalog, pg_temp and schema-qualified names only.
+ * s2s.deliveries (SetUserIdAndSecContext, with SECURITY_RESTRICTED_OPERATION); the plans
+ * (the lookup, and the insert statement when the direct insert cannot serve) are prepared
+ * under search_path pg_catalog, pg_temp with schema-qualified names only.
  */
 #include "postgres.h"
 
