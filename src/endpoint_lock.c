@@ -49,6 +49,8 @@ s2s_endpoint_lock(Oid endpoints_relid, const char *name, bool exclusive)
 {
 	uint32		h = hash_bytes((const unsigned char *) name, strlen(name));
 
+	if (!OidIsValid(endpoints_relid))	/* a lock no guard would ever conflict with */
+		elog(ERROR, "the OID of s2s.endpoints is not known");
 	/* LockDatabaseObject also takes in the invalidations the wait may have let through */
 	LockDatabaseObject(endpoints_relid, h, 0, exclusive ? AccessExclusiveLock : AccessShareLock);
 }
