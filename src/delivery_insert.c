@@ -55,14 +55,16 @@
 
 #include "delivery_insert.h"
 
+/* The columns: name, type of the value passed, and the cast the statement needs. */
 static const struct
 {
 	const char *name;
 	Oid			type;
+	const char *cast;			/* a text value for an enum column, in the statement */
 }			columns[S2S_DC_COUNT] =
 {
 	[S2S_DC_ENDPOINT] = {"endpoint", TEXTOID},
-	[S2S_DC_KIND] = {"kind", TEXTOID},
+	[S2S_DC_KIND] = {"kind", TEXTOID, "s2s.delivery_kind"},
 	[S2S_DC_DEDUPE_KEY] = {"dedupe_key", TEXTOID},
 	[S2S_DC_CONVERSION_ID] = {"conversion_id", TEXTOID},
 	[S2S_DC_AMOUNT] = {"amount", NUMERICOID},
@@ -77,7 +79,7 @@ static const struct
 	[S2S_DC_CLIENT_IP] = {"client_ip", INETOID},
 	[S2S_DC_USER_AGENT] = {"user_agent", TEXTOID},
 	[S2S_DC_REFERER] = {"referer", TEXTOID},
-	[S2S_DC_STATUS] = {"status", TEXTOID},
+	[S2S_DC_STATUS] = {"status", TEXTOID, "s2s.delivery_status"},
 	[S2S_DC_LAST_ERROR] = {"last_error", TEXTOID},
 	[S2S_DC_FINISHED_AT] = {"finished_at", TIMESTAMPTZOID},
 };
@@ -96,10 +98,15 @@ typedef struct ColumnSource
 	Datum		memo_value;
 } ColumnSource;
 
-/* One index of the table: what ExecOpenIndices would build for every row, kept. */
+/*
+ * One index of the table: what ExecOpenIndices would build for every row, kept. Indexes
+ * not ready for inserts are kept too: CREATE INDEX CONCURRENTLY marks one ready by
+ * invalidating the index alone, and from then on every row must go into it.
+ */
 typedef struct IndexEntry
 {
 	Oid			oid;
+	bool		ready;			/* ready for inserts */
 	IndexInfo  *info;			/* without its predicate: */
 	ExprState  *predicate;		/* a partial index's, compiled, or NULL */
 } IndexEntry;
@@ -114,10 +121,8 @@ static struct
 	int			natts;
 	ColumnSource *cols;
 	List	   *arbiters;		/* the valid unique indexes on (endpoint, dedupe_key) */
-	int			nindexes;		/* the table's indexes ready for inserts */
+	int			nindexes;		/* all the table's indexes */
 	IndexEntry *indexes;
-	int			nall;			/* all its indexes, ready or not: an index that */
-	Oid		   *all_index_oids; /* becomes ready invalidates only itself */
 	MemoryContext cxt;
 }			cache;
 
@@ -129,6 +134,27 @@ Oid
 s2s_delivery_column_type(S2SDeliveryColumn c)
 {
 	return columns[c].type;
+}
+
+char *
+s2s_delivery_insert_statement(void)
+{
+	StringInfoData names;
+	StringInfoData values;
+	int			c;
+
+	initStringInfo(&names);
+	initStringInfo(&values);
+	for (c = 0; c < S2S_DC_COUNT; c++)
+	{
+		appendStringInfo(&names, "%s%s", c > 0 ? ", " : "", columns[c].name);
+		appendStringInfo(&values, "%s$%d", c > 0 ? ", " : "", c + 1);
+		if (columns[c].cast)
+			appendStringInfo(&values, "::%s", columns[c].cast);
+	}
+	return psprintf("INSERT INTO s2s.deliveries (%s) VALUES (%s)"
+					" ON CONFLICT (endpoint, dedupe_key) DO NOTHING",
+					names.data, values.data);
 }
 
 void
@@ -143,8 +169,8 @@ s2s_delivery_insert_invalidate(Oid relid)
 	 * CREATE INDEX CONCURRENTLY marks the new index ready for inserts by invalidating the
 	 * index alone: from then on, every row must go into it too.
 	 */
-	for (i = 0; i < cache.nall; i++)
-		if (relid == cache.all_index_oids[i])
+	for (i = 0; i < cache.nindexes; i++)
+		if (relid == cache.indexes[i].oid)
 			cache.valid = false;
 }
 
@@ -170,40 +196,37 @@ load_indexes(Relation rel, AttrNumber endpoint_att, AttrNumber dedupe_att)
 {
 	List	   *indexes = RelationGetIndexList(rel);
 	ListCell   *lc;
-	int			n = 0;
 
 	cache.indexes = palloc0(sizeof(IndexEntry) * Max(list_length(indexes), 1));
-	cache.all_index_oids = palloc(sizeof(Oid) * Max(list_length(indexes), 1));
 	foreach(lc, indexes)
 	{
 		Relation	irel = index_open(lfirst_oid(lc), AccessShareLock);
 		IndexInfo  *ii = BuildIndexInfo(irel);
+		IndexEntry *ie = &cache.indexes[cache.nindexes];
 
-		cache.all_index_oids[cache.nall++] = RelationGetRelid(irel);
-		if (ii->ii_ReadyForInserts)
+		ie->oid = RelationGetRelid(irel);
+		ie->ready = ii->ii_ReadyForInserts;
+		if (ie->ready && is_arbiter(irel, ii, endpoint_att, dedupe_att))
 		{
-			if (is_arbiter(irel, ii, endpoint_att, dedupe_att))
-			{
-				cache.arbiters = lappend_oid(cache.arbiters, RelationGetRelid(irel));
-				BuildSpeculativeIndexInfo(irel, ii);	/* what the conflict check needs */
-			}
-			cache.indexes[n].oid = RelationGetRelid(irel);
-			if (ii->ii_Predicate != NIL)
-				cache.indexes[n].predicate = ExecInitQual(ii->ii_Predicate, NULL);
-			ii->ii_Predicate = NIL;
-			cache.indexes[n].info = ii;
-			n++;
+			cache.arbiters = lappend_oid(cache.arbiters, ie->oid);
+			BuildSpeculativeIndexInfo(irel, ii);	/* what the conflict check needs */
 		}
+		if (ii->ii_Predicate != NIL)
+			ie->predicate = ExecInitQual(ii->ii_Predicate, NULL);
+		ii->ii_Predicate = NIL;
+		ie->info = ii;
+		/* counted once filled in: an invalidation of it from now on is seen */
+		cache.nindexes++;
 		index_close(irel, AccessShareLock);
 	}
-	cache.nindexes = n;
 	list_free(indexes);
 }
 
 /*
  * ExecOpenIndices for this row, from what load_indexes kept: only the indexes the row
- * goes into are opened (a partial index whose predicate the row fails is skipped, as
- * ExecInsertIndexTuples would skip it), their IndexInfo copied into the row's memory.
+ * goes into are opened (one not ready for inserts, or a partial index whose predicate the
+ * row fails, is skipped, as ExecInsertIndexTuples would skip it), their IndexInfo copied
+ * into the row's memory.
  */
 static void
 open_indexes(ResultRelInfo *rri, TupleTableSlot *slot, EState *estate)
@@ -220,7 +243,7 @@ open_indexes(ResultRelInfo *rri, TupleTableSlot *slot, EState *estate)
 		IndexEntry *ie = &cache.indexes[i];
 		IndexInfo  *ii;
 
-		if (ie->predicate != NULL && !ExecQual(ie->predicate, econtext))
+		if (!ie->ready || (ie->predicate != NULL && !ExecQual(ie->predicate, econtext)))
 			continue;
 		ii = makeNode(IndexInfo);
 		memcpy(ii, ie->info, sizeof(IndexInfo));
@@ -245,7 +268,7 @@ build_cache(Relation rel)
 
 	cache.valid = true;
 	cache.complete = false;
-	cache.nall = 0;				/* before its array is freed: the callback reads it */
+	cache.nindexes = 0;			/* before its array is freed: the callback reads it */
 	if (cache.cxt == NULL)
 		cache.cxt = AllocSetContextCreate(CacheMemoryContext, "s2s_tracking delivery insert",
 										  ALLOCSET_SMALL_SIZES);

@@ -11,7 +11,7 @@
 
 /*
  * The columns the trigger sets; every other column of s2s.deliveries gets its default.
- * The order is also the order of the $n of the equivalent statement (enqueue.c).
+ * The order is also the order of the $n of s2s_delivery_insert_statement().
  */
 typedef enum S2SDeliveryColumn
 {
@@ -39,6 +39,13 @@ typedef enum S2SDeliveryColumn
 
 /* Type of the value the caller passes for each column (TEXTOID, NUMERICOID, ...). */
 extern Oid	s2s_delivery_column_type(S2SDeliveryColumn c);
+
+/*
+ * The statement the direct insert stands for, INSERT ... ON CONFLICT (endpoint,
+ * dedupe_key) DO NOTHING with one $n per S2SDeliveryColumn, for the caller to run where
+ * s2s_delivery_insert_direct cannot serve (palloc'd).
+ */
+extern char *s2s_delivery_insert_statement(void);
 
 /*
  * Inserts the row unless a delivery with the same (endpoint, dedupe_key) exists, waiting,

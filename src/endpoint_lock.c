@@ -28,44 +28,29 @@
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
-#include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 
 #include "endpoint_lock.h"
+#include "enqueue.h"
 
 PG_FUNCTION_INFO_V1(s2s_hold_endpoint);
 PG_FUNCTION_INFO_V1(s2s_lock_endpoint_for_change);
 PG_FUNCTION_INFO_V1(s2s_carry_endpoint_rename);
 
 void
-s2s_endpoint_lock(Oid endpoints_relid, const char *name, bool exclusive)
+s2s_endpoint_lock(const char *name, bool exclusive)
 {
 	uint32		h = hash_bytes((const unsigned char *) name, strlen(name));
 
-	if (!OidIsValid(endpoints_relid))	/* a lock no guard would ever conflict with */
-		elog(ERROR, "the OID of s2s.endpoints is not known");
 	/* LockDatabaseObject also takes in the invalidations the wait may have let through */
-	LockDatabaseObject(endpoints_relid, h, 0, exclusive ? AccessExclusiveLock : AccessShareLock);
-}
-
-static Oid
-endpoints_relid(void)
-{
-	Oid			nsp = get_namespace_oid("s2s", false);
-	Oid			relid = get_relname_relid("endpoints", nsp);
-
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("table s2s.endpoints does not exist")));
-	return relid;
+	LockDatabaseObject(s2s_endpoints_relid(), h, 0,
+					   exclusive ? AccessExclusiveLock : AccessShareLock);
 }
 
 /*
@@ -116,7 +101,7 @@ s2s_hold_endpoint(PG_FUNCTION_ARGS)
 	text	   *name = PG_GETARG_TEXT_PP(0);
 	char	   *cname = text_to_cstring(name);
 
-	s2s_endpoint_lock(endpoints_relid(), cname, false);
+	s2s_endpoint_lock(cname, false);
 	if (run_on_fresh_snapshot("SELECT 1 FROM s2s.endpoints WHERE name OPERATOR(pg_catalog.=) $1",
 							  1, &name, false) == 0)
 		ereport(ERROR,
@@ -136,7 +121,7 @@ s2s_lock_endpoint_for_change(PG_FUNCTION_ARGS)
 {
 	text	   *name = PG_GETARG_TEXT_PP(0);
 
-	s2s_endpoint_lock(endpoints_relid(), text_to_cstring(name), true);
+	s2s_endpoint_lock(text_to_cstring(name), true);
 	PG_RETURN_BOOL(run_on_fresh_snapshot("SELECT 1 FROM s2s.deliveries"
 										 " WHERE endpoint OPERATOR(pg_catalog.=) $1",
 										 1, &name, false) > 0);
@@ -153,7 +138,7 @@ s2s_carry_endpoint_rename(PG_FUNCTION_ARGS)
 {
 	text	   *names[2] = {PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1)};
 
-	s2s_endpoint_lock(endpoints_relid(), text_to_cstring(names[0]), true);
+	s2s_endpoint_lock(text_to_cstring(names[0]), true);
 	(void) run_on_fresh_snapshot("UPDATE s2s.deliveries SET endpoint = $2"
 								 " WHERE endpoint OPERATOR(pg_catalog.=) $1",
 								 2, names, true);

@@ -14,6 +14,6 @@
  * invalidations afterwards: a writer that had to wait sees what the other transaction
  * changed.
  */
-extern void s2s_endpoint_lock(Oid endpoints_relid, const char *name, bool exclusive);
+extern void s2s_endpoint_lock(const char *name, bool exclusive);
 
 #endif							/* S2S_ENDPOINT_LOCK_H */

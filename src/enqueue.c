@@ -165,6 +165,13 @@ lookup_extension_objects(void)
 }
 
 Oid
+s2s_endpoints_relid(void)
+{
+	lookup_extension_objects();
+	return endpoints_relid;
+}
+
+Oid
 s2s_enqueue_function_oid(void)
 {
 	static const Oid noargs[1] = {InvalidOid};
@@ -698,15 +705,6 @@ field_ip(S2SFieldInfo *fi, HeapTuple tup, TupleDesc desc, bool *isnull)
 	return DirectFunctionCall1(inet_in, CStringGetDatum(s));
 }
 
-/* The statement the direct insert stands for (delivery_insert.c); its $n follow S2S_DC_*. */
-#define INSERT_SQL \
-	"INSERT INTO s2s.deliveries (endpoint, kind, dedupe_key, conversion_id, amount, " \
-	"  currency, payment, customer, cv, voucher, click_ids, user_id, event_id, client_ip, " \
-	"  user_agent, referer, status, last_error, finished_at) " \
-	"VALUES ($1, $2::s2s.delivery_kind, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, " \
-	"  $14, $15, $16, $17::s2s.delivery_status, $18, $19) " \
-	"ON CONFLICT (endpoint, dedupe_key) DO NOTHING"
-
 typedef struct Delivery
 {
 	Datum		values[S2S_DC_COUNT];
@@ -750,7 +748,7 @@ insert_delivery_statement(Delivery *d)
 
 		for (c = 0; c < S2S_DC_COUNT; c++)
 			types[c] = s2s_delivery_column_type((S2SDeliveryColumn) c);
-		insert_plan = prepare_kept(INSERT_SQL, S2S_DC_COUNT, types);
+		insert_plan = prepare_kept(s2s_delivery_insert_statement(), S2S_DC_COUNT, types);
 	}
 	for (c = 0; c < S2S_DC_COUNT; c++)
 		nulls[c] = d->isnull[c] ? 'n' : ' ';
@@ -960,8 +958,7 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 	 * wait for a transaction that deleted or renamed it ends with the invalidation that
 	 * transaction sent: the configuration is built again, and its error says what changed.
 	 */
-	lookup_extension_objects();
-	s2s_endpoint_lock(endpoints_relid, t->endpoint, false);
+	s2s_endpoint_lock(t->endpoint, false);
 	if (!t->valid)
 		t = get_order_trigger(td);
 
