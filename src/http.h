@@ -25,7 +25,7 @@ typedef struct HttpClientOptions
 	long		total_timeout_ms;
 	size_t		max_response_bytes; /* body bytes kept; the rest is read and dropped */
 	bool		allow_http;			/* else only https:// is allowed */
-	const char *user_agent;			/* e.g. "s2s_tracking/0.3.0" */
+	const char *user_agent;			/* e.g. "s2s_tracking/0.4.0" */
 	bool		allow_link_local;	/* else no connection to 169.254.0.0/16 or fe80::/10 */
 } HttpClientOptions;
 

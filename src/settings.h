@@ -8,7 +8,7 @@
 #ifndef S2S_SETTINGS_H
 #define S2S_SETTINGS_H
 
-#define S2S_VERSION "0.3.0"
+#define S2S_VERSION "0.4.0"
 
 extern char *s2s_database;			/* s2s_tracking.database */
 extern bool s2s_allow_http;			/* s2s_tracking.allow_http */
