@@ -27,25 +27,28 @@
 /*
  * Text columns carry their value's text form: amounts are numeric's output ("123.45",
  * exact, never through a float); the client IP is host(inet), without a netmask. The
- * currency is the delivery's, else the endpoint's default.
+ * currency is the delivery's, else the endpoint's default. Every function and type is
+ * schema-qualified and every operator exact (the worker runs this; see queue.c);
+ * EXTRACT(... FROM ...) is pg_catalog.extract by the grammar.
  */
 #define S2S_DELIVERY_SELECT_LIST \
 	"d.id AS s2s_id, " \
 	"d.endpoint AS s2s_endpoint, " \
-	"d.kind::text AS s2s_delivery_kind, " \
+	"d.kind::pg_catalog.text AS s2s_delivery_kind, " \
 	"d.attempts AS s2s_attempts, " \
 	"d.first_attempt_at AS s2s_first_attempt_at, " \
 	"d.created_at AS s2s_created_at, " \
-	"e.kind::text AS s2s_endpoint_kind, " \
+	"e.kind::pg_catalog.text AS s2s_endpoint_kind, " \
 	"e.url AS s2s_url, " \
 	"s.secret AS s2s_secret, " \
 	"e.http_method AS s2s_http_method, " \
 	"e.token_in_query AS s2s_token_in_query, " \
 	"e.max_concurrency AS s2s_max_concurrency, " \
-	"(extract(epoch FROM e.request_timeout) * 1000)::bigint AS s2s_request_timeout_ms, " \
-	"extract(epoch FROM e.retry_window)::bigint AS s2s_retry_window_s, " \
+	"(extract(epoch FROM e.request_timeout) OPERATOR(pg_catalog.*) 1000::pg_catalog.numeric)" \
+	"::pg_catalog.int8 AS s2s_request_timeout_ms, " \
+	"extract(epoch FROM e.retry_window)::pg_catalog.int8 AS s2s_retry_window_s, " \
 	"d.conversion_id AS s2s_conversion_id, " \
-	"d.amount::text AS s2s_amount, " \
+	"d.amount::pg_catalog.text AS s2s_amount, " \
 	"coalesce(d.currency, e.currency) AS s2s_currency, " \
 	"d.payment AS s2s_payment, " \
 	"d.customer AS s2s_customer, " \
@@ -55,8 +58,8 @@
 	"d.user_id AS s2s_user_id, " \
 	"d.event_id AS s2s_event_id, " \
 	"d.event_value AS s2s_event_value, " \
-	"d.aggregated_event_value::text AS s2s_aggregated_event_value, " \
-	"host(d.client_ip) AS s2s_client_ip, " \
+	"d.aggregated_event_value::pg_catalog.text AS s2s_aggregated_event_value, " \
+	"pg_catalog.host(d.client_ip) AS s2s_client_ip, " \
 	"d.user_agent AS s2s_user_agent, " \
 	"d.referer AS s2s_referer"
 

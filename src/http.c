@@ -85,7 +85,8 @@ struct Transfer
 	int			code;			/* CURLcode */
 	HttpErrorKind kind;
 	char		error[256];
-	bool		link_local_refused; /* opensocket_cb refused an address */
+	char		refused[NET_REFUSAL_LEN];	/* why an address was refused, or "" */
+	bool		any_allowed;	/* an address passed the check (a failure is then not a refusal) */
 };
 
 /* Requests sharing a cap: an endpoint, or a host. */
@@ -118,6 +119,8 @@ struct HttpClient
 	CURL	  **pool;			/* idle easy handles, reused */
 	int			npool;
 	int			pool_size;
+	NetCidr		allowed[NET_MAX_ALLOWED];	/* opt.allowed_networks points here */
+	NetPolicy	policy;			/* what the address checks allow */
 };
 
 static bool curl_initialized = false;
@@ -382,11 +385,12 @@ transfer_finish(HttpClient *client, Transfer *t, CURLcode code)
 	t->kind = error_kind(code);
 	if (code != CURLE_OK)
 		set_error_text(t);
-	if (code != CURLE_OK && status == 0 && t->link_local_refused)
+	if (code != CURLE_OK && status == 0 && t->refused[0] != '\0' &&
+		(!t->any_allowed || code == CURLE_ABORTED_BY_CALLBACK))
 	{
 		t->kind = HTTP_ERROR_REFUSED;
-		copy_error(t->error, sizeof(t->error),
-				   "connection refused: the host resolves to a link-local address (169.254.0.0/16 or fe80::/10), which s2s_tracking.allow_link_local forbids");
+		snprintf(t->error, sizeof(t->error),
+				 "connection refused: %s, not in s2s_tracking.allowed_networks", t->refused);
 	}
 	t->duration_ms = mono_ms() - t->start_mono_ms;
 	curl_slist_free_all(t->headers);
@@ -420,35 +424,29 @@ transfer_refuse(HttpClient *client, Transfer *t, HttpErrorKind kind, const char 
 }
 
 /*
- * Whether an address is link-local: 169.254.0.0/16 (where cloud metadata services answer,
- * e.g. 169.254.169.254), fe80::/10, or an IPv4-mapped IPv6 form of the former.
+ * Whether a connection may go to this address (netcheck.c); if not, the reason is kept
+ * for the result's error text. Addresses of a family other than IPv4 and IPv6 (a Unix
+ * socket cannot be asked for: CURLOPT_UNIX_SOCKET_PATH is never set) are refused.
  */
 static bool
-is_link_local(const struct sockaddr *sa)
+address_allowed(Transfer *t, const struct sockaddr *sa)
 {
-	if (sa->sa_family == AF_INET)
-	{
-		uint32_t	a = ntohl(((const struct sockaddr_in *) sa)->sin_addr.s_addr);
+	NetAddr		addr;
 
-		return (a & 0xFFFF0000u) == 0xA9FE0000u;
-	}
-	if (sa->sa_family == AF_INET6)
+	if (!net_addr_from_sockaddr(sa, &addr))
 	{
-		const unsigned char *b = ((const struct sockaddr_in6 *) sa)->sin6_addr.s6_addr;
-		static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
-
-		if (b[0] == 0xFE && (b[1] & 0xC0) == 0x80)
-			return true;
-		return memcmp(b, v4mapped, 12) == 0 && b[12] == 169 && b[13] == 254;
+		snprintf(t->refused, sizeof(t->refused), "the address is neither IPv4 nor IPv6");
+		return false;
 	}
-	return false;
+	return net_refusal(&addr, &t->client->policy, t->refused) == NULL;
 }
 
 /*
  * Opens the socket of each connection libcurl makes, after name resolution: the place to
- * check the address really connected to, whatever the URL spelled (a host name, a decimal
- * or hexadecimal IPv4 form, ...). A refused address makes libcurl try the next one, then
- * fail with CURLE_COULDNT_CONNECT; transfer_finish reports it as refused.
+ * check the address really connected to, whatever the URL spelled (a host name that
+ * resolves, or rebinds, to an internal address; a decimal or hexadecimal IPv4 form, ...).
+ * Nothing leaves for a refused address: not even a SYN. libcurl then tries the next
+ * address, or fails with CURLE_COULDNT_CONNECT, which transfer_finish reports as refused.
  */
 static curl_socket_t
 opensocket_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
@@ -456,13 +454,37 @@ opensocket_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *address
 	Transfer   *t = (Transfer *) clientp;
 
 	(void) purpose;
-	if (!t->client->opt.allow_link_local && is_link_local(&address->addr))
-	{
-		t->link_local_refused = true;
+	if (!address_allowed(t, &address->addr))
 		return CURL_SOCKET_BAD;
-	}
+	t->any_allowed = true;
 	return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
 }
+
+#if LIBCURL_VERSION_NUM >= 0x075000
+/*
+ * Called before each request is sent, on a new or a reused connection. A kept-alive
+ * connection was checked when it was opened, but the allowed networks may have shrunk
+ * since (a reload): this check on the peer's address closes that gap.
+ */
+static int
+prereq_cb(void *clientp, char *primary_ip, char *local_ip, int primary_port, int local_port)
+{
+	Transfer   *t = (Transfer *) clientp;
+	NetAddr		addr;
+
+	(void) local_ip;
+	(void) primary_port;
+	(void) local_port;
+	if (primary_ip == NULL || !net_parse_addr(primary_ip, &addr))
+	{
+		snprintf(t->refused, sizeof(t->refused), "the peer's address is unknown");
+		return CURL_PREREQFUNC_ABORT;
+	}
+	if (net_refusal(&addr, &t->client->policy, t->refused) != NULL)
+		return CURL_PREREQFUNC_ABORT;
+	return CURL_PREREQFUNC_OK;
+}
+#endif
 
 static bool
 configure(HttpClient *client, Transfer *t)
@@ -497,6 +519,16 @@ configure(HttpClient *client, Transfer *t)
 	SET(CURLOPT_ERRORBUFFER, t->errbuf);
 	SET(CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
 	SET(CURLOPT_OPENSOCKETDATA, t);
+#if LIBCURL_VERSION_NUM >= 0x075000
+	SET(CURLOPT_PREREQFUNCTION, prereq_cb);
+	SET(CURLOPT_PREREQDATA, t);
+#endif
+	/*
+	 * Never a proxy, whatever http_proxy/https_proxy/ALL_PROXY say in the server's
+	 * environment: the address checked must be the endpoint's own.
+	 */
+	SET(CURLOPT_PROXY, "");
+	SET(CURLOPT_NOPROXY, "*");
 
 	if (strcmp(t->method, "GET") == 0)
 		SET(CURLOPT_HTTPGET, 1L);
@@ -708,10 +740,23 @@ set_options(HttpClient *client, const HttpClientOptions *options)
 {
 	long		max = options->max_connections > 0 ? options->max_connections : 1;
 
+	int			n_allowed = options->n_allowed_networks;
+
 	client->opt = *options;
 	client->opt.user_agent = NULL;
 	free(client->user_agent);
 	client->user_agent = options->user_agent ? strdup(options->user_agent) : NULL;
+	if (n_allowed < 0 || options->allowed_networks == NULL)
+		n_allowed = 0;
+	if (n_allowed > NET_MAX_ALLOWED)
+		n_allowed = NET_MAX_ALLOWED;
+	if (n_allowed > 0)
+		memmove(client->allowed, options->allowed_networks, sizeof(NetCidr) * n_allowed);
+	client->opt.allowed_networks = client->allowed;
+	client->opt.n_allowed_networks = n_allowed;
+	client->policy.allowed = client->allowed;
+	client->policy.n_allowed = n_allowed;
+	client->policy.allow_link_local = options->allow_link_local;
 	curl_multi_setopt(client->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, max);
 	curl_multi_setopt(client->multi, CURLMOPT_MAXCONNECTS, max);
 }

@@ -15,6 +15,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "netcheck.h"
+
 typedef struct HttpClient HttpClient;
 
 typedef struct HttpClientOptions
@@ -26,7 +28,17 @@ typedef struct HttpClientOptions
 	size_t		max_response_bytes; /* body bytes kept; the rest is read and dropped */
 	bool		allow_http;			/* else only https:// is allowed */
 	const char *user_agent;			/* e.g. "s2s_tracking/0.4.0" */
-	bool		allow_link_local;	/* else no connection to 169.254.0.0/16 or fe80::/10 */
+
+	/*
+	 * Where a connection may go besides the public Internet (netcheck.h): every address
+	 * the client is about to connect to, and the address of every connection before a
+	 * request is sent on it, is checked against the ranges refused by default; the
+	 * networks listed here (at most NET_MAX_ALLOWED, copied) are allowed anyway, and
+	 * allow_link_local (deprecated) allows 169.254.0.0/16 and fe80::/10.
+	 */
+	const NetCidr *allowed_networks;
+	int			n_allowed_networks;
+	bool		allow_link_local;
 } HttpClientOptions;
 
 /*
@@ -39,7 +51,7 @@ typedef enum HttpErrorKind
 	HTTP_ERROR_TIMEOUT,			/* the connect or total timeout expired */
 	HTTP_ERROR_NETWORK,			/* DNS, refused, reset, closed without an answer, ... */
 	HTTP_ERROR_TLS,				/* TLS handshake or certificate verification failed */
-	HTTP_ERROR_REFUSED,			/* never sent: URL malformed or protocol not allowed */
+	HTTP_ERROR_REFUSED,			/* never sent: URL malformed, protocol or address not allowed */
 	HTTP_ERROR_INTERNAL			/* out of memory or a libcurl internal error */
 } HttpErrorKind;
 
@@ -96,7 +108,8 @@ extern void http_client_destroy(HttpClient *client);
  * Copies everything it needs from the request. Never refuses for capacity: requests beyond
  * the caps wait in their group's FIFO (the caller bounds what it submits with
  * http_in_flight()). A URL whose scheme is not allowed is not sent: its result, with
- * error_kind HTTP_ERROR_REFUSED, is ready at once. False (with errbuf) only for an invalid
+ * error_kind HTTP_ERROR_REFUSED, is ready at once; one whose host resolves only to
+ * refused addresses fails with HTTP_ERROR_REFUSED and the reason, nothing sent. False (with errbuf) only for an invalid
  * request (no URL or method, a header name that is not a token) or out of memory.
  */
 extern bool http_submit(HttpClient *client, const HttpRequest *request,

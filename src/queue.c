@@ -10,14 +10,28 @@
  * Correctness comes from the claim token: a write-back only touches a row that is still
  * 'sending' under the token it was claimed with, so a worker whose lease expired can
  * never overwrite the result of a newer claim.
+ *
+ * Safety: these statements run in the worker with search_path pinned to "pg_catalog,
+ * pg_temp" (worker.c), and still name every table, function and type with its schema and
+ * give every operator operands of its exact pg_catalog signature (arithmetic spelled
+ * OPERATOR(pg_catalog.x)), so that no operator or function that a database user creates
+ * can ever be chosen instead: the worker's code is exactly what is written here. Keep it
+ * so when editing (test/t/055_worker_hijack.pl plants look-alikes).
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
-#include "commands/extension.h"
 #include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
 #include "utils/timestamp.h"
 
 #include "delivery.h"
@@ -33,7 +47,9 @@
  */
 static const char *claim_sql =
 "WITH busy AS ("
-"  SELECT b.name, b.n FROM unnest($1::text[], $2::int4[]) AS b(name, n)"
+"  SELECT b.name, b.n"
+"    FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),"
+"                    pg_catalog.unnest($2::pg_catalog.int4[])) AS b(name, n)"
 "), room AS ("
 "  SELECT e.name, greatest(coalesce(e.max_concurrency, $3) - coalesce(b.n, 0), 0) AS room"
 "    FROM s2s.endpoints e LEFT JOIN busy b ON b.name = e.name"
@@ -43,16 +59,17 @@ static const char *claim_sql =
 "    FROM room r CROSS JOIN LATERAL ("
 "      SELECT d.id, d.next_attempt_at FROM s2s.deliveries d"
 "       WHERE d.endpoint = r.name AND d.status IN ('pending', 'retrying')"
-"         AND d.next_attempt_at <= now()"
+"         AND d.next_attempt_at <= pg_catalog.now()"
 "       ORDER BY d.next_attempt_at LIMIT least(r.room, $4)"
 "       FOR UPDATE OF d SKIP LOCKED) c"
 "   ORDER BY c.next_attempt_at LIMIT $4"
 ") "
 "UPDATE s2s.deliveries d"
 "   SET status = 'sending', claim_token = $5,"
-"       lease_until = now() + $6 * interval '1 second',"
+"       lease_until = pg_catalog.now() OPERATOR(pg_catalog.+)"
+"                     ($6::pg_catalog.float8 OPERATOR(pg_catalog.*) '1 second'::pg_catalog.interval),"
 "       attempts = d.attempts + 1,"
-"       first_attempt_at = coalesce(d.first_attempt_at, now())"
+"       first_attempt_at = coalesce(d.first_attempt_at, pg_catalog.now())"
 "  FROM s2s.endpoints e"
 "  LEFT JOIN s2s_private.endpoint_secrets s ON s.endpoint = e.name"
 " WHERE d.id = ANY (ARRAY(SELECT id FROM due)) AND e.name = d.endpoint "
@@ -60,7 +77,7 @@ static const char *claim_sql =
 
 /* The earliest due time still waiting on an enabled, unpaused endpoint. */
 static const char *next_due_sql =
-"SELECT min(c.next_attempt_at)"
+"SELECT pg_catalog.min(c.next_attempt_at)"
 "  FROM s2s.endpoints e CROSS JOIN LATERAL ("
 "    SELECT d.next_attempt_at FROM s2s.deliveries d"
 "     WHERE d.endpoint = e.name AND d.status IN ('pending', 'retrying')"
@@ -77,9 +94,14 @@ static const char *next_due_sql =
  */
 static const char *write_back_sql =
 "WITH r AS ("
-"  SELECT * FROM unnest($1::int8[], $2::int8[], $3::int4[], $4::text[], $5::int4[],"
-"                       $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[],"
-"                       $10::float8[])"
+"  SELECT * FROM ROWS FROM ("
+"      pg_catalog.unnest($1::pg_catalog.int8[]), pg_catalog.unnest($2::pg_catalog.int8[]),"
+"      pg_catalog.unnest($3::pg_catalog.int4[]), pg_catalog.unnest($4::pg_catalog.text[]),"
+"      pg_catalog.unnest($5::pg_catalog.int4[]), pg_catalog.unnest($6::pg_catalog.text[]),"
+"      pg_catalog.unnest($7::pg_catalog.text[]),"
+"      pg_catalog.unnest($8::pg_catalog.timestamptz[]),"
+"      pg_catalog.unnest($9::pg_catalog.timestamptz[]),"
+"      pg_catalog.unnest($10::pg_catalog.float8[]))"
 "    AS r(id, token, attempt, outcome, http_status, error, response, next_at,"
 "         started_at, duration_ms)"
 "), u AS ("
@@ -87,19 +109,23 @@ static const char *write_back_sql =
 "     SET status = CASE WHEN r.outcome <> 'give_back' THEN r.outcome"
 "                       WHEN d.attempts > 1 THEN 'retrying' ELSE 'pending'"
 "                  END::s2s.delivery_status,"
-"         attempts = d.attempts - (r.outcome = 'give_back')::int4,"
+"         attempts = d.attempts - (r.outcome = 'give_back')::pg_catalog.int4,"
 "         first_attempt_at = CASE WHEN r.outcome = 'give_back' AND d.attempts <= 1"
 "                            THEN NULL ELSE d.first_attempt_at END,"
 "         next_attempt_at = coalesce(r.next_at, d.next_attempt_at),"
 "         last_http_status = r.http_status, last_error = r.error,"
 "         last_response = r.response,"
 "         sent_at = CASE WHEN r.outcome = 'sent'"
-"                   THEN r.started_at + r.duration_ms * interval '1 ms' ELSE d.sent_at END,"
+"                   THEN r.started_at OPERATOR(pg_catalog.+)"
+"                        (r.duration_ms OPERATOR(pg_catalog.*) '1 ms'::pg_catalog.interval)"
+"                   ELSE d.sent_at END,"
 "         finished_at = CASE WHEN r.outcome IN ('sent', 'failed')"
-"                       THEN r.started_at + r.duration_ms * interval '1 ms' END,"
+"                       THEN r.started_at OPERATOR(pg_catalog.+)"
+"                            (r.duration_ms OPERATOR(pg_catalog.*) '1 ms'::pg_catalog.interval)"
+"                       END,"
 "         claim_token = NULL, lease_until = NULL"
 "    FROM r"
-"   WHERE d.id = r.id AND d.claim_token = r.token AND d.status::text = 'sending'"
+"   WHERE d.id = r.id AND d.claim_token = r.token AND d.status::pg_catalog.text = 'sending'"
 "  RETURNING d.id, r.outcome"
 "), i AS ("
 "  INSERT INTO s2s.attempts (delivery_id, attempt, started_at, duration_ms, http_status,"
@@ -109,9 +135,9 @@ static const char *write_back_sql =
 "   WHERE r.outcome <> 'give_back'"
 "  ON CONFLICT DO NOTHING"
 ") "
-"SELECT count(*) FILTER (WHERE outcome = 'sent'),"
-"       count(*) FILTER (WHERE outcome = 'retrying'),"
-"       count(*) FILTER (WHERE outcome = 'failed')"
+"SELECT pg_catalog.count(*) FILTER (WHERE outcome = 'sent'),"
+"       pg_catalog.count(*) FILTER (WHERE outcome = 'retrying'),"
+"       pg_catalog.count(*) FILTER (WHERE outcome = 'failed')"
 "  FROM u";
 
 /*
@@ -126,17 +152,18 @@ static const char *write_back_sql =
 "       first_attempt_at = CASE WHEN attempts <= 1 THEN NULL ELSE first_attempt_at END"
 static const char *reconcile_all_sql = RECONCILE_SET " WHERE status = 'sending'";
 static const char *reconcile_expired_sql = RECONCILE_SET
-" WHERE status = 'sending' AND lease_until < now()";
+" WHERE status = 'sending' AND lease_until < pg_catalog.now()";
 
 static const char *pause_sql =
-"UPDATE s2s.endpoints SET paused_at = now(), pause_reason = $2"
+"UPDATE s2s.endpoints SET paused_at = pg_catalog.now(), pause_reason = $2"
 " WHERE name = $1 AND paused_at IS NULL";
 
 static const char *purge_sql =
 "WITH p AS ("
 "  SELECT id FROM s2s.deliveries"
 "   WHERE status IN ('sent', 'failed', 'skipped')"
-"     AND finished_at < now() - $1 * interval '1 second'"
+"     AND finished_at < pg_catalog.now() OPERATOR(pg_catalog.-)"
+"                       ($1::pg_catalog.float8 OPERATOR(pg_catalog.*) '1 second'::pg_catalog.interval)"
 "   ORDER BY finished_at LIMIT $2"
 "), a AS ("
 "  DELETE FROM s2s.attempts t USING p WHERE t.delivery_id = p.id"
@@ -231,10 +258,25 @@ queue_forget_plans(void)
 	}
 }
 
-bool
-queue_extension_present(void)
+Oid
+queue_extension_owner(void)
 {
-	return OidIsValid(get_extension_oid("s2s_tracking", true));
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	Oid			owner = InvalidOid;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("s2s_tracking"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+		owner = ((Form_pg_extension) GETSTRUCT(tuple))->extowner;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return owner;
 }
 
 uint64

@@ -57,8 +57,11 @@ typedef struct QueueBusy
 /* Forgets the prepared plans (after an error that may have come from a dropped object). */
 extern void queue_forget_plans(void);
 
-/* Is the extension installed in this database? */
-extern bool queue_extension_present(void);
+/*
+ * The owner of extension s2s_tracking in this database (whom the worker's statements run
+ * as), or InvalidOid when the extension is not installed. Reads the catalog only.
+ */
+extern Oid	queue_extension_owner(void);
 
 /*
  * Gives back every 'sending' delivery (all_sending) or those whose lease expired: they

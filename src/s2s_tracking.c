@@ -38,8 +38,70 @@ int			s2s_lease_s = 300;
 int			s2s_poll_interval_ms = 10000;
 int			s2s_response_limit = 4096;
 bool		s2s_allow_link_local = false;
+char	   *s2s_allowed_networks = NULL;
+
+/* The parsed list: the check hook's "extra", installed by the assign hook. */
+typedef struct AllowedNetworks
+{
+	int			n;
+	NetCidr		nets[NET_MAX_ALLOWED];
+} AllowedNetworks;
+
+static const AllowedNetworks *allowed_networks = NULL;
 
 void		_PG_init(void);
+
+/*
+ * s2s_tracking.allowed_networks is parsed once, here, so that a bad list is refused
+ * where it is set (SET, ALTER SYSTEM, postgresql.conf) with the reason, and the worker
+ * and the endpoints guard only ever see a valid one.
+ */
+static bool
+check_allowed_networks(char **newval, void **extra, GucSource source)
+{
+	AllowedNetworks *list;
+	char		err[256];
+
+	/* "extra" is freed by the GUC machinery: guc_malloc from 16 on, malloc before */
+#if PG_VERSION_NUM >= 160000
+	list = (AllowedNetworks *) guc_malloc(LOG, sizeof(AllowedNetworks));
+#else
+	list = (AllowedNetworks *) malloc(sizeof(AllowedNetworks));
+#endif
+	if (list == NULL)
+		return false;
+	list->n = net_parse_cidr_list(*newval, list->nets, NET_MAX_ALLOWED, err, sizeof(err));
+	if (list->n < 0)
+	{
+		GUC_check_errmsg("invalid value for s2s_tracking.allowed_networks: %s", err);
+		GUC_check_errdetail("The value is a comma-separated list of CIDR networks, such as \"127.0.0.0/8, ::1/128\".");
+#if PG_VERSION_NUM >= 160000
+		guc_free(list);
+#else
+		free(list);
+#endif
+		return false;
+	}
+	*extra = list;
+	return true;
+}
+
+static void
+assign_allowed_networks(const char *newval, void *extra)
+{
+	allowed_networks = (const AllowedNetworks *) extra;
+}
+
+NetPolicy
+s2s_network_policy(void)
+{
+	NetPolicy	p;
+
+	p.allowed = allowed_networks ? allowed_networks->nets : NULL;
+	p.n_allowed = allowed_networks ? allowed_networks->n : 0;
+	p.allow_link_local = s2s_allow_link_local;
+	return p;
+}
 
 static void
 define_settings(void)
@@ -117,8 +179,13 @@ define_settings(void)
 							"Most bytes of a response body that are read and kept.",
 							NULL, &s2s_response_limit, 4096, 0, 1024 * 1024,
 							PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
+	DefineCustomStringVariable("s2s_tracking.allowed_networks",
+							   "Networks (comma-separated CIDR list) an endpoint may reach although they are loopback, private, CGNAT, link-local or otherwise refused.",
+							   NULL, &s2s_allowed_networks, "",
+							   PGC_SUSET, 0,
+							   check_allowed_networks, assign_allowed_networks, NULL);
 	DefineCustomBoolVariable("s2s_tracking.allow_link_local",
-							 "Allows endpoints at link-local addresses (169.254.0.0/16, fe80::/10), where cloud metadata services answer.",
+							 "Deprecated: allows endpoints at link-local addresses (169.254.0.0/16, fe80::/10) as if s2s_tracking.allowed_networks listed them.",
 							 NULL, &s2s_allow_link_local, false,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
 

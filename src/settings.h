@@ -8,6 +8,8 @@
 #ifndef S2S_SETTINGS_H
 #define S2S_SETTINGS_H
 
+#include "netcheck.h"
+
 #define S2S_VERSION "0.4.0"
 
 extern char *s2s_database;			/* s2s_tracking.database */
@@ -27,6 +29,10 @@ extern int	s2s_retry_window_s;		/* s2s_tracking.retry_window */
 extern int	s2s_lease_s;			/* s2s_tracking.lease */
 extern int	s2s_poll_interval_ms;	/* s2s_tracking.poll_interval */
 extern int	s2s_response_limit;		/* s2s_tracking.response_limit */
-extern bool s2s_allow_link_local;	/* s2s_tracking.allow_link_local */
+extern bool s2s_allow_link_local;	/* s2s_tracking.allow_link_local (deprecated) */
+extern char *s2s_allowed_networks;	/* s2s_tracking.allowed_networks, as written */
+
+/* s2s_tracking.allowed_networks parsed (by its check hook), and allow_link_local. */
+extern NetPolicy s2s_network_policy(void);
 
 #endif							/* S2S_SETTINGS_H */

@@ -6,7 +6,8 @@
  * GET <tracking domain>/click?no_redirect=true&user_ip=..&user_ua=..&s2stoken=.. answers
  * {"id": "..."}. The call is synchronous, on the same HTTP client and settings as the
  * worker (http.c: https only unless s2s_tracking.allow_http, certificate verification,
- * no redirects, connect and total timeouts, body capped), and the backend waits on the
+ * no redirects, no address outside s2s_tracking.allowed_networks that netcheck.c refuses,
+ * connect and total timeouts, body capped), and the backend waits on the
  * client's descriptor and its latch, so that a cancel or statement_timeout interrupts
  * it at once. The function is SECURITY DEFINER: the app role calls it without being able
  * to read the token, and the token never appears in an error message.
@@ -433,6 +434,7 @@ s2s_swaarm_click(PG_FUNCTION_ARGS)
 	StringInfoData url;
 	StringInfoData token_enc;
 	HttpClientOptions opt;
+	NetPolicy	policy;
 	HttpRequest req;
 	char		errbuf[256];
 	long		status = 0;
@@ -508,7 +510,10 @@ s2s_swaarm_click(PG_FUNCTION_ARGS)
 	opt.total_timeout_ms = ep.timeout_ms > 0 ? ep.timeout_ms : s2s_request_timeout_ms;
 	opt.max_response_bytes = CLICK_MAX_RESPONSE;
 	opt.allow_http = s2s_allow_http;
-	opt.allow_link_local = s2s_allow_link_local;
+	policy = s2s_network_policy();
+	opt.allowed_networks = policy.allowed;
+	opt.n_allowed_networks = policy.n_allowed;
+	opt.allow_link_local = policy.allow_link_local;
 	opt.user_agent = "s2s_tracking/" S2S_VERSION;
 
 	memset(&req, 0, sizeof(req));
@@ -598,7 +603,7 @@ s2s_swaarm_click(PG_FUNCTION_ARGS)
 						kind == HTTP_ERROR_REFUSED ? "request refused" : "network error"),
 				 errdetail("%s.", error),
 				 kind == HTTP_ERROR_REFUSED ?
-				 errhint("Endpoint URLs must use https unless s2s_tracking.allow_http is on.") : 0));
+				 errhint("Endpoint URLs must use https unless s2s_tracking.allow_http is on, and reach only public addresses unless s2s_tracking.allowed_networks lists theirs.") : 0));
 	}
 	if (status < 200 || status > 299)
 		ereport(ERROR,

@@ -19,6 +19,12 @@
  * start every 'sending' row (claimed by a dead worker) is given back, its attempt not
  * counted. On SIGTERM the worker stops claiming, gives the transfers in flight a moment to
  * finish, and gives back the rest.
+ *
+ * Safety: nothing a database user creates runs in the worker. Its search_path is pinned
+ * before any statement, its SQL names everything with its schema (queue.c), and every
+ * unit of work runs as the extension's owner rather than as the bootstrap superuser the
+ * worker connects as (run_unit_as_owner). Where it may connect is the HTTP client's
+ * business (http.c, netcheck.c: s2s_tracking.allowed_networks).
  */
 #include "postgres.h"
 
@@ -98,6 +104,7 @@ static int	n_endpoints;
 static int	max_endpoints;
 static int64 token_base;
 static int64 token_seq;
+static Oid	extension_owner;	/* looked up at the start of every unit */
 
 /* Work handed from one phase of a pass to the next (in batch_cxt). */
 typedef struct Pass
@@ -120,14 +127,19 @@ typedef struct Pass
 static void
 fill_options(HttpClientOptions *o)
 {
+	NetPolicy	policy;
+
 	o->max_connections = s2s_max_concurrency;
 	o->max_host_connections = s2s_endpoint_concurrency;
 	o->connect_timeout_ms = s2s_connect_timeout_ms;
 	o->total_timeout_ms = s2s_request_timeout_ms;
 	o->max_response_bytes = (size_t) s2s_response_limit;
 	o->allow_http = s2s_allow_http;
-	o->allow_link_local = s2s_allow_link_local;
 	o->user_agent = USER_AGENT;
+	policy = s2s_network_policy();
+	o->allowed_networks = policy.allowed;
+	o->n_allowed_networks = policy.n_allowed;
+	o->allow_link_local = policy.allow_link_local;
 }
 
 void
@@ -416,15 +428,29 @@ unit_claim(void *arg)
 }
 
 /*
- * Runs fn in its own transaction; an error is logged and the transaction rolled back, so
- * that one failing unit never kills the loop. Returns whether it committed.
+ * Runs fn in its own transaction, as the extension's owner; an error is logged and the
+ * transaction rolled back, so that one failing unit never kills the loop. Returns whether
+ * it committed. Without the extension, fn runs only when it does not need it (the check
+ * for the extension), and then as the worker's own user, reading the catalog only.
+ *
+ * Why as the owner: the worker connects as the bootstrap superuser, but its statements
+ * (and any trigger they fire) need no more than what the extension's owner has, since
+ * that role owns every table they touch. The owner is looked up in every unit, so an
+ * ownership change (REASSIGN OWNED) applies at once. SECURITY_RESTRICTED_OPERATION, as
+ * for maintenance commands run as a table's owner, keeps code fired by the worker's
+ * statements from changing the session under it (SET ROLE, temporary objects, ...).
+ * The user is switched back after the commit, so that deferred triggers fired by the
+ * commit run as the owner too; on error, the abort restores it.
  */
 static bool
-run_unit(void (*fn) (void *), void *arg)
+run_unit_as_owner(void (*fn) (void *), void *arg, bool needs_extension)
 {
 	MemoryContext old = CurrentMemoryContext;
 	bool		ok = true;
+	Oid			save_user;
+	int			save_sec;
 
+	GetUserIdAndSecContext(&save_user, &save_sec);
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PG_TRY();
@@ -432,10 +458,21 @@ run_unit(void (*fn) (void *), void *arg)
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		PushActiveSnapshot(GetTransactionSnapshot());
+		extension_owner = queue_extension_owner();
+		if (OidIsValid(extension_owner))
+			SetUserIdAndSecContext(extension_owner,
+								   save_sec | SECURITY_LOCAL_USERID_CHANGE |
+								   SECURITY_RESTRICTED_OPERATION);
+		else if (needs_extension)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("extension \"s2s_tracking\" is not installed in database \"%s\"",
+							s2s_database)));
 		fn(arg);
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		SetUserIdAndSecContext(save_user, save_sec);
 	}
 	PG_CATCH();
 	{
@@ -443,6 +480,8 @@ run_unit(void (*fn) (void *), void *arg)
 		EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
+		/* (the abort restored the user already; this only makes it plain) */
+		SetUserIdAndSecContext(save_user, save_sec);
 		ok = false;
 	}
 	PG_END_TRY();
@@ -452,6 +491,12 @@ run_unit(void (*fn) (void *), void *arg)
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return ok;
+}
+
+static bool
+run_unit(void (*fn) (void *), void *arg)
+{
+	return run_unit_as_owner(fn, arg, true);
 }
 
 /* Looking for the extension; the first time it is there, reconciling. */
@@ -466,7 +511,7 @@ unit_check_extension(void *arg)
 {
 	ExtensionCheck *check = (ExtensionCheck *) arg;
 
-	check->present = queue_extension_present();
+	check->present = OidIsValid(extension_owner);
 
 	/*
 	 * Only at the worker's start: then every 'sending' row belongs to a dead worker.
@@ -730,6 +775,15 @@ s2s_worker_main(Datum main_arg)
 	BackgroundWorkerInitializeConnection(s2s_database, NULL, 0);
 
 	/*
+	 * Before any statement: a search_path nothing in the database can change (ALTER
+	 * DATABASE/ROLE ... SET apply at a lower priority than an override). Every name in
+	 * the worker's SQL is schema-qualified as well (queue.c), and pg_catalog alone is
+	 * searched for its operators, so that no function or operator that a database user
+	 * creates (the database owner owns schema public) is ever run by the worker.
+	 */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+
+	/*
 	 * The worker's statements run thousands of times a second with the same shape: plan
 	 * them once (a custom plan per execution costs more than the claim itself).
 	 */
@@ -810,7 +864,7 @@ s2s_worker_main(Datum main_arg)
 			pgstat_report_activity(STATE_RUNNING, "looking for extension s2s_tracking");
 			check.present = false;
 			check.reconcile = !reconciled;
-			checked = run_unit(unit_check_extension, &check);
+			checked = run_unit_as_owner(unit_check_extension, &check, false);
 			ready = checked && check.present;
 			if (ready)
 				reconciled = true;

@@ -25,6 +25,9 @@ now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* nginx listens on loopback, which the client refuses unless allowed */
+static NetCidr loopback[2];
+
 int
 main(int argc, char **argv)
 {
@@ -46,6 +49,8 @@ main(int argc, char **argv)
 	}
 	n = atol(argv[2]);
 	conc = atol(argv[3]);
+	if (net_parse_cidr_list("127.0.0.0/8, ::1/128", loopback, 2, err, sizeof(err)) != 2)
+		return 1;
 	memset(&o, 0, sizeof(o));
 	o.max_connections = (int) conc;
 	o.max_host_connections = (int) conc;
@@ -53,6 +58,8 @@ main(int argc, char **argv)
 	o.total_timeout_ms = 30000;
 	o.max_response_bytes = 4096;
 	o.allow_http = true;
+	o.allowed_networks = loopback;
+	o.n_allowed_networks = 2;
 	o.user_agent = "s2s_tracking/bench";
 	c = http_client_create(&o, err, sizeof(err));
 	if (!c)

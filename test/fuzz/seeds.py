@@ -76,3 +76,15 @@ write("retry", "past", retry("Thu, 01 Jan 1970 00:00:00 GMT", kind=1))
 write("retry", "huge", retry("99999999999999999999999"))
 write("retry", "status200", retry("", status=200))
 write("retry", "status401", retry("", status=401))
+
+def netcheck(mode, addr, text):
+    return bytes([mode]) + addr + text.encode()
+
+import socket
+v6 = lambda a: socket.inet_pton(socket.AF_INET6, a)
+v4 = lambda a: socket.inet_pton(socket.AF_INET, a) + bytes(12)
+write("netcheck", "loopback", netcheck(0, v4("127.0.0.1"), "127.0.0.0/8, ::1/128"))
+write("netcheck", "metadata", netcheck(1, v4("169.254.169.254"), "169.254.0.0/16"))
+write("netcheck", "mapped", netcheck(0, v6("::ffff:10.0.0.1"), "10.0.0.0/8,fd00::/8"))
+write("netcheck", "nat64", netcheck(0, v6("64:ff9b::7f00:1"), " 192.168.0.0/24 , 0.0.0.0/0"))
+write("netcheck", "bad", netcheck(0, v6("fe80::1"), "10.0.0.1/8,,::/129"))

@@ -3,7 +3,8 @@
 --   psql -v receiver=http://127.0.0.1:PORT -v ON_ERROR_STOP=1 -f test/shop/schema.sql
 --
 -- Run as the extension's owner (a superuser here) in the database the worker drains
--- (s2s_tracking.database), with s2s_tracking.allow_http on: the endpoints point at the
+-- (s2s_tracking.database), with s2s_tracking.allow_http on and loopback in
+-- s2s_tracking.allowed_networks: the endpoints point at the
 -- local test receiver (test/receiver/receiver.py) standing in for Affilae and Swaarm.
 -- It shows the three things a shop's administrator does: create the extension and the
 -- endpoints, attach the orders table with s2s.track_orders, and grant the app role what

@@ -19,6 +19,7 @@ $node->init;
 $node->append_conf('postgresql.conf', <<'CONF');
 shared_preload_libraries = 's2s_tracking'
 s2s_tracking.allow_http = on
+s2s_tracking.allowed_networks = '127.0.0.0/8, ::1/128'
 s2s_tracking.connect_timeout = '2s'
 s2s_tracking.request_timeout = '5s'
 CONF
@@ -189,6 +190,18 @@ like($err, qr/ERROR:  08006: click request to endpoint "sw" failed: request refu
 is(scalar @{ $r->requests }, 0, 'nothing was sent');
 $node->safe_psql('postgres', "ALTER SYSTEM RESET s2s_tracking.allow_http; SELECT pg_reload_conf();");
 $node->poll_query_until('postgres', "SELECT current_setting('s2s_tracking.allow_http') = 'on'");
+
+# the receiver's loopback address refused unless s2s_tracking.allowed_networks lists it
+# (checked on the address connected to); nothing reaches the receiver
+$r->reset;
+$node->safe_psql('postgres', "ALTER SYSTEM SET s2s_tracking.allowed_networks = ''; SELECT pg_reload_conf();");
+$node->poll_query_until('postgres', "SELECT current_setting('s2s_tracking.allowed_networks') = ''");
+(undef, $err) = run_sql(click_sql('sw', '192.0.2.1', 'UA'));
+like($err, qr/ERROR:  08006: click request to endpoint "sw" failed: request refused\n.*127\.0\.0\.1 is a loopback address/,
+	'loopback refused when s2s_tracking.allowed_networks does not list it');
+is(scalar @{ $r->requests }, 0, 'nothing was sent');
+$node->safe_psql('postgres', "ALTER SYSTEM RESET s2s_tracking.allowed_networks; SELECT pg_reload_conf();");
+$node->poll_query_until('postgres', "SELECT current_setting('s2s_tracking.allowed_networks') <> ''");
 
 # --- privileges ---
 ($id, $err) = run_sql("SET ROLE app;\n" . click_sql('sw', '192.0.2.1', 'UA'));

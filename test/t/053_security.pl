@@ -2,13 +2,15 @@
 # cannot do, and what the worker will and will not connect to.
 #
 #  - the app role cannot read a secret, add or change a destination, write the queue,
-#    turn on plain HTTP or link-local destinations, attach the enqueue trigger to a table
+#    turn on plain HTTP or internal destinations, attach the enqueue trigger to a table
 #    of its own, or call an administrator's function; the administrator role writes
 #    secrets but never reads them back;
 #  - whatever the app passes to track_event, the worker requests the endpoint's URL and
 #    nothing else (values percent-encoded, no header injected);
 #  - every SECURITY DEFINER function pins search_path; nothing is executable by PUBLIC;
-#  - link-local destinations are refused at connect time too, whatever the URL spelled;
+#  - internal destinations (link-local, metadata, loopback, ...) are refused at connect
+#    time too, whatever the URL spelled or the name resolved to, unless
+#    s2s_tracking.allowed_networks lists them; swaarm_click is refused the same way;
 #  - the secret appears in no table the roles can read, no attempt row, no server log.
 use strict;
 use warnings;
@@ -114,19 +116,20 @@ refused('shop_app', "CREATE TRIGGER t AFTER INSERT ON public.app_orders FOR EACH
 	qr/permission denied for function (s2s\.)?enqueue_conversion/,
 	'cannot attach the enqueue trigger to a table of its own');
 refused('shop_admin', "INSERT INTO s2s.endpoints (name, kind, url, secret) VALUES ('meta', 'swaarm_postback', 'https://169.254.169.254', 'x')",
-	qr/link-local/, 'cannot add a link-local destination');
+	qr/must not point at an internal address/, 'cannot add a link-local destination');
 
 # -- 3. settings
-for my $g ('allow_http', 'allow_link_local')
+for my $g (['allow_http', 'on'], ['allow_link_local', 'on'], ['allowed_networks', '0.0.0.0/0'])
 {
-	refused('shop_app', "SET s2s_tracking.$g = on", qr/permission denied to set parameter/,
-		"cannot SET s2s_tracking.$g");
-	refused('shop_app', "SELECT set_config('s2s_tracking.$g', 'on', false)",
-		qr/permission denied to set parameter/, "cannot set_config s2s_tracking.$g");
-	refused('shop_admin', "ALTER ROLE shop_admin SET s2s_tracking.$g = on",
-		qr/permission denied/, "cannot ALTER ROLE ... SET s2s_tracking.$g");
-	refused('shop_admin', "ALTER SYSTEM SET s2s_tracking.$g = on",
-		qr/permission denied|must be superuser/, "cannot ALTER SYSTEM SET s2s_tracking.$g");
+	my ($n, $v) = @$g;
+	refused('shop_app', "SET s2s_tracking.$n = '$v'", qr/permission denied to set parameter/,
+		"cannot SET s2s_tracking.$n");
+	refused('shop_app', "SELECT set_config('s2s_tracking.$n', '$v', false)",
+		qr/permission denied to set parameter/, "cannot set_config s2s_tracking.$n");
+	refused('shop_admin', "ALTER ROLE shop_admin SET s2s_tracking.$n = '$v'",
+		qr/permission denied/, "cannot ALTER ROLE ... SET s2s_tracking.$n");
+	refused('shop_admin', "ALTER SYSTEM SET s2s_tracking.$n = '$v'",
+		qr/permission denied|must be superuser/, "cannot ALTER SYSTEM SET s2s_tracking.$n");
 }
 
 # -- 4. enqueueing: only through track_event, to a Swaarm endpoint
@@ -276,13 +279,15 @@ like($node->sql("SELECT string_agg(pause_reason, ' | ') FROM s2s.endpoints WHERE
 is($node->sql("SELECT count(*) FROM s2s.deliveries WHERE endpoint IN ('meta4', 'meta6') AND status IN ('pending', 'retrying') AND attempts = 0"),
 	'2', 'their deliveries wait, unburned');
 like($node->sql("SELECT last_error FROM s2s.deliveries WHERE endpoint = 'meta4'"),
-	qr/link-local address/, 'the delivery records the refusal');
+	qr/connection refused: 169\.254\.169\.254 is a cloud metadata address/,
+	'the delivery records the refusal');
 
 # swaarm_click, the app's synchronous call, is refused the same way (if built)
 SKIP:
 {
 	skip 's2s.swaarm_click is not built', 2 if $missing{'s2s.swaarm_click(text, inet, text)'};
-	refused('shop_app', "SELECT s2s.swaarm_click('meta4', '192.0.2.1', 'ua')", qr/link-local address/,
+	refused('shop_app', "SELECT s2s.swaarm_click('meta4', '192.0.2.1', 'ua')",
+		qr/169\.254\.169\.254 is a cloud metadata address/,
 		'swaarm_click to a link-local endpoint is refused at connect time');
 	$r->reset;
 	my ($okc, $clk) = as_role('shop_app', "SELECT s2s.swaarm_click('swaarm', '192.0.2.1', \$\$ua\r\nX-Injected: 1\$\$)");
@@ -291,6 +296,49 @@ SKIP:
 		'swaarm_click requests the endpoint\'s /click and nothing else')
 	  or diag("ok=$okc id=$clk requests=" . scalar(@$creqs));
 }
+
+# -- 7b. loopback (the receiver's own address) is refused at connect time unless
+#        s2s_tracking.allowed_networks lists it: by address and by a name that resolves to
+#        it, for the worker and for swaarm_click; nothing reaches the receiver. Listed
+#        again, the same deliveries are sent.
+$node->sql(<<"SQL");
+INSERT INTO s2s.endpoints (name, kind, url, secret, event_roles) VALUES
+    ('loop', 'swaarm_postback', 'http://127.0.0.1:$port/loop', 'tok', ARRAY['shop_app']),
+    ('byname', 'swaarm_postback', 'http://localhost:$port/byname', 'tok', ARRAY['shop_app']);
+SQL
+$node->set_conf('s2s_tracking.allowed_networks', '');
+$node->poll("SELECT current_setting('s2s_tracking.allowed_networks') = ''", 'allowed_networks emptied');
+# (the worker takes the reload at its next wake-up; give the signal a moment)
+sleep(1);
+$r->reset;
+$node->sql("SELECT s2s.track_event('loop', 'u', 'e', '192.0.2.1', 'ua'), s2s.track_event('byname', 'u', 'e', '192.0.2.1', 'ua')");
+$node->poll("SELECT count(*) = 2 FROM s2s.endpoints WHERE name IN ('loop', 'byname') AND paused_at IS NOT NULL",
+	'the worker paused both loopback endpoints');
+like($node->sql("SELECT pause_reason FROM s2s.endpoints WHERE name = 'loop'"),
+	qr/connection refused: 127\.0\.0\.1 is a loopback address \(127\.0\.0\.0\/8\), not in s2s_tracking\.allowed_networks/,
+	'the pause reason says which address and why');
+like($node->sql("SELECT pause_reason FROM s2s.endpoints WHERE name = 'byname'"),
+	qr/(127\.0\.0\.1|::1) is a loopback address/,
+	'a name resolving to loopback is refused on the address it resolves to');
+like($node->sql("SELECT last_error FROM s2s.deliveries WHERE endpoint = 'loop'"),
+	qr/^endpoint paused: .*127\.0\.0\.1 is a loopback address/, 'the delivery stores the refusal');
+is($node->sql("SELECT count(*) FROM s2s.deliveries WHERE endpoint IN ('loop', 'byname') AND status = 'pending' AND attempts = 0"),
+	'2', 'their deliveries wait, unburned');
+refused('shop_app', "SELECT s2s.swaarm_click('swaarm', '192.0.2.1', 'ua')",
+	qr/127\.0\.0\.1 is a loopback address/, 'swaarm_click to loopback is refused at connect time');
+is($r->count, 0, 'nothing reached the receiver');
+refused('shop_admin', "UPDATE s2s.endpoints SET url = 'http://127.0.0.2:$port/' WHERE name = 'loop'",
+	qr/must not point at an internal address/, 'the endpoints guard refuses a loopback URL as written');
+
+$node->set_conf('s2s_tracking.allowed_networks', '127.0.0.0/8, ::1/128');
+$node->poll("SELECT current_setting('s2s_tracking.allowed_networks') = '127.0.0.0/8, ::1/128'",
+	'allowed_networks lists loopback again');
+sleep(1);
+$node->sql("SELECT s2s.resume('loop'), s2s.resume('byname')");
+$node->poll("SELECT count(*) = 2 FROM s2s.deliveries WHERE endpoint IN ('loop', 'byname') AND status = 'sent'",
+	'listed in allowed_networks, both are sent');
+is(scalar(@{ $r->requests(path => '/loop/postback') }) . '/' . scalar(@{ $r->requests(path => '/byname/postback') }),
+	'1/1', 'each reached the receiver once');
 
 # -- 8. the secret is nowhere it should not be
 $node->sql("SELECT s2s.track_event('swaarm', 'u2', 'e2', '192.0.2.2', 'ua')");

@@ -55,6 +55,7 @@ $node->init;
 $node->append_conf('postgresql.conf', <<'EOF');
 shared_preload_libraries = 's2s_tracking'
 s2s_tracking.allow_http = on
+s2s_tracking.allowed_networks = '127.0.0.0/8, ::1/128'
 s2s_tracking.retry_base = '300ms'
 s2s_tracking.retry_max = '2s'
 s2s_tracking.poll_interval = '500ms'

@@ -8,7 +8,8 @@
  * Covers statuses, headers and bodies on the wire, the global and per-group caps (the
  * receiver reports how many requests it had in flight at once), keep-alive reuse,
  * timeouts, dropped connections, a 20 MB body that must not grow memory, Retry-After,
- * the https-only rule, and error texts that never contain the URL.
+ * the https-only rule, error texts that never contain the URL, and the addresses it may
+ * connect to (no proxy from the environment either).
  */
 #include <errno.h>
 #include <poll.h>
@@ -87,6 +88,7 @@ control(const char *path, const char *json)
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buf_write);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
+	curl_easy_setopt(e, CURLOPT_PROXY, "");
 	if (json)
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, json);
 	if (curl_easy_perform(e) != CURLE_OK)
@@ -230,10 +232,18 @@ run_until_idle(HttpClient *c, double limit_ms)
 	return false;
 }
 
+/* The receiver listens on loopback, which the client refuses unless allowed. */
+static NetCidr loopback[2];
+
 static HttpClientOptions
 default_options(void)
 {
 	HttpClientOptions o;
+	char		err[128];
+
+	if (loopback[0].addr.family == 0 &&
+		net_parse_cidr_list("127.0.0.0/8, ::1/128", loopback, 2, err, sizeof(err)) != 2)
+		abort();
 
 	memset(&o, 0, sizeof(o));
 	o.max_connections = 8;
@@ -242,6 +252,8 @@ default_options(void)
 	o.total_timeout_ms = 10000;
 	o.max_response_bytes = 4096;
 	o.allow_http = true;
+	o.allowed_networks = loopback;
+	o.n_allowed_networks = 2;
 	o.user_agent = "s2s_tracking/test";
 	return o;
 }
@@ -690,6 +702,96 @@ test_destroy_in_flight(void)
 	receiver_reset();
 }
 
+/*
+ * Where the client may connect (netcheck.c): the receiver is on loopback, refused unless
+ * allowed. Checked on the address connected to (a name, "localhost", included), on a
+ * kept-alive connection after the allowed networks shrank, and never through a proxy
+ * named in the environment (main sets http_proxy and friends to a dead port).
+ */
+static void
+test_networks(void)
+{
+	HttpClientOptions o = default_options();
+	HttpClient *c;
+	char		err[256];
+	char		url[128];
+	HttpResult *r;
+
+	/* allowed: the requests go through the proxy-free path and succeed */
+	receiver_reset();
+	c = http_client_create(&o, err, sizeof(err));
+	submit(c, "GET", "/postback", NULL, 0, NULL, 0, NULL, 0, 1);
+	CHECK(run_until_idle(c, 10000), "a request to an allowed loopback address ends");
+	r = result_by_tag(1);
+	CHECK(r && r->http_status == 200 && r->error_kind == HTTP_ERROR_NONE,
+		  "allowed loopback: 200, no proxy used although http_proxy is set");
+	results_clear();
+
+	/* the same kept-alive connection, after the allowed networks shrank: refused */
+	o.n_allowed_networks = 0;
+	http_client_set_options(c, &o);
+	receiver_reset();
+	submit(c, "GET", "/postback", NULL, 0, NULL, 0, NULL, 0, 2);
+	CHECK(run_until_idle(c, 10000), "a request on a kept connection ends");
+	r = result_by_tag(2);
+	CHECK(r && r->http_status == 0 && r->error_kind == HTTP_ERROR_REFUSED &&
+		  strstr(r->error, "127.0.0.1 is a loopback address") != NULL,
+		  "a kept-alive connection to a no longer allowed address is not used: %s",
+		  r ? r->error : "(no result)");
+	CHECK_EQ_INT(stat_value("requests"), 0, "nothing reached the receiver on the kept connection");
+	results_clear();
+	http_client_destroy(c);
+
+	/* a new client, nothing allowed: refused before connecting, by address and by name */
+	receiver_reset();
+	c = http_client_create(&o, err, sizeof(err));
+	submit(c, "GET", "/postback", NULL, 0, NULL, 0, NULL, 0, 3);
+	snprintf(url, sizeof(url), "http://localhost:%d/byname", receiver_port);
+	submit(c, "GET", url, NULL, 0, NULL, 0, NULL, 0, 4);
+	snprintf(url, sizeof(url), "http://[::ffff:127.0.0.1]:%d/mapped", receiver_port);
+	submit(c, "GET", url, NULL, 0, NULL, 0, NULL, 0, 5);
+	snprintf(url, sizeof(url), "http://2130706433:%d/decimal", receiver_port);
+	submit(c, "GET", url, NULL, 0, NULL, 0, NULL, 0, 6);
+	CHECK(run_until_idle(c, 10000), "refused requests end");
+	for (long tag = 3; tag <= 6; tag++)
+	{
+		r = result_by_tag(tag);
+		CHECK(r && r->http_status == 0 && r->error_kind == HTTP_ERROR_REFUSED &&
+			  strstr(r->error, "connection refused: ") == r->error &&
+			  strstr(r->error, "is a loopback address") != NULL &&
+			  strstr(r->error, "s2s_tracking.allowed_networks") != NULL &&
+			  strstr(r->error, "http") == NULL,
+			  "request %ld refused with the address and its range, no URL: %s", tag,
+			  r ? r->error : "(no result)");
+	}
+	CHECK_EQ_INT(stat_value("connections"), 1, "no connection reached the receiver (the stats request's own)");
+	results_clear();
+
+	/* the deprecated allow_link_local does not allow loopback */
+	o.allow_link_local = true;
+	http_client_set_options(c, &o);
+	submit(c, "GET", "/postback", NULL, 0, NULL, 0, NULL, 0, 7);
+	CHECK(run_until_idle(c, 10000), "a request with allow_link_local ends");
+	r = result_by_tag(7);
+	CHECK(r && r->error_kind == HTTP_ERROR_REFUSED, "allow_link_local does not allow loopback");
+	results_clear();
+
+	/* listed again: sent */
+	o = default_options();
+	http_client_set_options(c, &o);
+	receiver_reset();
+	submit(c, "GET", "/postback", NULL, 0, NULL, 0, NULL, 0, 8);
+	snprintf(url, sizeof(url), "http://localhost:%d/byname", receiver_port);
+	submit(c, "GET", url, NULL, 0, NULL, 0, NULL, 0, 9);
+	CHECK(run_until_idle(c, 10000), "allowed requests end");
+	r = result_by_tag(8);
+	CHECK(r && r->http_status == 200, "127.0.0.0/8 listed: sent");
+	r = result_by_tag(9);
+	CHECK(r && r->http_status == 200, "localhost with 127.0.0.0/8 and ::1/128 listed: sent");
+	results_clear();
+	http_client_destroy(c);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -702,6 +804,15 @@ main(int argc, char **argv)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	receiver_start(argv[1]);
 
+	/*
+	 * A proxy in the environment must never be used (the address checked must be the
+	 * endpoint's): every test below would fail through this dead one. The control
+	 * requests (plain libcurl) are told not to use it.
+	 */
+	setenv("http_proxy", "http://127.0.0.1:9", 1);
+	setenv("HTTPS_PROXY", "http://127.0.0.1:9", 1);
+	setenv("ALL_PROXY", "http://127.0.0.1:9", 1);
+
 	test_basic();
 	test_caps_and_keepalive();
 	test_many();
@@ -709,6 +820,7 @@ main(int argc, char **argv)
 	test_big_body();
 	test_protocols();
 	test_destroy_in_flight();
+	test_networks();
 
 	receiver_stop();
 	return unit_done("http_test");

@@ -8,7 +8,8 @@
 #   $node->set_conf('s2s_tracking.max_concurrency', 1);   # ALTER SYSTEM + reload
 #   $node->worker_pid;  $node->stop;
 #
-# The cluster has s2s_tracking.allow_http on (the receiver speaks plain HTTP), short retry
+# The cluster has s2s_tracking.allow_http on (the receiver speaks plain HTTP) and
+# s2s_tracking.allowed_networks = '127.0.0.0/8, ::1/128' (it listens on loopback), short retry
 # delays, the extension created in database postgres, and its worker running. Every wait
 # is bounded: waits default to 30 s (not the harness's 180 s), so a test that cannot succeed
 # fails in bounded time.
@@ -30,6 +31,7 @@ $PostgreSQL::Test::Utils::timeout_default = $ENV{S2S_TEST_WAIT} // 30;
 my %DEFAULT_CONF = (
 	'shared_preload_libraries' => "'s2s_tracking'",
 	's2s_tracking.allow_http' => 'on',
+	's2s_tracking.allowed_networks' => "'127.0.0.0/8, ::1/128'",
 	's2s_tracking.retry_base' => "'100ms'",
 	's2s_tracking.retry_max' => "'1s'",
 	's2s_tracking.poll_interval' => "'1s'",

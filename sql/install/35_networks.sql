@@ -1,12 +1,17 @@
--- s2s_tracking install script, part 35: endpoints may not point at link-local addresses.
+-- s2s_tracking install script, part 35: endpoints may not point at internal addresses.
 --
--- 169.254.0.0/16 and fe80::/10 are where cloud metadata services answer (169.254.169.254
--- hands out the machine's credentials): an endpoint URL there would make the worker an
--- SSRF relay. A second BEFORE trigger on s2s.endpoints (besides endpoints_guard) refuses
--- a URL whose host is such an address written literally, in any form getaddrinfo accepts
--- (dotted, decimal, hex, octal, short, IPv4-mapped IPv6), unless the superuser-only
--- setting s2s_tracking.allow_link_local is on. Host names are checked where they resolve:
--- the worker refuses to connect to a link-local address whatever the name (src/http.c).
+-- Whoever may write s2s.endpoints chooses where the worker connects, and the response is
+-- stored: without a limit the worker would relay requests into the server's own networks
+-- (loopback, private and CGNAT ranges, the cloud metadata service at 169.254.169.254 that
+-- hands out the machine's credentials). The real barrier is in the HTTP client, which
+-- checks every address it connects to, whatever the URL spelled or the name resolved to
+-- (src/netcheck.c, src/http.c). This BEFORE trigger on s2s.endpoints (besides
+-- endpoints_guard) refuses early, with a clear message, a URL whose host is such an
+-- address written literally, in any form getaddrinfo accepts (dotted, decimal, hex,
+-- octal, short, IPv6, IPv4-mapped or NAT64 IPv6), unless the superuser-only setting
+-- s2s_tracking.allowed_networks lists its network (or, for link-local addresses, the
+-- deprecated s2s_tracking.allow_link_local is on). The ranges and the setting are the C
+-- check's own (s2s_private.address_refusal).
 
 -- The IPv4 address inet_aton() (and so libcurl) reads from host, or NULL when host is
 -- not a numeric IPv4 form: 1 to 4 parts, each decimal, 0x-hex (one digit at least) or
@@ -67,55 +72,62 @@ BEGIN
 END
 $$;
 
--- Whether the URL's host is a literal link-local address.
-CREATE FUNCTION s2s_private.url_is_link_local(url text) RETURNS boolean
+-- The address a URL's host is written as, or NULL when the host is a name.
+CREATE FUNCTION s2s_private.url_literal_address(url text) RETURNS inet
 LANGUAGE plpgsql IMMUTABLE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     authority text;
     host text;
-    addr inet;
 BEGIN
     authority := substring(url FROM '^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)');
     IF authority IS NULL THEN
-        RETURN false;
+        RETURN NULL;
     END IF;
     authority := regexp_replace(authority, '^.*@', '');
     IF authority LIKE '[%' THEN
         host := substring(authority FROM '^\[([^]]*)\]');
         BEGIN
-            addr := host::inet;
+            RETURN host::inet;
         EXCEPTION WHEN invalid_text_representation THEN
-            RETURN false;
+            RETURN NULL;
         END;
-        RETURN addr <<= 'fe80::/10'::inet OR addr <<= '::ffff:169.254.0.0/112'::inet;
     END IF;
     host := regexp_replace(authority, ':[0-9]*$', '');
-    addr := s2s_private.numeric_ipv4(host);
-    RETURN addr IS NOT NULL AND addr <<= '169.254.0.0/16'::inet;
+    RETURN s2s_private.numeric_ipv4(host);
 END
 $$;
 
+-- Why an endpoint may not be at this address under s2s_tracking.allowed_networks (e.g.
+-- '10.0.0.1 is a private address (10.0.0.0/8)'), or NULL when it may (src/netcheck_sql.c).
+CREATE FUNCTION s2s_private.address_refusal(addr inet) RETURNS text
+    LANGUAGE c STABLE STRICT
+    AS 'MODULE_PATHNAME', 's2s_address_refusal';
+
 -- SECURITY DEFINER: an administrator role that writes s2s.endpoints has no USAGE on
 -- s2s_private, where the helpers live.
-CREATE FUNCTION s2s_private.endpoints_link_local_guard() RETURNS trigger
+CREATE FUNCTION s2s_private.endpoints_network_guard() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    why text;
 BEGIN
-    IF (TG_OP = 'INSERT' OR NEW.url IS DISTINCT FROM OLD.url)
-       AND NOT coalesce(current_setting('s2s_tracking.allow_link_local', true), 'off')::boolean
-       AND s2s_private.url_is_link_local(NEW.url) THEN
-        RAISE EXCEPTION 'endpoint url must not point at a link-local address'
-            USING ERRCODE = 'invalid_parameter_value',
-                  DETAIL = format('The host of "%s" is in 169.254.0.0/16 or fe80::/10, where cloud metadata services answer.', NEW.url),
-                  HINT = 'A superuser may set s2s_tracking.allow_link_local if this destination is intended.';
+    IF TG_OP = 'INSERT' OR NEW.url IS DISTINCT FROM OLD.url THEN
+        why := s2s_private.address_refusal(s2s_private.url_literal_address(NEW.url));
+        IF why IS NOT NULL THEN
+            RAISE EXCEPTION 'endpoint url must not point at an internal address'
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = format('The host of "%s" is %s.', NEW.url,
+                                      regexp_replace(why, '^\S+ is ', '')),
+                      HINT = 'A superuser may list the network in s2s_tracking.allowed_networks if this destination is intended.';
+        END IF;
     END IF;
     RETURN NEW;
 END
 $$;
 
-CREATE TRIGGER endpoints_link_local_guard
+CREATE TRIGGER endpoints_network_guard
     BEFORE INSERT OR UPDATE OF url ON s2s.endpoints
-    FOR EACH ROW EXECUTE FUNCTION s2s_private.endpoints_link_local_guard();
+    FOR EACH ROW EXECUTE FUNCTION s2s_private.endpoints_network_guard();
