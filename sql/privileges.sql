@@ -56,8 +56,24 @@ SELECT s2s.is_valid_click_id(:'click') AS valid,
        s2s.set_cookie_header(:'click') LIKE 'aecid=' || :'click' || ';%HttpOnly%' AS set_cookie;
 -- but cannot write s2s.clicks itself
 INSERT INTO s2s.clicks (network, click_id) VALUES ('affilae', 'x');
--- enqueues events
+-- a new endpoint is closed to track_event (event_roles NULL): the same answer as for an
+-- endpoint that does not exist, so that the app role learns nothing of it
+SELECT s2s.track_event('p_swp', 'user-1', 'purchase', '192.0.2.1', 'UA');
+SELECT s2s.track_event('p_none', 'user-1', 'purchase', '192.0.2.1', 'UA');
+RESET ROLE;
+UPDATE s2s.endpoints SET event_roles = '{}' WHERE name = 'p_swp';
+SET ROLE regress_s2s_app;
+SELECT s2s.track_event('p_swp', 'user-1', 'purchase', '192.0.2.1', 'UA');
+RESET ROLE;
+-- enqueues events to an endpoint whose event_roles names it ...
+UPDATE s2s.endpoints SET event_roles = ARRAY['regress_s2s_app'] WHERE name = 'p_swp';
+SET ROLE regress_s2s_app;
 SELECT s2s.track_event('p_swp', 'user-1', 'purchase', '192.0.2.1', 'UA') > 0 AS enqueued;
+RESET ROLE;
+-- ... or 'public', every role (what endpoints made before 0.4.0 were given)
+UPDATE s2s.endpoints SET event_roles = ARRAY['public'] WHERE name = 'p_swp';
+SET ROLE regress_s2s_app;
+SELECT s2s.track_event('p_swp', 'user-2', 'purchase', '192.0.2.1', 'UA') > 0 AS enqueued;
 -- sees only the mask
 SELECT name, secret FROM s2s.endpoints WHERE name LIKE 'p\_%' ORDER BY name;
 SELECT count(*) FROM s2s.deliveries d

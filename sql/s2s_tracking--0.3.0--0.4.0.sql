@@ -85,6 +85,305 @@ REVOKE EXECUTE ON FUNCTION
 
 -- == privileges and track_event ==
 
+-- track_event checks the caller's permission before the endpoint's lock, answers the same
+-- for an endpoint that does not exist and one the caller may not use, and new endpoints
+-- are closed to it (event_roles NULL or empty: nobody but the owner of s2s.endpoints).
+-- From 40_events_admin.sql:
+CREATE FUNCTION s2s_private.may_track_event(roles name[], caller name) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.pg_has_role(caller, c.relowner, 'MEMBER')
+        OR EXISTS (SELECT 1 FROM pg_catalog.unnest(roles) AS r(name)
+                    WHERE r.name OPERATOR(pg_catalog.=) 'public'
+                       OR (EXISTS (SELECT 1 FROM pg_catalog.pg_roles o
+                                    WHERE o.rolname OPERATOR(pg_catalog.=) r.name)
+                           AND pg_catalog.pg_has_role(caller, r.name, 'MEMBER')))
+      FROM pg_catalog.pg_class c
+     WHERE c.oid OPERATOR(pg_catalog.=) 's2s.endpoints'::pg_catalog.regclass
+$$;
+
+CREATE FUNCTION s2s_private.deny_track_event(endpoint text, caller text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'permission denied to enqueue events to endpoint "%"', endpoint
+        USING ERRCODE = 'insufficient_privilege',
+              DETAIL = format('Role "%s" is not allowed by the event_roles of an endpoint of that name, if there is one.', caller),
+              HINT = 'An administrator adds the role to the endpoint''s event_roles in s2s.endpoints.';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION s2s.track_event(endpoint text, user_id text, event_id text, ip inet,
+                                user_agent text, sale_amount numeric DEFAULT NULL,
+                                currency text DEFAULT NULL,
+                                aggregated_event_value numeric DEFAULT NULL,
+                                event_value text DEFAULT NULL, dedupe_key text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    ep record;
+    roles name[];
+    new_id bigint;
+    key text := dedupe_key;
+    caller text;
+BEGIN
+    IF track_event.endpoint IS NULL THEN
+        RAISE EXCEPTION 'endpoint must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- The caller, as this SECURITY DEFINER function can know it: the role set with SET
+    -- ROLE, else the session's login role (current_user is this function's owner).
+    caller := CASE WHEN current_setting('role') = 'none' THEN session_user::text
+                   ELSE current_setting('role') END;
+    -- Permission first: before the endpoint's lock, so that a caller who may not use the
+    -- endpoint cannot make its deletion or renaming wait; and with the same answer for an
+    -- endpoint that does not exist, so that such a caller does not learn which do.
+    SELECT e.event_roles INTO roles FROM s2s.endpoints e WHERE e.name = track_event.endpoint;
+    IF NOT FOUND AND s2s_private.may_track_event(NULL, caller) THEN
+        RAISE EXCEPTION 'endpoint "%" does not exist', track_event.endpoint
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    IF NOT FOUND OR NOT s2s_private.may_track_event(roles, caller) THEN
+        PERFORM s2s_private.deny_track_event(track_event.endpoint, caller);
+    END IF;
+    -- held against deletion and renaming until commit (32_endpoint_references.sql)
+    PERFORM s2s_private.hold_endpoint(track_event.endpoint);
+    -- again under the lock: the endpoint's event_roles may have changed meanwhile
+    SELECT e.name, e.kind, e.currency, e.event_roles INTO ep
+      FROM s2s.endpoints e WHERE e.name = track_event.endpoint;
+    IF NOT FOUND OR NOT s2s_private.may_track_event(ep.event_roles, caller) THEN
+        PERFORM s2s_private.deny_track_event(track_event.endpoint, caller);
+    END IF;
+    IF ep.kind NOT IN ('swaarm_postback', 'swaarm_s2sevent') THEN
+        RAISE EXCEPTION 'endpoint "%" is of kind %, not a Swaarm endpoint', ep.name, ep.kind
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'track_event sends to swaarm_postback and swaarm_s2sevent endpoints; Affilae conversions come from s2s.track_orders.';
+    END IF;
+    IF track_event.user_id IS NULL THEN
+        RAISE EXCEPTION 'user_id must not be null' USING ERRCODE = 'null_value_not_allowed',
+            DETAIL = 'Swaarm requires the id of the user who performed the event.';
+    ELSIF track_event.user_id = '' THEN
+        RAISE EXCEPTION 'user_id must not be empty' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'Swaarm requires the id of the user who performed the event.';
+    END IF;
+    IF track_event.event_id IS NULL THEN
+        RAISE EXCEPTION 'event_id must not be null' USING ERRCODE = 'null_value_not_allowed',
+            DETAIL = 'Swaarm requires the event''s mapping id.';
+    ELSIF track_event.event_id = '' THEN
+        RAISE EXCEPTION 'event_id must not be empty' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'Swaarm requires the event''s mapping id.';
+    END IF;
+    IF ep.kind = 'swaarm_s2sevent' THEN
+        IF ip IS NULL THEN
+            RAISE EXCEPTION 'ip must not be null for a swaarm_s2sevent endpoint'
+                USING ERRCODE = 'null_value_not_allowed',
+                      DETAIL = 'Swaarm attribution events require user_ip.';
+        END IF;
+        IF track_event.user_agent IS NULL THEN
+            RAISE EXCEPTION 'user_agent must not be null for a swaarm_s2sevent endpoint'
+                USING ERRCODE = 'null_value_not_allowed',
+                      DETAIL = 'Swaarm attribution events require user_ua.';
+        ELSIF track_event.user_agent = '' THEN
+            RAISE EXCEPTION 'user_agent must not be empty for a swaarm_s2sevent endpoint'
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = 'Swaarm attribution events require user_ua.';
+        END IF;
+    END IF;
+    IF sale_amount = 'NaN' OR abs(sale_amount) = 'Infinity' THEN
+        RAISE EXCEPTION 'sale_amount must be a finite number, not %', sale_amount
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF aggregated_event_value = 'NaN' OR abs(aggregated_event_value) = 'Infinity' THEN
+        RAISE EXCEPTION 'aggregated_event_value must be a finite number, not %',
+                        aggregated_event_value
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF currency IS NOT NULL AND currency !~ '^[A-Z]{3}$' THEN
+        RAISE EXCEPTION 'currency "%" is not an ISO 4217 code', currency
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use three capital letters, e.g. EUR.';
+    END IF;
+    IF key = '' THEN
+        RAISE EXCEPTION 'dedupe_key must not be empty' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Pass NULL to send every call as a new event.';
+    END IF;
+
+    -- Without a key every event is distinct; a random one keeps the unique constraint.
+    IF key IS NULL THEN
+        key := 'event:' || gen_random_uuid()::text;
+    END IF;
+
+    INSERT INTO s2s.deliveries AS d
+           (endpoint, kind, dedupe_key, user_id, event_id, client_ip, user_agent, amount,
+            currency, aggregated_event_value, event_value)
+    VALUES (ep.name, 'event', key, track_event.user_id, track_event.event_id, ip,
+            track_event.user_agent, sale_amount,
+            -- an amount without a currency is in the endpoint's, fixed now
+            CASE WHEN sale_amount IS NOT NULL THEN coalesce(currency, ep.currency)
+                 ELSE currency END,
+            aggregated_event_value, event_value)
+    ON CONFLICT (endpoint, dedupe_key) DO NOTHING
+    RETURNING d.id INTO new_id;
+
+    IF new_id IS NULL THEN
+        SELECT d.id INTO new_id FROM s2s.deliveries d
+         WHERE d.endpoint = ep.name AND d.dedupe_key = key;
+        IF new_id IS NULL THEN
+            RAISE EXCEPTION 'event with dedupe_key "%" was enqueued and removed concurrently', key
+                USING ERRCODE = 'serialization_failure', HINT = 'Try again.';
+        END IF;
+    ELSE
+        PERFORM s2s.wake();
+    END IF;
+    RETURN new_id;
+END
+$$;
+
+-- Existing endpoints keep their behaviour: NULL event_roles meant every role allowed to
+-- execute track_event, which is now written 'public'.
+UPDATE s2s.endpoints SET event_roles = ARRAY['public']::name[] WHERE event_roles IS NULL;
+
+-- Privileges, as 90_privileges.sql gives them (track_event keeps its grants).
+REVOKE EXECUTE ON FUNCTION s2s_private.may_track_event(name[], name) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION s2s_private.deny_track_event(text, text) FROM PUBLIC;
+
 -- == tracked endpoints and the orders trigger ==
+
+-- (endpoints)
+-- An endpoint that an orders trigger tracks cannot be deleted, renamed or given another
+-- kind, nor s2s.endpoints truncated; TRUNCATE looks with a fresh snapshot. From
+-- 32_endpoint_references.sql and 30_endpoints.sql:
+CREATE FUNCTION s2s_private.refuse_tracked_endpoint_change(name text, change text) RETURNS void
+    LANGUAGE c VOLATILE STRICT
+    AS 'MODULE_PATHNAME', 's2s_refuse_tracked_endpoint_change';
+COMMENT ON FUNCTION s2s_private.refuse_tracked_endpoint_change(text, text) IS
+    'Before deleting, renaming or re-kinding an endpoint: waits for the transactions enqueuing to it; raises while an orders trigger tracks it.';
+
+CREATE FUNCTION s2s_private.lock_endpoints_for_truncate() RETURNS boolean
+    LANGUAGE c VOLATILE STRICT
+    AS 'MODULE_PATHNAME', 's2s_lock_endpoints_for_truncate';
+COMMENT ON FUNCTION s2s_private.lock_endpoints_for_truncate() IS
+    'Before truncating s2s.endpoints: waits for the transactions enqueuing to any endpoint; raises while an orders trigger tracks one; says whether any delivery exists (fresh snapshot).';
+
+CREATE OR REPLACE FUNCTION s2s_private.endpoints_delete_guard() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM s2s_private.refuse_tracked_endpoint_change(OLD.name, 'delete');
+    IF s2s_private.lock_endpoint_for_change(OLD.name) THEN
+        RAISE EXCEPTION 'endpoint "%" still has deliveries', OLD.name
+            USING ERRCODE = 'foreign_key_violation',
+                  DETAIL = 'Rows of s2s.deliveries reference this endpoint.',
+                  HINT = 'Delete its deliveries first, or disable the endpoint (enabled = false) to keep its history.';
+    END IF;
+    RETURN OLD;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION s2s_private.endpoints_truncate_guard() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF s2s_private.lock_endpoints_for_truncate() THEN
+        RAISE EXCEPTION 'cannot truncate s2s.endpoints while s2s.deliveries has rows'
+            USING ERRCODE = 'foreign_key_violation',
+                  HINT = 'Truncate s2s.deliveries first.';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION s2s_private.endpoints_guard() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    mask CONSTANT text := '********';
+BEGIN
+    -- Checked when set, not on every update: the worker pausing an http endpoint (in a
+    -- session where allow_http is off) must not fail on a URL accepted earlier.
+    IF TG_OP = 'INSERT' OR NEW.url IS DISTINCT FROM OLD.url OR NEW.kind <> OLD.kind THEN
+        PERFORM s2s_private.check_endpoint_url(NEW.kind, NEW.url);
+    END IF;
+    IF NEW.kind <> 'swaarm_postback' AND (NEW.http_method <> 'GET' OR NEW.token_in_query) THEN
+        RAISE EXCEPTION 'http_method and token_in_query apply to swaarm_postback endpoints only'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('Endpoint "%s" is of kind %s, which is always sent with GET.',
+                                  NEW.name, NEW.kind);
+    END IF;
+
+    IF TG_OP = 'UPDATE' THEN
+        NEW.updated_at := now();
+        -- the orders triggers name their endpoint and fit its kind: such a change would
+        -- leave them without an endpoint to report to (32_endpoint_references.sql)
+        IF NEW.name <> OLD.name OR NEW.kind <> OLD.kind THEN
+            PERFORM s2s_private.refuse_tracked_endpoint_change(OLD.name,
+                CASE WHEN NEW.name <> OLD.name THEN 'rename' ELSE 'kind' END);
+        END IF;
+        IF NEW.name <> OLD.name THEN
+            -- follow a rename here: the cascade on endpoint_secrets would collide with a
+            -- secret written below under the new name
+            UPDATE s2s_private.endpoint_secrets SET endpoint = NEW.name
+             WHERE endpoint = OLD.name;
+            -- and in the queue, once the transactions enqueuing to the old name are done
+            -- (32_endpoint_references.sql)
+            PERFORM s2s_private.carry_endpoint_rename(OLD.name, NEW.name);
+        END IF;
+    END IF;
+
+    -- The secret: the mask (or, in an UPDATE, an unchanged value) keeps what is stored;
+    -- NULL removes it; anything else replaces it.
+    IF NEW.secret = mask OR (TG_OP = 'UPDATE' AND NEW.secret IS NOT DISTINCT FROM OLD.secret) THEN
+        IF TG_OP = 'UPDATE' THEN
+            NEW.secret := OLD.secret;
+        END IF;
+    ELSIF NEW.secret IS NULL THEN
+        DELETE FROM s2s_private.endpoint_secrets WHERE endpoint = NEW.name;
+    ELSE
+        IF NEW.secret = '' OR NEW.secret ~ '[[:cntrl:]]' THEN
+            RAISE EXCEPTION 'endpoint secret must not be empty or contain control characters'
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Set secret to NULL for an endpoint without a secret.';
+        END IF;
+        INSERT INTO s2s_private.endpoint_secrets AS s (endpoint, secret)
+        VALUES (NEW.name, NEW.secret)
+        ON CONFLICT (endpoint) DO UPDATE SET secret = EXCLUDED.secret;
+        NEW.secret := mask;
+    END IF;
+
+    -- Re-enabled or resumed (by s2s.resume or by clearing paused_at): the deliveries that
+    -- waited are due now, and the time spent paused does not count against their retry
+    -- window (their first_attempt_at moves forward by that much). A rename was carried
+    -- over to them above.
+    IF TG_OP = 'UPDATE'
+       AND ((NEW.enabled AND NOT OLD.enabled)
+            OR (OLD.paused_at IS NOT NULL AND NEW.paused_at IS NULL)) THEN
+        UPDATE s2s.deliveries d
+           SET next_attempt_at = least(d.next_attempt_at, now()),
+               first_attempt_at = CASE
+                   WHEN d.first_attempt_at IS NOT NULL AND NEW.paused_at IS NULL
+                        AND OLD.paused_at IS NOT NULL
+                   THEN least(d.first_attempt_at + (now() - OLD.paused_at), now())
+                   ELSE d.first_attempt_at END
+         WHERE d.endpoint = NEW.name AND d.status IN ('pending', 'retrying');
+    END IF;
+
+    -- Sendable again (or new): wake the worker when this transaction commits.
+    IF NEW.enabled AND NEW.paused_at IS NULL
+       AND (TG_OP = 'INSERT' OR NOT OLD.enabled OR OLD.paused_at IS NOT NULL) THEN
+        PERFORM s2s.wake();
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION s2s_private.refuse_tracked_endpoint_change(text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION s2s_private.lock_endpoints_for_truncate() FROM PUBLIC;
 
 -- == queue, retries and leases ==

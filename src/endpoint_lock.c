@@ -18,7 +18,9 @@
  * the guard's transaction sent at commit, track_event by looking again). Both sides look
  * with a fresh snapshot, as a foreign key's checks do, so that the isolation level of
  * either transaction changes nothing. TRUNCATE of s2s.endpoints takes every endpoint's
- * lock. A statement deleting or renaming several endpoints while a transaction enqueues
+ * lock, the endpoints listed and the deliveries looked for with a fresh snapshot too (a
+ * REPEATABLE READ snapshot taken before an endpoint and its deliveries were committed
+ * would see neither). A statement deleting or renaming several endpoints while a transaction enqueues
  * to two of them can deadlock with it; PostgreSQL's deadlock detector then cancels one.
  *
  * The lock is an "object" lock of the current database whose class is the OID of
@@ -37,11 +39,13 @@
 #include "utils/snapmgr.h"
 
 #include "endpoint_lock.h"
+#include "endpoint_triggers.h"
 #include "enqueue.h"
 
 PG_FUNCTION_INFO_V1(s2s_hold_endpoint);
 PG_FUNCTION_INFO_V1(s2s_lock_endpoint_for_change);
 PG_FUNCTION_INFO_V1(s2s_carry_endpoint_rename);
+PG_FUNCTION_INFO_V1(s2s_lock_endpoints_for_truncate);
 
 void
 s2s_endpoint_lock(const char *name, bool exclusive)
@@ -143,4 +147,50 @@ s2s_carry_endpoint_rename(PG_FUNCTION_ARGS)
 								 " WHERE endpoint OPERATOR(pg_catalog.=) $1",
 								 2, names, true);
 	PG_RETURN_VOID();
+}
+
+/*
+ * s2s_private.lock_endpoints_for_truncate() returns boolean: for the truncate guard of
+ * s2s.endpoints, which already holds that table's ACCESS EXCLUSIVE lock (no endpoint can
+ * be added or removed any more). Takes every endpoint's lock in exclusive mode, refuses
+ * (2BP01) while an orders trigger tracks one of them, then says whether s2s.deliveries
+ * has any row. Everything is read with a fresh snapshot: at REPEATABLE READ the
+ * transaction's snapshot may predate an endpoint and its deliveries.
+ */
+Datum
+s2s_lock_endpoints_for_truncate(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	const char *sql = "SELECT name FROM s2s.endpoints ORDER BY name";
+	List	   *names = NIL;
+	ListCell   *lc;
+	SPIPlanPtr	plan;
+	uint64		i;
+	int			rc;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan = SPI_prepare(sql, 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	rc = SPI_execute_snapshot(plan, NULL, NULL, GetLatestSnapshot(), InvalidSnapshot, true,
+							  false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "listing the endpoints failed: %s", SPI_result_code_string(rc));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		MemoryContext old = MemoryContextSwitchTo(caller);
+
+		names = lappend(names, pstrdup(name));
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+
+	foreach(lc, names)
+		s2s_endpoint_lock(lfirst(lc), true);
+	foreach(lc, names)
+		s2s_refuse_if_tracked(lfirst(lc), "truncate");
+	PG_RETURN_BOOL(run_on_fresh_snapshot("SELECT 1 FROM s2s.deliveries LIMIT 1", 0, NULL,
+										 false) > 0);
 }

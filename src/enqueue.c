@@ -13,7 +13,10 @@
  *	  ID) enqueues nothing; invalid or expired click IDs, a NULL or negative amount, a
  *	  malformed currency or a missing mandatory Swaarm field enqueue a 'skipped' delivery
  *	  whose last_error says why; an unparsable client IP is stored as NULL;
- *	- a broken configuration (unknown endpoint, missing column after ALTER TABLE) raises.
+ *	- a broken trigger definition (unparsable arguments, a column missing after ALTER
+ *	  TABLE) raises; an endpoint deleted or given another kind behind the endpoints
+ *	  guards (which refuse both while a trigger tracks it) never does: a WARNING, or a
+ *	  'skipped' delivery that says why.
  *
  * Speed: the trigger's arguments are parsed and resolved (attribute numbers, output
  * functions, enum OIDs, the endpoint's kind and currency) once per trigger and backend,
@@ -457,16 +460,22 @@ s2s_order_trigger_build(S2SOrderTrigger *t, Relation rel, const char *trigname,
 							t->cxt);
 	SPI_finish();
 	MemoryContextSwitchTo(t->cxt);
-	if (!found)
+	t->endpoint_missing = false;
+	t->kind_problem = NULL;
+	if (!found && trigname == NULL)
 		config_error(trigname, rel, ERRCODE_UNDEFINED_OBJECT,
 					 psprintf("endpoint \"%s\" does not exist", a.endpoint),
 					 "Endpoints are the rows of s2s.endpoints.");
+	t->endpoint_missing = !found;
 
-	problem = s2s_trigger_args_check_kind(&a, t->kind);
-	if (problem)
+	problem = found ? s2s_trigger_args_check_kind(&a, t->kind) : NULL;
+	if (problem && trigname == NULL)
 		config_error(trigname, rel, ERRCODE_INVALID_PARAMETER_VALUE,
 					 psprintf("the columns given do not fit endpoint \"%s\"", a.endpoint),
 					 problem);
+	if (problem)
+		t->kind_problem = psprintf("The tracking trigger \"%s\" does not fit endpoint \"%s\" any more: %s Run s2s.track_orders again for this table.",
+								   trigname, a.endpoint, problem);
 
 	for (f = 0; f < S2S_NFIELDS; f++)
 	{
@@ -791,6 +800,19 @@ insert_delivery(Delivery *d, bool wake)
 		s2s_wake_at_commit();
 }
 
+/* The endpoint of a firing trigger does not exist: say so, and let the order through. */
+static void
+warn_endpoint_missing(TriggerData *td, S2SOrderTrigger *t, const char *order_id)
+{
+	ereport(WARNING,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("order \"%s\" was not reported: endpoint \"%s\" does not exist",
+					order_id, t->endpoint),
+			 errdetail("Trigger \"%s\" on table \"%s\" sends orders to that endpoint.",
+					   td->tg_trigger->tgname, RelationGetRelationName(td->tg_relation)),
+			 errhint("Create the endpoint again, or stop tracking with s2s.untrack_orders.")));
+}
+
 Datum
 s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 {
@@ -848,6 +870,19 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 	}
 
+	/*
+	 * The endpoint is gone or of a kind the trigger's columns do not fit. The endpoints
+	 * guards refuse both changes while a trigger tracks the endpoint, but a restore in
+	 * another order or a change made with the guards disabled can still leave it so: the
+	 * order goes through all the same, with a WARNING when there is no endpoint to record
+	 * a delivery for, and with a skipped delivery that says why when there is one.
+	 */
+	if (t->endpoint_missing)
+	{
+		warn_endpoint_missing(td, t, order_id);
+		return PointerGetDatum(NULL);
+	}
+
 	memset(&d, 0, sizeof(d));
 	for (i = 0; i < S2S_DC_COUNT; i++)
 		d.isnull[i] = true;
@@ -856,7 +891,9 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 	set_text(&d, S2S_DC_CONVERSION_ID, order_id);
 
 	/* attribution first: an order nobody referred is not a problem, just not ours */
-	if (t->kind == S2S_KIND_AFFILAE)
+	if (t->kind_problem)
+		skip(&d, t->kind_problem);
+	else if (t->kind == S2S_KIND_AFFILAE)
 	{
 		char	   *raw = field_text(&t->f[S2S_F_CLICK_IDS], tup, desc, '-');
 		char	   *ids;
@@ -955,12 +992,22 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 
 	/*
 	 * Hold the endpoint against deletion and renaming until commit (endpoint_lock.c). A
-	 * wait for a transaction that deleted or renamed it ends with the invalidation that
-	 * transaction sent: the configuration is built again, and its error says what changed.
+	 * wait for a transaction that changed it ends with the invalidation that transaction
+	 * sent: the configuration is built again, and an endpoint gone or of another kind
+	 * (possible only behind the guards) is reported as above, never raised.
 	 */
 	s2s_endpoint_lock(t->endpoint, false);
 	if (!t->valid)
+	{
 		t = get_order_trigger(td);
+		if (t->endpoint_missing)
+		{
+			warn_endpoint_missing(td, t, order_id);
+			return PointerGetDatum(NULL);
+		}
+		if (t->kind_problem)
+			skip(&d, t->kind_problem);
+	}
 
 	insert_delivery(&d, t->endpoint_sendable);
 	return PointerGetDatum(NULL);

@@ -54,6 +54,12 @@ typedef struct S2SOrderTrigger
 	S2SEndpointKind kind;
 	char	   *endpoint_currency;
 	bool		endpoint_sendable;	/* enabled and not paused: wake the worker */
+	/*
+	 * Left so behind the endpoints guards (a restore in another order, a change made
+	 * with the guards disabled): the trigger reports it and lets the order through.
+	 */
+	bool		endpoint_missing;	/* the endpoint does not exist */
+	char	   *kind_problem;	/* why the columns do not fit its kind, or NULL */
 	S2SFieldInfo f[S2S_NFIELDS];
 	int			nvalidated;
 	char	  **validated;		/* text statuses (S2S_HOW_TEXT / BPCHAR) */
@@ -65,7 +71,10 @@ typedef struct S2SOrderTrigger
  * t->cxt). Raises a clear error for a configuration that cannot work: bad arguments,
  * unknown endpoint, arguments that do not fit its kind, a missing column or one of a
  * type that cannot be used. trigname is NULL when s2s.track_orders checks a new
- * configuration, else the firing trigger's name (the error then says how to repair it).
+ * configuration, else the firing trigger's name (the error then says how to repair it);
+ * for the firing trigger, an unknown endpoint or one of a kind the arguments do not fit
+ * is no error but noted in t (endpoint_missing, kind_problem): the endpoint changed, not
+ * the trigger, and the order must go through.
  */
 extern void s2s_order_trigger_build(S2SOrderTrigger *t, Relation rel, const char *trigname,
 									int nargs, char **args);

@@ -10,23 +10,37 @@
  * every argument with quote_literal: nothing the caller gives is spliced into SQL.
  *
  * Both run as the caller (SECURITY INVOKER): creating a trigger needs the TRIGGER right
- * on the table and EXECUTE on s2s.enqueue_conversion, so a role that may not change the
- * orders table cannot make it feed an endpoint.
+ * on the table and EXECUTE on s2s.enqueue_conversion, dropping one needs ownership of the
+ * table, so a role that may not change the orders table cannot make it feed an endpoint.
+ * Those rights are checked before the table is locked (check_privileges), as PostgreSQL's
+ * own DDL checks them in RangeVarGetRelidExtended's callback: a role without them gets
+ * its error at once, and never queues behind (nor in front of) the shop's own locks on
+ * the table. CREATE and DROP TRIGGER check them again once the lock is held.
+ *
+ * track_orders holds the endpoint's lock (endpoint_lock.c) in share mode from before it
+ * checks the endpoint until commit: a concurrent rename, deletion or change of kind of
+ * the endpoint, refused while a trigger tracks it (endpoint_triggers.c), either waits for
+ * the new trigger and sees it, or is seen by track_orders' check.
  */
 #include "postgres.h"
 
 #include "access/table.h"
+#include "catalog/objectaddress.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
+#include "endpoint_lock.h"
+#include "endpoint_triggers.h"
 #include "enqueue.h"
 #include "trigger_args.h"
 
@@ -65,11 +79,58 @@ trigger_name(const char *endpoint)
 					(int) (NAMEDATALEN - 1 - strlen(TRIGGER_PREFIX) - 9), endpoint, h);
 }
 
+/*
+ * Before any lock on the table: the rights CREATE TRIGGER (the TRIGGER privilege on the
+ * table, EXECUTE on s2s.enqueue_conversion) and DROP TRIGGER (ownership of the table)
+ * will check, so that a caller without them gets 42501 without waiting for the lock.
+ * track_orders drops the triggers that already track the endpoint on this table: it
+ * needs ownership only when there is one (found in pg_trigger, without a lock).
+ */
+static void
+check_privileges(Oid relid, const char *endpoint, bool creating)
+{
+	Oid			user = GetUserId();
+	char		relkind = get_rel_relkind(relid);
+	AclResult	aclresult;
+	bool		dropping;
+
+	if (relkind == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	dropping = !creating || s2s_find_tracking_trigger(relid, endpoint, NULL, NULL);
+	if (creating)
+	{
+		aclresult = pg_class_aclcheck(relid, user, ACL_TRIGGER);
+		if (aclresult != ACLCHECK_OK)
+			aclcheck_error(aclresult, get_relkind_objtype(relkind), get_rel_name(relid));
+#if PG_VERSION_NUM >= 160000
+		aclresult = object_aclcheck(ProcedureRelationId, s2s_enqueue_function_oid(), user,
+									ACL_EXECUTE);
+#else
+		aclresult = pg_proc_aclcheck(s2s_enqueue_function_oid(), user, ACL_EXECUTE);
+#endif
+		if (aclresult != ACLCHECK_OK)
+			aclcheck_error(aclresult, OBJECT_FUNCTION, "s2s.enqueue_conversion");
+	}
+#if PG_VERSION_NUM >= 160000
+	if (dropping && !object_ownercheck(RelationRelationId, relid, user))
+#else
+	if (dropping && !pg_class_ownercheck(relid, user))
+#endif
+		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(relkind), get_rel_name(relid));
+}
+
 static Relation
 open_orders(Oid relid, LOCKMODE lock)
 {
-	Relation	rel = table_open(relid, lock);
+	Relation	rel = try_table_open(relid, lock);
 
+	/* dropped while we waited for the lock */
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
 	if (rel->rd_rel->relkind != RELKIND_RELATION &&
 		rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,
@@ -206,8 +267,11 @@ s2s_track_orders(PG_FUNCTION_ARGS)
 	foreach(lc, args)
 		argv[i++] = lfirst(lc);
 
+	check_privileges(relid, endpoint, true);
 	/* the lock CREATE TRIGGER takes: two track_orders on one table run one after the other */
 	rel = open_orders(relid, ShareRowExclusiveLock);
+	/* the endpoint stays as checked until commit (see the header) */
+	s2s_endpoint_lock(endpoint, false);
 	memset(&check, 0, sizeof(check));
 	check.cxt = CurrentMemoryContext;
 	s2s_order_trigger_build(&check, rel, NULL, nargs, argv);
@@ -276,6 +340,7 @@ s2s_untrack_orders(PG_FUNCTION_ARGS)
 	relid = PG_GETARG_OID(0);
 	endpoint = required_text(fcinfo, 1, "endpoint");
 
+	check_privileges(relid, endpoint, false);
 	rel = open_orders(relid, ShareRowExclusiveLock);
 	relname = qualified_name(rel);
 	old = tracking_triggers(rel, endpoint);

@@ -36,7 +36,8 @@ CREATE TABLE s2s.endpoints (
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
     -- roles (and their members) that may enqueue events here with s2s.track_event;
-    -- NULL: every role allowed to execute s2s.track_event
+    -- 'public' stands for every role allowed to execute it; NULL or empty: nobody but
+    -- the owner of this table (s2s_private.may_track_event)
     event_roles     name[]
 );
 

@@ -5,6 +5,8 @@
 --   * moves the secret into s2s_private.endpoint_secrets and leaves only a mask in
 --     s2s.endpoints.secret, so that no grant on schema s2s can ever reveal it;
 --   * keeps updated_at current;
+--   * refuses to rename an endpoint or change its kind while an orders trigger tracks it
+--     (the trigger names it, and its columns were checked against its kind);
 --   * carries a rename over to the endpoint's deliveries;
 --   * when an endpoint is re-enabled or resumed, makes the deliveries that waited due now
 --     (the time spent paused not counting against their retry window) and wakes the
@@ -125,6 +127,12 @@ BEGIN
 
     IF TG_OP = 'UPDATE' THEN
         NEW.updated_at := now();
+        -- the orders triggers name their endpoint and fit its kind: such a change would
+        -- leave them without an endpoint to report to (32_endpoint_references.sql)
+        IF NEW.name <> OLD.name OR NEW.kind <> OLD.kind THEN
+            PERFORM s2s_private.refuse_tracked_endpoint_change(OLD.name,
+                CASE WHEN NEW.name <> OLD.name THEN 'rename' ELSE 'kind' END);
+        END IF;
         IF NEW.name <> OLD.name THEN
             -- follow a rename here: the cascade on endpoint_secrets would collide with a
             -- secret written below under the new name

@@ -4,9 +4,43 @@
 -- Functions that write the protected tables are SECURITY DEFINER with a pinned
 -- search_path; who may call them is decided in 90_privileges.sql.
 
+-- Whether caller may enqueue events with s2s.track_event to an endpoint whose event_roles
+-- is roles: when caller is a member of one of those roles ('public' standing for every
+-- role, as in GRANT ... TO PUBLIC; no role can be named so), or of the owner of
+-- s2s.endpoints (the administrator; a superuser is a member of every role). NULL or an
+-- empty array: nobody else. A role named in roles that does not exist grants nothing.
+CREATE FUNCTION s2s_private.may_track_event(roles name[], caller name) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.pg_has_role(caller, c.relowner, 'MEMBER')
+        OR EXISTS (SELECT 1 FROM pg_catalog.unnest(roles) AS r(name)
+                    WHERE r.name OPERATOR(pg_catalog.=) 'public'
+                       OR (EXISTS (SELECT 1 FROM pg_catalog.pg_roles o
+                                    WHERE o.rolname OPERATOR(pg_catalog.=) r.name)
+                           AND pg_catalog.pg_has_role(caller, r.name, 'MEMBER')))
+      FROM pg_catalog.pg_class c
+     WHERE c.oid OPERATOR(pg_catalog.=) 's2s.endpoints'::pg_catalog.regclass
+$$;
+
+-- The one answer to a caller who may not enqueue events to an endpoint, whether it
+-- exists or not.
+CREATE FUNCTION s2s_private.deny_track_event(endpoint text, caller text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'permission denied to enqueue events to endpoint "%"', endpoint
+        USING ERRCODE = 'insufficient_privilege',
+              DETAIL = format('Role "%s" is not allowed by the event_roles of an endpoint of that name, if there is one.', caller),
+              HINT = 'An administrator adds the role to the endpoint''s event_roles in s2s.endpoints.';
+END
+$$;
+
 -- Enqueues one Swaarm event; returns its delivery id. A dedupe_key already used on this
 -- endpoint returns the existing delivery's id and enqueues nothing; without a dedupe_key
--- every call is a new event.
+-- every call is a new event. Only the roles the endpoint's event_roles names may
+-- (s2s_private.may_track_event): new endpoints are closed to everyone but the owner.
 CREATE FUNCTION s2s.track_event(endpoint text, user_id text, event_id text, ip inet,
                                 user_agent text, sale_amount numeric DEFAULT NULL,
                                 currency text DEFAULT NULL,
@@ -19,6 +53,7 @@ AS $$
 #variable_conflict use_column
 DECLARE
     ep record;
+    roles name[];
     new_id bigint;
     key text := dedupe_key;
     caller text;
@@ -26,26 +61,28 @@ BEGIN
     IF track_event.endpoint IS NULL THEN
         RAISE EXCEPTION 'endpoint must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    -- held against deletion and renaming until commit (32_endpoint_references.sql)
-    PERFORM s2s_private.hold_endpoint(track_event.endpoint);
-    SELECT e.name, e.kind, e.currency, e.event_roles INTO ep
-      FROM s2s.endpoints e WHERE e.name = track_event.endpoint;
-    IF NOT FOUND THEN
+    -- The caller, as this SECURITY DEFINER function can know it: the role set with SET
+    -- ROLE, else the session's login role (current_user is this function's owner).
+    caller := CASE WHEN current_setting('role') = 'none' THEN session_user::text
+                   ELSE current_setting('role') END;
+    -- Permission first: before the endpoint's lock, so that a caller who may not use the
+    -- endpoint cannot make its deletion or renaming wait; and with the same answer for an
+    -- endpoint that does not exist, so that such a caller does not learn which do.
+    SELECT e.event_roles INTO roles FROM s2s.endpoints e WHERE e.name = track_event.endpoint;
+    IF NOT FOUND AND s2s_private.may_track_event(NULL, caller) THEN
         RAISE EXCEPTION 'endpoint "%" does not exist', track_event.endpoint
             USING ERRCODE = 'undefined_object';
     END IF;
-    -- The caller, as this SECURITY DEFINER function can know it: the role set with SET
-    -- ROLE, else the session's login role.
-    caller := CASE WHEN current_setting('role') = 'none' THEN session_user::text
-                   ELSE current_setting('role') END;
-    IF ep.event_roles IS NOT NULL AND NOT EXISTS (
-           SELECT 1 FROM unnest(ep.event_roles) AS r(name)
-            WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r.name)
-              AND pg_catalog.pg_has_role(caller, r.name, 'MEMBER')) THEN
-        RAISE EXCEPTION 'permission denied to enqueue events to endpoint "%"', ep.name
-            USING ERRCODE = 'insufficient_privilege',
-                  DETAIL = format('Role "%s" is not a member of any role in the endpoint''s event_roles.', caller),
-                  HINT = 'An administrator adds the role to s2s.endpoints.event_roles.';
+    IF NOT FOUND OR NOT s2s_private.may_track_event(roles, caller) THEN
+        PERFORM s2s_private.deny_track_event(track_event.endpoint, caller);
+    END IF;
+    -- held against deletion and renaming until commit (32_endpoint_references.sql)
+    PERFORM s2s_private.hold_endpoint(track_event.endpoint);
+    -- again under the lock: the endpoint's event_roles may have changed meanwhile
+    SELECT e.name, e.kind, e.currency, e.event_roles INTO ep
+      FROM s2s.endpoints e WHERE e.name = track_event.endpoint;
+    IF NOT FOUND OR NOT s2s_private.may_track_event(ep.event_roles, caller) THEN
+        PERFORM s2s_private.deny_track_event(track_event.endpoint, caller);
     END IF;
     IF ep.kind NOT IN ('swaarm_postback', 'swaarm_s2sevent') THEN
         RAISE EXCEPTION 'endpoint "%" is of kind %, not a Swaarm endpoint', ep.name, ep.kind

@@ -80,3 +80,5 @@ GRANT EXECUTE ON FUNCTION
     TO shop_app;
 GRANT USAGE ON SCHEMA shop TO shop_app;
 GRANT SELECT, INSERT, UPDATE ON shop.orders TO shop_app;
+-- An endpoint is closed to s2s.track_event until its event_roles names who may use it.
+UPDATE s2s.endpoints SET event_roles = ARRAY['shop_app'] WHERE name = 'swaarm';

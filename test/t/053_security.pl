@@ -137,6 +137,16 @@ refused('shop_app', "SELECT s2s.track_event('aff', 'u', 'e', '192.0.2.1', 'ua')"
 	qr/ERROR/, 'track_event refuses an Affilae endpoint');
 refused('shop_app', "SELECT s2s.track_event('nope', 'u', 'e', '192.0.2.1', 'ua')",
 	qr/ERROR/, 'track_event refuses an unknown endpoint');
+# A new endpoint is closed to track_event until its event_roles names a role; a role that
+# may not use an endpoint gets the same answer whether it exists or not, so that it cannot
+# learn which endpoints exist.
+my (undef, undef, $err_closed) = as_role('shop_app', "SELECT s2s.track_event('swaarm', 'u', 'e', '192.0.2.1', 'ua')");
+my (undef, undef, $err_none) = as_role('shop_app', "SELECT s2s.track_event('nope', 'u', 'e', '192.0.2.1', 'ua')");
+like($err_closed, qr/permission denied to enqueue events to endpoint "swaarm"/,
+	'a new endpoint is closed to the app role');
+(my $said_closed = $err_closed) =~ s/"swaarm"/"X"/g;
+(my $said_none = $err_none) =~ s/"nope"/"X"/g;
+is($said_closed, $said_none, 'the same answer for an endpoint that does not exist');
 # An endpoint names the roles that may enqueue events to it: the app role cannot use one
 # meant for others, and can use one that names it.
 $node->sql("UPDATE s2s.endpoints SET event_roles = ARRAY['shop_admin'] WHERE name = 'internal'");

@@ -66,11 +66,45 @@ is($node->sql("SELECT string_agg(c::regclass::text, ',' ORDER BY c::regclass::te
 # What 0.3.0 brought: no foreign key, the guards that stand for it.
 is($node->sql("SELECT count(*) FROM pg_constraint WHERE conrelid = 's2s.deliveries'::regclass AND contype = 'f'"),
 	'0', 'no foreign key on s2s.deliveries after the update');
-($rc, $out, $err) = $node->psql('postgres', "DELETE FROM s2s.endpoints WHERE name = 'aff'");
+($rc, $out, $err) = $node->psql('postgres', "DELETE FROM s2s.endpoints WHERE name = 'sw'");
 like($err, qr/still has deliveries/, 'an endpoint with deliveries cannot be deleted after the update');
 $node->sql("UPDATE s2s.endpoints SET name = 'sw2' WHERE name = 'sw'");
 is($node->sql("SELECT count(*) FROM s2s.deliveries WHERE endpoint = 'sw2'"), '20',
 	'a rename is carried over to the deliveries after the update');
+
+# What 0.4.0 brought: an endpoint that an orders trigger tracks cannot be deleted or
+# renamed; an endpoint made before the update stays open to track_event for every role
+# allowed to call it (its NULL event_roles became 'public'), a new one is closed.
+($rc, $out, $err) = $node->psql('postgres', "DELETE FROM s2s.endpoints WHERE name = 'aff'");
+like($err, qr/cannot delete endpoint "aff": an orders table is tracked for it/,
+	'a tracked endpoint cannot be deleted after the update');
+$node->sql(<<'SQL');
+CREATE ROLE shop_app LOGIN;
+GRANT USAGE ON SCHEMA s2s TO shop_app;
+GRANT EXECUTE ON FUNCTION
+    s2s.track_event(text, text, text, inet, text, numeric, text, numeric, text, text) TO shop_app;
+SQL
+is($node->sql("SELECT event_roles FROM s2s.endpoints WHERE name = 'sw2'"), '{public}',
+	"an endpoint made before the update is open to every role ('public')");
+my $app_event = sub {
+	my ($endpoint) = @_;
+	my ($stdout, $stderr);
+	$node->psql('postgres', "SELECT s2s.track_event('$endpoint', 'app-1', 'purchase', NULL, NULL) > 0",
+		stdout => \$stdout, stderr => \$stderr, extra_params => [ '-U', 'shop_app' ]);
+	return ($stdout, $stderr);
+};
+($out, $err) = $app_event->('sw2');
+is($out, 't', 'the app role still enqueues events to an endpoint made before the update')
+  or diag($err);
+$node->add_endpoint('sw_new', 'swaarm_postback', $r->url . '/sw_new');
+($out, $err) = $app_event->('sw_new');
+like($err, qr/permission denied to enqueue events to endpoint "sw_new"/,
+	'a new endpoint is closed to the app role');
+$node->sql("UPDATE s2s.endpoints SET event_roles = ARRAY['shop_app'] WHERE name = 'sw_new'");
+($out, $err) = $app_event->('sw_new');
+is($out, 't', 'until its event_roles names the app role') or diag($err);
+# (the grant would differ from a fresh install's below)
+$node->sql('REVOKE EXECUTE ON FUNCTION s2s.track_event(text, text, text, inet, text, numeric, text, numeric, text, text) FROM shop_app');
 
 # The updated extension equals a fresh install, object for object.
 my $describe = <<'SQL';
