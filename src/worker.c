@@ -33,6 +33,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
+#include "storage/procarray.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -41,6 +42,7 @@
 
 #include "http.h"
 #include "queue.h"
+#include "redact.h"
 #include "render.h"
 #include "retry.h"
 #include "settings.h"
@@ -66,6 +68,9 @@
 /* On SIGTERM, how long transfers in flight may still complete before being given back. */
 #define SHUTDOWN_GRACE_MS 1000
 
+/* While prepared transactions that enqueued are pending, how often to look for their end. */
+#define PREPARED_POLL_MS 100
+
 /* One transfer in flight. */
 typedef struct Slot
 {
@@ -76,6 +81,8 @@ typedef struct Slot
 	int			endpoint;		/* index in endpoints[] */
 	TimestampTz first_attempt_at;
 	int64		retry_window_s;
+	char	   *secret;			/* the endpoint's secret as sent (worker_cxt), to mask it
+								 * in what is stored; NULL when none */
 	struct Slot *next_free;
 } Slot;
 
@@ -98,6 +105,11 @@ static int	n_endpoints;
 static int	max_endpoints;
 static int64 token_base;
 static int64 token_seq;
+
+/* Prepared transactions that enqueued (or may have): a claim follows the end of each. */
+static TransactionId *watched;
+static int	n_watched;
+static int	max_watched;
 
 /* Work handed from one phase of a pass to the next (in batch_cxt). */
 typedef struct Pass
@@ -152,6 +164,7 @@ s2s_worker_detach(int code, Datum arg)
 	SpinLockAcquire(&s2s_shared->mutex);
 	s2s_shared->worker_latch = NULL;
 	s2s_shared->worker_pid = 0;
+	s2s_shared->worker_database = InvalidOid;
 	s2s_shared->in_flight = 0;
 	SpinLockRelease(&s2s_shared->mutex);
 
@@ -187,11 +200,14 @@ unix_to_timestamptz(double unix_s)
 }
 
 /*
- * A response body as text the database accepts: NUL bytes and byte sequences invalid in
- * the database encoding become '?'. The body is already capped by the client.
+ * A response body as text the database accepts, the request's secret masked: a receiver
+ * may echo the request (an error page quoting the request line shows the Affilae key or
+ * the Swaarm token). "cut": the client kept only the start of the body, which may end in
+ * the middle of the secret. Masking works on the bytes received; then NUL bytes and byte
+ * sequences invalid in the database encoding become '?'.
  */
 static char *
-response_text(const char *body, size_t len)
+response_text(const char *body, size_t len, const char *secret, bool cut)
 {
 	int			encoding = GetDatabaseEncoding();
 	char	   *out;
@@ -200,11 +216,11 @@ response_text(const char *body, size_t len)
 	if (body == NULL || len == 0)
 		return NULL;
 	out = palloc(len + 1);
+	(void) s2s_redact(body, len, out, &secret, 1, cut);
 	while (i < len)
 	{
-		int			ok = pg_encoding_verifymbstr(encoding, body + i, (int) (len - i));
+		int			ok = pg_encoding_verifymbstr(encoding, out + i, (int) (len - i));
 
-		memcpy(out + i, body + i, ok);
 		i += ok;
 		if (i < len)
 			out[i++] = '?';
@@ -213,17 +229,30 @@ response_text(const char *body, size_t len)
 	return out;
 }
 
+/* A copy of text with the secret masked (errors: libcurl's words, our reasons). */
+static char *
+redacted(const char *text, const char *secret)
+{
+	size_t		len = strlen(text);
+	char	   *out = palloc(len + 1);
+
+	(void) s2s_redact(text, len, out, &secret, 1, false);
+	out[len] = '\0';
+	return out;
+}
+
 /*
  * What went wrong with an attempt, in words: the HTTP status or the transport error, then
- * the classification's reason. Neither contains a URL (hence no secret).
+ * the classification's reason. Neither should contain a URL; the secret is masked anyway,
+ * since libcurl's words are not ours to promise.
  */
 static char *
-attempt_error(const HttpResult *res, const char *reason)
+attempt_error(const HttpResult *res, const char *reason, const char *secret)
 {
 	if (res->http_status > 0)
 		return psprintf("HTTP %ld: %s", res->http_status, reason);
 	if (res->error[0] != '\0')
-		return psprintf("%s (%s)", reason, res->error);
+		return redacted(psprintf("%s (%s)", reason, res->error), secret);
 	return pstrdup(reason);
 }
 
@@ -244,7 +273,8 @@ judge_result(Pass *pass, HttpResult *res, TimestampTz now)
 	r->http_status = (int) res->http_status;
 	r->started_at = unix_to_timestamptz(res->started_at);
 	r->duration_ms = res->duration_ms;
-	r->response = response_text(res->body, res->body_len);
+	r->response = response_text(res->body, res->body_len, slot->secret,
+								res->body_truncated);
 	r->error = NULL;
 	r->next_attempt_at = 0;
 
@@ -266,7 +296,7 @@ judge_result(Pass *pass, HttpResult *res, TimestampTz now)
 				delay_ms = s2s_retry_delay_ms(slot->attempt, s2s_retry_base_ms,
 											  s2s_retry_max_ms, pg_prng_double(&pg_global_prng_state),
 											  retry_after_ms);
-				r->error = attempt_error(res, reason);
+				r->error = attempt_error(res, reason, slot->secret);
 				if (s2s_retry_schedule(slot->first_attempt_at, now, delay_ms,
 									   (int64) slot->retry_window_s * 1000, &next_us))
 				{
@@ -284,7 +314,7 @@ judge_result(Pass *pass, HttpResult *res, TimestampTz now)
 			}
 		case S2S_OUTCOME_FAILED:
 			r->outcome = QUEUE_FAILED;
-			r->error = attempt_error(res, reason);
+			r->error = attempt_error(res, reason, slot->secret);
 			break;
 		case S2S_OUTCOME_PAUSE:
 			{
@@ -292,7 +322,7 @@ judge_result(Pass *pass, HttpResult *res, TimestampTz now)
 
 				/* a request refused before sending says why (e.g. a link-local address) */
 				if (res->error_kind == HTTP_ERROR_REFUSED && res->error[0] != '\0')
-					reason = attempt_error(res, reason);
+					reason = attempt_error(res, reason, slot->secret);
 				r->outcome = QUEUE_GIVE_BACK;
 				r->error = psprintf("endpoint paused: %s", reason);
 				for (int i = 0; i < pass->n_pause; i++)
@@ -307,7 +337,13 @@ judge_result(Pass *pass, HttpResult *res, TimestampTz now)
 			}
 	}
 
-	/* The slot is free again. */
+	/* The slot is free again; no copy of the secret outlives the request. */
+	if (slot->secret != NULL)
+	{
+		explicit_bzero(slot->secret, strlen(slot->secret));
+		pfree(slot->secret);
+		slot->secret = NULL;
+	}
 	endpoints[slot->endpoint].in_flight--;
 	in_flight--;
 	slot->used = false;
@@ -564,6 +600,8 @@ submit_claims(Pass *pass, TimestampTz now)
 				slot->endpoint = ep;
 				slot->first_attempt_at = c->delivery.first_attempt_at;
 				slot->retry_window_s = c->retry_window_s;
+				slot->secret = c->delivery.endpoint_conf.secret != NULL ?
+					MemoryContextStrdup(worker_cxt, c->delivery.endpoint_conf.secret) : NULL;
 				endpoints[ep].in_flight++;
 				in_flight++;
 				continue;
@@ -580,7 +618,8 @@ submit_claims(Pass *pass, TimestampTz now)
 				r->token = pass->claim_token;
 				r->attempt = c->attempt;
 				r->outcome = QUEUE_RETRY;
-				r->error = psprintf("request not sent: %s", errbuf);
+				r->error = redacted(psprintf("request not sent: %s", errbuf),
+									c->delivery.endpoint_conf.secret);
 				r->started_at = now;
 				r->next_attempt_at = TimestampTzPlusMilliseconds(now, s2s_retry_base_ms);
 			}
@@ -601,6 +640,78 @@ submit_claims(Pass *pass, TimestampTz now)
 	}
 	if (pass->n_claims > 0)
 		http_process(http);
+}
+
+static void
+watch_xid(TransactionId xid)
+{
+	for (int i = 0; i < n_watched; i++)
+		if (TransactionIdEquals(watched[i], xid))
+			return;
+	if (n_watched == max_watched)
+	{
+		max_watched *= 2;
+		watched = repalloc(watched, sizeof(TransactionId) * max_watched);
+	}
+	watched[n_watched++] = xid;
+}
+
+/*
+ * Every prepared transaction of the database, watched: at the worker's start (prepared
+ * transactions outlive a restart, the inbox in shared memory does not) and when the
+ * inbox overflowed. Those that enqueued nothing only cost a useless claim when they end.
+ */
+static void
+unit_scan_prepared(void *arg)
+{
+	int			rc;
+
+	pgstat_report_activity(STATE_RUNNING, "looking for prepared transactions");
+	rc = SPI_execute("SELECT transaction FROM pg_catalog.pg_prepared_xacts"
+					 " WHERE database OPERATOR(pg_catalog.=) pg_catalog.current_database()",
+					 true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "s2s_tracking could not read pg_prepared_xacts: %s",
+			 SPI_result_code_string(rc));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			watch_xid(DatumGetTransactionId(d));
+	}
+}
+
+/*
+ * Takes the prepared transactions handed over by backends, and says whether one of those
+ * watched has ended (COMMIT or ROLLBACK PREPARED): then its deliveries may be due. A
+ * prepared transaction stays "in progress" (its dummy PGPROC in the proc array) until it
+ * is finished, and its commit is in the clog before it leaves the proc array, so a claim
+ * made after this says false sees what it enqueued.
+ */
+static bool
+prepared_ended(bool *scan)
+{
+	TransactionId in[S2S_PREPARED_INBOX];
+	bool		overflow;
+	int			n = s2s_take_prepared(in, &overflow);
+	bool		ended = false;
+	int			kept = 0;
+
+	for (int i = 0; i < n; i++)
+		watch_xid(in[i]);
+	if (overflow)
+		*scan = true;
+	for (int i = 0; i < n_watched; i++)
+	{
+		if (TransactionIdIsInProgress(watched[i]))
+			watched[kept++] = watched[i];
+		else
+			ended = true;
+	}
+	n_watched = kept;
+	return ended;
 }
 
 /* What pg_stat_activity shows while the worker waits. */
@@ -714,6 +825,7 @@ s2s_worker_main(Datum main_arg)
 	bool		claim_wanted = true;
 	bool		reconcile_due = false;
 	bool		reconciled = false;
+	bool		scan_prepared = true;
 	TimestampTz next_poll = 0;
 	TimestampTz next_purge = 0;
 	TimestampTz next_due = 0;
@@ -748,6 +860,8 @@ s2s_worker_main(Datum main_arg)
 	}
 	max_endpoints = 8;
 	endpoints = MemoryContextAlloc(worker_cxt, sizeof(EndpointLoad) * max_endpoints);
+	max_watched = S2S_PREPARED_INBOX;
+	watched = MemoryContextAlloc(worker_cxt, sizeof(TransactionId) * max_watched);
 
 	/* Claim tokens: random per worker, then a sequence, so that no two claims share one. */
 	if (!pg_strong_random(&token_base, sizeof(token_base)))
@@ -765,6 +879,7 @@ s2s_worker_main(Datum main_arg)
 	SpinLockAcquire(&s2s_shared->mutex);
 	s2s_shared->worker_latch = MyLatch;
 	s2s_shared->worker_pid = MyProcPid;
+	s2s_shared->worker_database = MyDatabaseId;
 	s2s_shared->worker_started_at = GetCurrentTimestamp();
 	s2s_shared->last_loop_at = s2s_shared->worker_started_at;
 	s2s_shared->in_flight = 0;
@@ -840,6 +955,11 @@ s2s_worker_main(Datum main_arg)
 			bool		do_claim;
 
 			http_process(http);
+
+			if (scan_prepared && run_unit(unit_scan_prepared, NULL))
+				scan_prepared = false;
+			if (prepared_ended(&scan_prepared))
+				claim_wanted = true;
 
 			if (now >= next_poll)
 			{
@@ -972,6 +1092,8 @@ s2s_worker_main(Datum main_arg)
 			t = http_timeout_ms(http);
 			if (in_flight > 0 && t >= 0 && t < timeout)
 				timeout = t;
+			if (ready && n_watched > 0 && timeout > PREPARED_POLL_MS)
+				timeout = PREPARED_POLL_MS;
 		}
 
 		publish_state(now);
