@@ -170,6 +170,14 @@ s2s_take_prepared(TransactionId *out, bool *overflow)
 {
 	int			n;
 
+	/*
+	 * Unlocked peek, as the worker calls this on every pass: a backend sets the latch
+	 * after adding an xid, and the worker's ResetLatch is a memory barrier, so an xid
+	 * missed here is seen on the pass that the latch causes.
+	 */
+	*overflow = false;
+	if (s2s_shared->n_prepared == 0 && !s2s_shared->prepared_overflow)
+		return 0;
 	SpinLockAcquire(&s2s_shared->mutex);
 	n = s2s_shared->n_prepared;
 	memcpy(out, s2s_shared->prepared, sizeof(TransactionId) * n);

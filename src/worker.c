@@ -83,6 +83,7 @@ typedef struct Slot
 	int64		retry_window_s;
 	char	   *secret;			/* the endpoint's secret as sent (worker_cxt), to mask it
 								 * in what is stored; NULL when none */
+	TimestampTz lease_until;	/* the row's lease_until, as committed */
 	struct Slot *next_free;
 } Slot;
 
@@ -106,6 +107,26 @@ static int	max_endpoints;
 static int64 token_base;
 static int64 token_seq;
 
+/*
+ * A result whose write-back failed on its own (an error in its transaction, e.g. a lock
+ * timeout, or a trigger that refuses it), held until it can be written back: its row stays
+ * 'sending' under our claim with its lease renewed, as for a request in flight, so an
+ * error never turns a sent delivery into a resent one. Held results take room from
+ * max_concurrency, so there are never more than MAX_SLOTS. Strings in worker_cxt.
+ */
+typedef struct Held
+{
+	QueueResult r;
+	TimestampTz lease_until;	/* the row's lease_until, as committed */
+} Held;
+
+static Held *held;
+static int	n_held;
+static TimestampTz next_held_retry;
+
+/* When the next lease renewal is due: the earliest in-flight lease's half-life; 0: none. */
+static TimestampTz next_renewal;
+
 /* Prepared transactions that enqueued (or may have): a claim follows the end of each. */
 static TransactionId *watched;
 static int	n_watched;
@@ -121,8 +142,14 @@ typedef struct Pass
 	const char **pause_reason;
 	int			n_pause;
 	bool		reconcile_expired;
+	TimestampTz *leases;		/* lease_until of each result's row */
+	bool		renew;			/* renew the leases of requests in flight */
+	TimestampTz **renewed;		/* the leases the unit renewed (of slots, held results) */
+	int			n_renewed;
+	TimestampTz renewed_until;
 	int			claim_limit;
 	int64		claim_token;
+	TimestampTz claim_lease_until;	/* lease_until of the rows the claim took */
 	QueueClaim *claims;
 	int			n_claims;
 	TimestampTz next_due;		/* from the claim: earliest waiting delivery */
@@ -267,6 +294,7 @@ judge_result(Pass *pass, HttpResult *res, TimestampTz now)
 
 	outcome = s2s_classify_attempt(res->http_status, res->error_kind, &reason);
 
+	pass->leases[pass->n_results - 1] = slot->lease_until;
 	r->id = slot->id;
 	r->token = slot->token;
 	r->attempt = slot->attempt;
@@ -361,6 +389,7 @@ collect_results(Pass *pass, int max, int extra, TimestampTz now)
 	HttpResult	res;
 
 	pass->results = palloc(sizeof(QueueResult) * Max(max + extra, 1));
+	pass->leases = palloc(sizeof(TimestampTz) * Max(max + extra, 1));
 	pass->pause = palloc(sizeof(int) * Max(max, 1));
 	pass->pause_reason = palloc(sizeof(char *) * Max(max, 1));
 	while (pass->n_results < max && http_next_result(http, &res))
@@ -370,10 +399,68 @@ collect_results(Pass *pass, int max, int extra, TimestampTz now)
 	}
 }
 
-/* Writes back a pass's results, pausing endpoints and giving back expired leases. */
+/*
+ * Renews, in the current transaction, the lease of every request in flight (and of every
+ * held result) whose lease ends within half a lease (s2s_tracking.lease as it is now) of
+ * the transaction's start, now() to SQL. So when the reconcile that follows in the same
+ * transaction gives back leases ending before now(), none of them is one of ours: those
+ * renewed end a whole lease after now(), the others at least half a lease after.
+ * Whatever the lease, its reloads or the time a request takes, a request in flight is
+ * never given back, so never sent twice, and its result is written back. Applied to the
+ * slots only once the transaction commits (after_write_back).
+ */
+static void
+renew_leases(Pass *pass)
+{
+	TimestampTz xact_start = GetCurrentTransactionStartTimestamp();
+	int64		lease_us = (int64) s2s_lease_s * USECS_PER_SEC;
+	int			max = in_flight + n_held;
+	int64	   *ids = MemoryContextAlloc(batch_cxt, sizeof(int64) * Max(max, 1));
+	int64	   *tokens = MemoryContextAlloc(batch_cxt, sizeof(int64) * Max(max, 1));
+	int			n = 0;
+
+	pass->renewed = MemoryContextAlloc(batch_cxt, sizeof(TimestampTz *) * Max(max, 1));
+	pass->renewed_until = xact_start + lease_us;
+	for (int i = 0; i < MAX_SLOTS && n < in_flight; i++)
+	{
+		if (!slots[i].used || slots[i].lease_until >= xact_start + lease_us / 2)
+			continue;
+		ids[n] = slots[i].id;
+		tokens[n] = slots[i].token;
+		pass->renewed[n++] = &slots[i].lease_until;
+	}
+	for (int i = 0; i < n_held; i++)
+	{
+		if (held[i].lease_until >= xact_start + lease_us / 2)
+			continue;
+		ids[n] = held[i].r.id;
+		tokens[n] = held[i].r.token;
+		pass->renewed[n++] = &held[i].lease_until;
+	}
+	if (n > 0)
+	{
+		pgstat_report_activity(STATE_RUNNING, "renewing leases of requests in flight");
+		queue_renew_leases(ids, tokens, n, pass->renewed_until);
+	}
+	pass->n_renewed = n;
+}
+
+/*
+ * Writes back a pass's results, pausing endpoints, renewing the leases of the requests in
+ * flight and giving back expired leases (of rows this worker no longer tracks).
+ */
 static void
 write_back(Pass *pass)
 {
+	/*
+	 * A result written back must survive a crash, else its delivery is sent again: this
+	 * commit waits for the disk even where the cluster sets synchronous_commit = off.
+	 * (It also flushes the claims committed before without waiting.)
+	 */
+	if (synchronous_commit < SYNCHRONOUS_COMMIT_LOCAL_FLUSH)
+		(void) set_config_option("synchronous_commit", "on", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
+	pass->n_renewed = 0;
 	if (pass->n_results > 0)
 	{
 		pgstat_report_activity(STATE_RUNNING, "writing back delivery results");
@@ -381,6 +468,8 @@ write_back(Pass *pass)
 			queue_pause_endpoint(endpoints[pass->pause[i]].name, pass->pause_reason[i]);
 		queue_write_back(pass->results, pass->n_results, &pass->counts);
 	}
+	if ((pass->renew || pass->reconcile_expired) && in_flight + n_held > 0)
+		renew_leases(pass);
 	if (pass->reconcile_expired)
 		queue_reconcile(false);
 }
@@ -409,6 +498,9 @@ claim(Pass *pass)
 		busy.n++;
 	}
 	pgstat_report_activity(STATE_RUNNING, "claiming due deliveries");
+	/* now() + lease, as the claim writes it into lease_until */
+	pass->claim_lease_until = GetCurrentTransactionStartTimestamp() +
+		(int64) s2s_lease_s * USECS_PER_SEC;
 	old = MemoryContextSwitchTo(batch_cxt);
 	pass->n_claims = queue_claim(pass->claim_token, pass->claim_limit, s2s_lease_s,
 								 &busy, &pass->claims, &pass->next_due);
@@ -530,6 +622,47 @@ unit_purge(void *arg)
 	*n = queue_purge(s2s_retention_s, PURGE_BATCH);
 }
 
+/* The earliest time a lease of a request in flight or a held result needs renewing. */
+static void
+plan_renewal(void)
+{
+	int64		half = (int64) s2s_lease_s * USECS_PER_SEC / 2;
+
+	next_renewal = 0;
+	for (int i = 0, seen = 0; i < MAX_SLOTS && seen < in_flight; i++)
+	{
+		if (!slots[i].used)
+			continue;
+		seen++;
+		if (next_renewal == 0 || slots[i].lease_until - half < next_renewal)
+			next_renewal = slots[i].lease_until - half;
+	}
+	for (int i = 0; i < n_held; i++)
+		if (next_renewal == 0 || held[i].lease_until - half < next_renewal)
+			next_renewal = held[i].lease_until - half;
+}
+
+/* Holds result i of a pass whose write-back failed on its own. */
+static void
+hold_result(const Pass *pass, int i)
+{
+	Held	   *h;
+
+	/* cannot happen (held results take room from the claims); its lease will expire */
+	if (n_held == MAX_SLOTS)
+		return;
+	h = &held[n_held++];
+	h->r = pass->results[i];
+	h->r.error = h->r.error ? MemoryContextStrdup(worker_cxt, h->r.error) : NULL;
+	h->r.response = h->r.response ? MemoryContextStrdup(worker_cxt, h->r.response) : NULL;
+	h->lease_until = pass->leases[i];
+	if (next_held_retry == 0)
+		next_held_retry = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													  s2s_poll_interval_ms);
+	if (next_renewal == 0 || h->lease_until - (int64) s2s_lease_s * USECS_PER_SEC / 2 < next_renewal)
+		next_renewal = h->lease_until - (int64) s2s_lease_s * USECS_PER_SEC / 2;
+}
+
 /* Counts the results of a committed write-back in shared memory. */
 static void
 count_results(const Pass *pass)
@@ -545,6 +678,74 @@ count_results(const Pass *pass)
 		pg_atomic_fetch_add_u64(&s2s_shared->retried, c->retried);
 	if (c->failed)
 		pg_atomic_fetch_add_u64(&s2s_shared->failed, c->failed);
+}
+
+/*
+ * After a write-back unit committed: count its results, apply the lease renewals it
+ * made.
+ */
+static void
+after_write_back(Pass *pass)
+{
+	count_results(pass);
+	for (int i = 0; i < pass->n_renewed; i++)
+		*pass->renewed[i] = pass->renewed_until;
+	if (pass->n_renewed > 0 || pass->renew || pass->reconcile_expired)
+		plan_renewal();
+}
+
+static void unit_write_back(void *arg);
+
+/*
+ * The write-back of results[from..to) failed as a whole: writes each back in its own
+ * transaction, so that one result that cannot be written (a trigger refusing it) does not
+ * hold back the others; each that still fails is held and tried again later.
+ */
+static void
+write_back_each(Pass *pass, int from, int to)
+{
+	for (int i = from; i < to; i++)
+	{
+		Pass		one;
+
+		memset(&one, 0, sizeof(one));
+		one.results = &pass->results[i];
+		one.n_results = 1;
+		if (run_unit(unit_write_back, &one))
+			count_results(&one);
+		else
+			hold_result(pass, i);
+	}
+}
+
+/* Tries again to write back the held results, each in its own transaction. */
+static void
+retry_held(void)
+{
+	int			kept = 0;
+
+	for (int i = 0; i < n_held; i++)
+	{
+		Pass		one;
+
+		memset(&one, 0, sizeof(one));
+		one.results = &held[i].r;
+		one.n_results = 1;
+		if (run_unit(unit_write_back, &one))
+		{
+			count_results(&one);
+			if (held[i].r.error)
+				pfree((char *) held[i].r.error);
+			if (held[i].r.response)
+				pfree((char *) held[i].r.response);
+		}
+		else
+			held[kept++] = held[i];
+	}
+	n_held = kept;
+	next_held_retry = n_held > 0 ?
+		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), s2s_poll_interval_ms) : 0;
+	plan_renewal();
 }
 
 /*
@@ -600,6 +801,10 @@ submit_claims(Pass *pass, TimestampTz now)
 				slot->endpoint = ep;
 				slot->first_attempt_at = c->delivery.first_attempt_at;
 				slot->retry_window_s = c->retry_window_s;
+				slot->lease_until = pass->claim_lease_until;
+				if (next_renewal == 0 ||
+					slot->lease_until - (int64) s2s_lease_s * USECS_PER_SEC / 2 < next_renewal)
+					next_renewal = slot->lease_until - (int64) s2s_lease_s * USECS_PER_SEC / 2;
 				slot->secret = c->delivery.endpoint_conf.secret != NULL ?
 					MemoryContextStrdup(worker_cxt, c->delivery.endpoint_conf.secret) : NULL;
 				endpoints[ep].in_flight++;
@@ -617,6 +822,7 @@ submit_claims(Pass *pass, TimestampTz now)
 				r->id = c->delivery.id;
 				r->token = pass->claim_token;
 				r->attempt = c->attempt;
+				late->leases[late->n_results - 1] = pass->claim_lease_until;
 				r->outcome = QUEUE_RETRY;
 				r->error = redacted(psprintf("request not sent: %s", errbuf),
 									c->delivery.endpoint_conf.secret);
@@ -630,6 +836,7 @@ submit_claims(Pass *pass, TimestampTz now)
 			QueueResult *r = &late->results[late->n_results++];
 
 			memset(r, 0, sizeof(*r));
+			late->leases[late->n_results - 1] = pass->claim_lease_until;
 			r->id = c->delivery.id;
 			r->token = pass->claim_token;
 			r->attempt = c->attempt;
@@ -773,8 +980,13 @@ shut_down(void)
 		http_process(http);
 		memset(&pass, 0, sizeof(pass));
 		collect_results(&pass, MAX_SLOTS, 0, now);
-		if (pass.n_results > 0 && run_unit(unit_write_back, &pass))
-			count_results(&pass);
+		if (pass.n_results > 0)
+		{
+			if (run_unit(unit_write_back, &pass))
+				after_write_back(&pass);
+			else
+				write_back_each(&pass, 0, pass.n_results);
+		}
 		MemoryContextReset(batch_cxt);
 		if (in_flight == 0 || now >= deadline)
 			break;
@@ -784,14 +996,23 @@ shut_down(void)
 		(void) WaitEventSetWait(wait_set, timeout, &ev, 1, PG_WAIT_EXTENSION);
 	}
 
-	if (in_flight > 0)
+	/* held results get a last chance; what still fails is given back with the rest */
+	if (n_held > 0)
+		retry_held();
+	if (in_flight > 0 || n_held > 0)
 	{
 		Pass		pass;
 		int			n = 0;
 
 		MemoryContextSwitchTo(batch_cxt);
 		memset(&pass, 0, sizeof(pass));
-		pass.results = palloc(sizeof(QueueResult) * in_flight);
+		pass.results = palloc(sizeof(QueueResult) * (in_flight + n_held));
+		for (int i = 0; i < n_held; i++)
+		{
+			pass.results[n] = held[i].r;
+			pass.results[n].outcome = QUEUE_GIVE_BACK;
+			n++;
+		}
 		for (int i = 0; i < MAX_SLOTS; i++)
 		{
 			QueueResult *r;
@@ -860,6 +1081,7 @@ s2s_worker_main(Datum main_arg)
 	}
 	max_endpoints = 8;
 	endpoints = MemoryContextAlloc(worker_cxt, sizeof(EndpointLoad) * max_endpoints);
+	held = MemoryContextAlloc(worker_cxt, sizeof(Held) * MAX_SLOTS);
 	max_watched = S2S_PREPARED_INBOX;
 	watched = MemoryContextAlloc(worker_cxt, sizeof(TransactionId) * max_watched);
 
@@ -910,6 +1132,8 @@ s2s_worker_main(Datum main_arg)
 			fill_options(&options);
 			http_client_set_options(http, &options);
 			claim_wanted = true;
+			/* the lease may have changed: look again at the leases in flight */
+			plan_renewal();
 		}
 		if (ShutdownRequestPending)
 			break;
@@ -956,6 +1180,9 @@ s2s_worker_main(Datum main_arg)
 
 			http_process(http);
 
+			if (n_held > 0 && now >= next_held_retry)
+				retry_held();
+
 			if (scan_prepared && run_unit(unit_scan_prepared, NULL))
 				scan_prepared = false;
 			if (prepared_ended(&scan_prepared))
@@ -980,17 +1207,19 @@ s2s_worker_main(Datum main_arg)
 			if (pass.n_results > 0)
 				claim_wanted = true;	/* room was freed */
 
-			pass.claim_limit = Min(s2s_max_concurrency - in_flight, room);
+			/* held results keep their room: in flight and held stay within the cap */
+			pass.claim_limit = Min(s2s_max_concurrency - in_flight - n_held, room);
 			do_claim = claim_wanted && pass.claim_limit > 0;
 			if (do_claim)
 				pass.claim_token = token_base + (++token_seq);
 			pass.reconcile_expired = reconcile_due;
+			pass.renew = (in_flight + n_held > 0 && next_renewal != 0 && now >= next_renewal);
 
-			if (pass.n_results > 0 || pass.reconcile_expired)
+			if (pass.n_results > 0 || pass.reconcile_expired || pass.renew)
 			{
 				if (run_unit(do_claim ? unit_write_back_and_claim : unit_write_back, &pass))
 				{
-					count_results(&pass);
+					after_write_back(&pass);
 					reconcile_due = false;
 					if (pass.retry_due != 0 && (next_due == 0 || pass.retry_due < next_due))
 						next_due = pass.retry_due;
@@ -999,15 +1228,20 @@ s2s_worker_main(Datum main_arg)
 				{
 					/*
 					 * Keep the results even if the claim was what failed: write them
-					 * back alone (else they would wait for their lease to expire).
+					 * back alone, else one by one, holding any that still fails (a
+					 * result dropped here would make its delivery be sent again).
 					 */
 					if (do_claim && pass.n_results > 0)
 					{
 						memset(&pass.counts, 0, sizeof(pass.counts));
 						pass.n_claims = 0;
 						if (run_unit(unit_write_back, &pass))
-							count_results(&pass);
+							after_write_back(&pass);
+						else
+							write_back_each(&pass, 0, pass.n_results);
 					}
+					else if (pass.n_results > 0)
+						write_back_each(&pass, 0, pass.n_results);
 					pass.n_claims = 0;
 					do_claim = false;
 					/* Maybe the extension went away; look again after a pause. */
@@ -1041,9 +1275,12 @@ s2s_worker_main(Datum main_arg)
 
 					memset(&late, 0, sizeof(late));
 					late.results = pass.results + written;
+					late.leases = pass.leases + written;
 					late.n_results = pass.n_results - written;
 					if (run_unit(unit_write_back, &late))
-						count_results(&late);
+						after_write_back(&late);
+					else
+						write_back_each(&late, 0, late.n_results);
 				}
 			}
 
@@ -1092,6 +1329,19 @@ s2s_worker_main(Datum main_arg)
 			t = http_timeout_ms(http);
 			if (in_flight > 0 && t >= 0 && t < timeout)
 				timeout = t;
+			/* a lease to renew, held results to retry (after an error pause) */
+			if (ready && n_held > 0 && next_held_retry != 0 && now >= paused_until)
+			{
+				t = next_held_retry > now ? TimestampDifferenceMilliseconds(now, next_held_retry) + 1 : 0;
+				if (t < timeout)
+					timeout = t;
+			}
+			if (ready && in_flight + n_held > 0 && next_renewal != 0 && now >= paused_until)
+			{
+				t = next_renewal > now ? TimestampDifferenceMilliseconds(now, next_renewal) + 1 : 0;
+				if (t < timeout)
+					timeout = t;
+			}
 			if (ready && n_watched > 0 && timeout > PREPARED_POLL_MS)
 				timeout = PREPARED_POLL_MS;
 		}
