@@ -34,7 +34,8 @@ sub forms
 	my $s = shift;
 	(my $enc = $s) =~ s/([^A-Za-z0-9\-._~])/sprintf('%%%02X', ord($1))/ge;
 	(my $form = $enc) =~ s/%20/+/g;
-	return ($s, $enc, lc $enc, $form);
+	my %seen;
+	return grep { !$seen{$_}++ } ($s, $enc, lc $enc, $form);
 }
 
 # Every stored text of every delivery and attempt, one per line.

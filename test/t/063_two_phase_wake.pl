@@ -96,6 +96,7 @@ $node->sql("COMMIT PREPARED 'o4'");
 ($n, $secs) = delivered_within(1, 20);
 is($n, 1, 'an order prepared before a restart is delivered after COMMIT PREPARED');
 cmp_ok($secs, '<', 10, 'promptly');
+is(S2S::Receiver::query_params($r->requests->[0])->{id}, '4', 'that request is order 4');
 
 is($node->sql("SELECT count(*) FROM s2s.deliveries WHERE status = 'sent'"), '83',
 	'every committed order sent once');
