@@ -61,10 +61,10 @@ endif
 check-tap:
 	$(prove_installcheck)
 
-# Standalone C unit tests (test/unit/): the pure retry and netcheck modules and the libcurl client, linked
-# directly, without a server. http_test starts test/receiver/receiver.py on loopback.
-# Each prints TAP lines and a "NAME: N passed, M failed" line.
-UNIT_TESTS = test/unit/retry_test test/unit/http_test test/unit/netcheck_test
+# Standalone C unit tests (test/unit/): the pure retry, netcheck and redaction modules and the
+# libcurl client, linked directly, without a server. http_test starts test/receiver/receiver.py
+# on loopback. Each prints TAP lines and a "NAME: N passed, M failed" line.
+UNIT_TESTS = test/unit/retry_test test/unit/http_test test/unit/netcheck_test test/unit/redact_test
 EXTRA_CLEAN += $(UNIT_TESTS)
 
 test/unit/retry_test: test/unit/retry_test.c src/retry.c src/retry.h src/http.h test/unit/unit.h
@@ -75,6 +75,9 @@ test/unit/http_test: test/unit/http_test.c src/http.c src/http.h src/netcheck.c 
 
 test/unit/netcheck_test: test/unit/netcheck_test.c src/netcheck.c src/netcheck.h test/unit/unit.h
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ test/unit/netcheck_test.c src/netcheck.c
+
+test/unit/redact_test: test/unit/redact_test.c src/redact.c src/redact.h test/unit/unit.h
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ test/unit/redact_test.c src/redact.c
 
 .PHONY: check-unit
 check-unit: $(UNIT_TESTS)

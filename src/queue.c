@@ -154,6 +154,16 @@ static const char *reconcile_all_sql = RECONCILE_SET " WHERE status = 'sending'"
 static const char *reconcile_expired_sql = RECONCILE_SET
 " WHERE status = 'sending' AND lease_until < pg_catalog.now()";
 
+/*
+ * Lease renewal of the deliveries whose requests are still in flight: $1/$2 their ids and
+ * claim tokens, $3 the new end of the lease. Only a row still claimed under that token.
+ */
+static const char *renew_sql =
+"UPDATE s2s.deliveries d SET lease_until = $3"
+"  FROM unnest($1::int8[], $2::int8[]) AS r(id, token)"
+" WHERE d.id OPERATOR(pg_catalog.=) r.id AND d.claim_token OPERATOR(pg_catalog.=) r.token"
+"   AND d.status::text OPERATOR(pg_catalog.=) 'sending'";
+
 static const char *pause_sql =
 "UPDATE s2s.endpoints SET paused_at = pg_catalog.now(), pause_reason = $2"
 " WHERE name = $1 AND paused_at IS NULL";
@@ -177,6 +187,7 @@ typedef enum
 	PLAN_WRITE_BACK,
 	PLAN_RECONCILE_ALL,
 	PLAN_RECONCILE_EXPIRED,
+	PLAN_RENEW,
 	PLAN_PAUSE,
 	PLAN_PURGE,
 	NUM_PLANS
@@ -192,6 +203,7 @@ get_plan(PlanId id)
 	static const Oid write_back_types[] = {INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID,
 		TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
 	TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID};
+	static const Oid renew_types[] = {INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID};
 	static const Oid pause_types[] = {TEXTOID, TEXTOID};
 	static const Oid purge_types[] = {INT4OID, INT4OID};
 	const char *sql;
@@ -222,6 +234,11 @@ get_plan(PlanId id)
 			break;
 		case PLAN_RECONCILE_EXPIRED:
 			sql = reconcile_expired_sql;
+			break;
+		case PLAN_RENEW:
+			sql = renew_sql;
+			nargs = lengthof(renew_types);
+			types = renew_types;
 			break;
 		case PLAN_PAUSE:
 			sql = pause_sql;
@@ -456,6 +473,29 @@ queue_write_back(const QueueResult *results, int n, QueueCounts *counts)
 		counts->retried += DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
 		counts->failed += DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
 	}
+}
+
+void
+queue_renew_leases(const int64 *ids, const int64 *tokens, int n, TimestampTz lease_until)
+{
+	Datum		values[3];
+	Datum	   *id_d = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *token_d = palloc(sizeof(Datum) * Max(n, 1));
+	int			rc;
+
+	for (int i = 0; i < n; i++)
+	{
+		id_d[i] = Int64GetDatum(ids[i]);
+		token_d[i] = Int64GetDatum(tokens[i]);
+	}
+	values[0] = PointerGetDatum(construct_array(id_d, n, INT8OID, 8, FLOAT8PASSBYVAL,
+												TYPALIGN_DOUBLE));
+	values[1] = PointerGetDatum(construct_array(token_d, n, INT8OID, 8, FLOAT8PASSBYVAL,
+												TYPALIGN_DOUBLE));
+	values[2] = TimestampTzGetDatum(lease_until);
+	rc = SPI_execute_plan(get_plan(PLAN_RENEW), values, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "s2s_tracking lease renewal failed: %s", SPI_result_code_string(rc));
 }
 
 void

@@ -94,6 +94,13 @@ typedef struct QueueCounts
  */
 extern void queue_write_back(const QueueResult *results, int n, QueueCounts *counts);
 
+/*
+ * Moves the end of the lease of the n deliveries (ids, with the claim tokens they were
+ * claimed under, still 'sending') to lease_until: their requests are still in flight.
+ */
+extern void queue_renew_leases(const int64 *ids, const int64 *tokens, int n,
+							   TimestampTz lease_until);
+
 /* Pauses an endpoint (unless already paused) with the reason. */
 extern void queue_pause_endpoint(const char *endpoint, const char *reason);
 

@@ -30,6 +30,7 @@
 #include "utils/wait_event.h"
 
 #include "http.h"
+#include "redact.h"
 #include "render.h"
 #include "settings.h"
 
@@ -405,23 +406,40 @@ load_endpoint(const char *name, ClickEndpoint *ep)
 	return found;
 }
 
-/* The start of a response body for an error detail: printable, short, never the token. */
+/*
+ * The start of a response body for an error detail: printable, short, the token masked
+ * in every form (redact.h) before anything is cut, so no part of it shows. "cut": the
+ * client kept only the start of the body.
+ */
 static char *
-body_excerpt(const char *body, size_t len, const char *secret, const char *secret_enc)
+body_excerpt(const char *body, size_t len, const char *secret, bool cut)
 {
 	StringInfoData s;
+	char	   *masked;
 
 	if (len == 0)
 		return pstrdup("(empty)");
-	if ((secret && secret[0] && strstr(body, secret)) ||
-		(secret_enc && secret_enc[0] && strstr(body, secret_enc)))
-		return pstrdup("(not shown: it contains the token)");
+	masked = palloc(len);
+	(void) s2s_redact(body, len, masked, &secret, 1, cut);
 	initStringInfo(&s);
 	for (size_t i = 0; i < len && i < 200; i++)
-		appendStringInfoChar(&s, (body[i] >= 0x20 && body[i] < 0x7f) ? body[i] : ' ');
+		appendStringInfoChar(&s, (masked[i] >= 0x20 && masked[i] < 0x7f) ? masked[i] : ' ');
 	if (len > 200)
 		appendStringInfoString(&s, "...");
+	pfree(masked);
 	return s.data;
+}
+
+/* libcurl's words about a failure, the token masked (they should never hold the URL). */
+static char *
+redacted_error(const char *error, const char *secret)
+{
+	size_t		len = strlen(error);
+	char	   *out = palloc(len + 1);
+
+	(void) s2s_redact(error, len, out, &secret, 1, false);
+	out[len] = '\0';
+	return out;
 }
 
 Datum
@@ -442,6 +460,7 @@ s2s_swaarm_click(PG_FUNCTION_ARGS)
 	char		error[256];
 	char	   *body = NULL;
 	size_t		body_len = 0;
+	bool		body_cut = false;
 	char	   *id;
 	size_t		ulen;
 
@@ -575,6 +594,7 @@ s2s_swaarm_click(PG_FUNCTION_ARGS)
 		kind = click_result.error_kind;
 		strlcpy(error, click_result.error, sizeof(error));
 		body_len = click_result.body_len;
+		body_cut = click_result.body_truncated;
 		body = pnstrdup(click_result.body ? click_result.body : "", body_len);
 		http_result_release(&click_result);
 		click_result_held = false;
@@ -601,7 +621,7 @@ s2s_swaarm_click(PG_FUNCTION_ARGS)
 						kind == HTTP_ERROR_TIMEOUT ? "timeout" :
 						kind == HTTP_ERROR_TLS ? "TLS error" :
 						kind == HTTP_ERROR_REFUSED ? "request refused" : "network error"),
-				 errdetail("%s.", error),
+				 errdetail("%s.", redacted_error(error, ep.secret)),
 				 kind == HTTP_ERROR_REFUSED ?
 				 errhint("Endpoint URLs must use https unless s2s_tracking.allow_http is on, and reach only public addresses unless s2s_tracking.allowed_networks lists theirs.") : 0));
 	}
@@ -610,7 +630,7 @@ s2s_swaarm_click(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 				 errmsg("click request to endpoint \"%s\" was answered HTTP %ld", name, status),
 				 errdetail("The response began: %s",
-						   body_excerpt(body, body_len, ep.secret, token_enc.data))));
+						   body_excerpt(body, body_len, ep.secret, body_cut))));
 
 	id = json_click_id(body, body_len);
 	if (id == NULL)
@@ -618,7 +638,7 @@ s2s_swaarm_click(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 				 errmsg("endpoint \"%s\" answered the click request without a click ID", name),
 				 errdetail("Expected a JSON object with an \"id\"; the response began: %s",
-						   body_excerpt(body, body_len, ep.secret, token_enc.data))));
+						   body_excerpt(body, body_len, ep.secret, body_cut))));
 
 	/* the token leaves no copy behind in this backend's memory */
 	explicit_bzero(ep.secret, strlen(ep.secret));

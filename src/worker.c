@@ -39,6 +39,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
+#include "storage/procarray.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -47,6 +48,7 @@
 
 #include "http.h"
 #include "queue.h"
+#include "redact.h"
 #include "render.h"
 #include "retry.h"
 #include "settings.h"
@@ -72,6 +74,9 @@
 /* On SIGTERM, how long transfers in flight may still complete before being given back. */
 #define SHUTDOWN_GRACE_MS 1000
 
+/* While prepared transactions that enqueued are pending, how often to look for their end. */
+#define PREPARED_POLL_MS 100
+
 /* One transfer in flight. */
 typedef struct Slot
 {
@@ -82,6 +87,9 @@ typedef struct Slot
 	int			endpoint;		/* index in endpoints[] */
 	TimestampTz first_attempt_at;
 	int64		retry_window_s;
+	char	   *secret;			/* the endpoint's secret as sent (worker_cxt), to mask it
+								 * in what is stored; NULL when none */
+	TimestampTz lease_until;	/* the row's lease_until, as committed */
 	struct Slot *next_free;
 } Slot;
 
@@ -106,6 +114,31 @@ static int64 token_base;
 static int64 token_seq;
 static Oid	extension_owner;	/* looked up at the start of every unit */
 
+/*
+ * A result whose write-back failed on its own (an error in its transaction, e.g. a lock
+ * timeout, or a trigger that refuses it), held until it can be written back: its row stays
+ * 'sending' under our claim with its lease renewed, as for a request in flight, so an
+ * error never turns a sent delivery into a resent one. Held results take room from
+ * max_concurrency, so there are never more than MAX_SLOTS. Strings in worker_cxt.
+ */
+typedef struct Held
+{
+	QueueResult r;
+	TimestampTz lease_until;	/* the row's lease_until, as committed */
+} Held;
+
+static Held *held;
+static int	n_held;
+static TimestampTz next_held_retry;
+
+/* When the next lease renewal is due: the earliest in-flight lease's half-life; 0: none. */
+static TimestampTz next_renewal;
+
+/* Prepared transactions that enqueued (or may have): a claim follows the end of each. */
+static TransactionId *watched;
+static int	n_watched;
+static int	max_watched;
+
 /* Work handed from one phase of a pass to the next (in batch_cxt). */
 typedef struct Pass
 {
@@ -116,8 +149,14 @@ typedef struct Pass
 	const char **pause_reason;
 	int			n_pause;
 	bool		reconcile_expired;
+	TimestampTz *leases;		/* lease_until of each result's row */
+	bool		renew;			/* renew the leases of requests in flight */
+	TimestampTz **renewed;		/* the leases the unit renewed (of slots, held results) */
+	int			n_renewed;
+	TimestampTz renewed_until;
 	int			claim_limit;
 	int64		claim_token;
+	TimestampTz claim_lease_until;	/* lease_until of the rows the claim took */
 	QueueClaim *claims;
 	int			n_claims;
 	TimestampTz next_due;		/* from the claim: earliest waiting delivery */
@@ -164,6 +203,7 @@ s2s_worker_detach(int code, Datum arg)
 	SpinLockAcquire(&s2s_shared->mutex);
 	s2s_shared->worker_latch = NULL;
 	s2s_shared->worker_pid = 0;
+	s2s_shared->worker_database = InvalidOid;
 	s2s_shared->in_flight = 0;
 	SpinLockRelease(&s2s_shared->mutex);
 
@@ -199,11 +239,14 @@ unix_to_timestamptz(double unix_s)
 }
 
 /*
- * A response body as text the database accepts: NUL bytes and byte sequences invalid in
- * the database encoding become '?'. The body is already capped by the client.
+ * A response body as text the database accepts, the request's secret masked: a receiver
+ * may echo the request (an error page quoting the request line shows the Affilae key or
+ * the Swaarm token). "cut": the client kept only the start of the body, which may end in
+ * the middle of the secret. Masking works on the bytes received; then NUL bytes and byte
+ * sequences invalid in the database encoding become '?'.
  */
 static char *
-response_text(const char *body, size_t len)
+response_text(const char *body, size_t len, const char *secret, bool cut)
 {
 	int			encoding = GetDatabaseEncoding();
 	char	   *out;
@@ -212,11 +255,11 @@ response_text(const char *body, size_t len)
 	if (body == NULL || len == 0)
 		return NULL;
 	out = palloc(len + 1);
+	(void) s2s_redact(body, len, out, &secret, 1, cut);
 	while (i < len)
 	{
-		int			ok = pg_encoding_verifymbstr(encoding, body + i, (int) (len - i));
+		int			ok = pg_encoding_verifymbstr(encoding, out + i, (int) (len - i));
 
-		memcpy(out + i, body + i, ok);
 		i += ok;
 		if (i < len)
 			out[i++] = '?';
@@ -225,17 +268,30 @@ response_text(const char *body, size_t len)
 	return out;
 }
 
+/* A copy of text with the secret masked (errors: libcurl's words, our reasons). */
+static char *
+redacted(const char *text, const char *secret)
+{
+	size_t		len = strlen(text);
+	char	   *out = palloc(len + 1);
+
+	(void) s2s_redact(text, len, out, &secret, 1, false);
+	out[len] = '\0';
+	return out;
+}
+
 /*
  * What went wrong with an attempt, in words: the HTTP status or the transport error, then
- * the classification's reason. Neither contains a URL (hence no secret).
+ * the classification's reason. Neither should contain a URL; the secret is masked anyway,
+ * since libcurl's words are not ours to promise.
  */
 static char *
-attempt_error(const HttpResult *res, const char *reason)
+attempt_error(const HttpResult *res, const char *reason, const char *secret)
 {
 	if (res->http_status > 0)
 		return psprintf("HTTP %ld: %s", res->http_status, reason);
 	if (res->error[0] != '\0')
-		return psprintf("%s (%s)", reason, res->error);
+		return redacted(psprintf("%s (%s)", reason, res->error), secret);
 	return pstrdup(reason);
 }
 
@@ -250,13 +306,15 @@ judge_result(Pass *pass, HttpResult *res, TimestampTz now)
 
 	outcome = s2s_classify_attempt(res->http_status, res->error_kind, &reason);
 
+	pass->leases[pass->n_results - 1] = slot->lease_until;
 	r->id = slot->id;
 	r->token = slot->token;
 	r->attempt = slot->attempt;
 	r->http_status = (int) res->http_status;
 	r->started_at = unix_to_timestamptz(res->started_at);
 	r->duration_ms = res->duration_ms;
-	r->response = response_text(res->body, res->body_len);
+	r->response = response_text(res->body, res->body_len, slot->secret,
+								res->body_truncated);
 	r->error = NULL;
 	r->next_attempt_at = 0;
 
@@ -278,7 +336,7 @@ judge_result(Pass *pass, HttpResult *res, TimestampTz now)
 				delay_ms = s2s_retry_delay_ms(slot->attempt, s2s_retry_base_ms,
 											  s2s_retry_max_ms, pg_prng_double(&pg_global_prng_state),
 											  retry_after_ms);
-				r->error = attempt_error(res, reason);
+				r->error = attempt_error(res, reason, slot->secret);
 				if (s2s_retry_schedule(slot->first_attempt_at, now, delay_ms,
 									   (int64) slot->retry_window_s * 1000, &next_us))
 				{
@@ -296,7 +354,7 @@ judge_result(Pass *pass, HttpResult *res, TimestampTz now)
 			}
 		case S2S_OUTCOME_FAILED:
 			r->outcome = QUEUE_FAILED;
-			r->error = attempt_error(res, reason);
+			r->error = attempt_error(res, reason, slot->secret);
 			break;
 		case S2S_OUTCOME_PAUSE:
 			{
@@ -304,7 +362,7 @@ judge_result(Pass *pass, HttpResult *res, TimestampTz now)
 
 				/* a request refused before sending says why (e.g. a link-local address) */
 				if (res->error_kind == HTTP_ERROR_REFUSED && res->error[0] != '\0')
-					reason = attempt_error(res, reason);
+					reason = attempt_error(res, reason, slot->secret);
 				r->outcome = QUEUE_GIVE_BACK;
 				r->error = psprintf("endpoint paused: %s", reason);
 				for (int i = 0; i < pass->n_pause; i++)
@@ -319,7 +377,13 @@ judge_result(Pass *pass, HttpResult *res, TimestampTz now)
 			}
 	}
 
-	/* The slot is free again. */
+	/* The slot is free again; no copy of the secret outlives the request. */
+	if (slot->secret != NULL)
+	{
+		explicit_bzero(slot->secret, strlen(slot->secret));
+		pfree(slot->secret);
+		slot->secret = NULL;
+	}
 	endpoints[slot->endpoint].in_flight--;
 	in_flight--;
 	slot->used = false;
@@ -337,6 +401,7 @@ collect_results(Pass *pass, int max, int extra, TimestampTz now)
 	HttpResult	res;
 
 	pass->results = palloc(sizeof(QueueResult) * Max(max + extra, 1));
+	pass->leases = palloc(sizeof(TimestampTz) * Max(max + extra, 1));
 	pass->pause = palloc(sizeof(int) * Max(max, 1));
 	pass->pause_reason = palloc(sizeof(char *) * Max(max, 1));
 	while (pass->n_results < max && http_next_result(http, &res))
@@ -346,10 +411,68 @@ collect_results(Pass *pass, int max, int extra, TimestampTz now)
 	}
 }
 
-/* Writes back a pass's results, pausing endpoints and giving back expired leases. */
+/*
+ * Renews, in the current transaction, the lease of every request in flight (and of every
+ * held result) whose lease ends within half a lease (s2s_tracking.lease as it is now) of
+ * the transaction's start, now() to SQL. So when the reconcile that follows in the same
+ * transaction gives back leases ending before now(), none of them is one of ours: those
+ * renewed end a whole lease after now(), the others at least half a lease after.
+ * Whatever the lease, its reloads or the time a request takes, a request in flight is
+ * never given back, so never sent twice, and its result is written back. Applied to the
+ * slots only once the transaction commits (after_write_back).
+ */
+static void
+renew_leases(Pass *pass)
+{
+	TimestampTz xact_start = GetCurrentTransactionStartTimestamp();
+	int64		lease_us = (int64) s2s_lease_s * USECS_PER_SEC;
+	int			max = in_flight + n_held;
+	int64	   *ids = MemoryContextAlloc(batch_cxt, sizeof(int64) * Max(max, 1));
+	int64	   *tokens = MemoryContextAlloc(batch_cxt, sizeof(int64) * Max(max, 1));
+	int			n = 0;
+
+	pass->renewed = MemoryContextAlloc(batch_cxt, sizeof(TimestampTz *) * Max(max, 1));
+	pass->renewed_until = xact_start + lease_us;
+	for (int i = 0; i < MAX_SLOTS && n < in_flight; i++)
+	{
+		if (!slots[i].used || slots[i].lease_until >= xact_start + lease_us / 2)
+			continue;
+		ids[n] = slots[i].id;
+		tokens[n] = slots[i].token;
+		pass->renewed[n++] = &slots[i].lease_until;
+	}
+	for (int i = 0; i < n_held; i++)
+	{
+		if (held[i].lease_until >= xact_start + lease_us / 2)
+			continue;
+		ids[n] = held[i].r.id;
+		tokens[n] = held[i].r.token;
+		pass->renewed[n++] = &held[i].lease_until;
+	}
+	if (n > 0)
+	{
+		pgstat_report_activity(STATE_RUNNING, "renewing leases of requests in flight");
+		queue_renew_leases(ids, tokens, n, pass->renewed_until);
+	}
+	pass->n_renewed = n;
+}
+
+/*
+ * Writes back a pass's results, pausing endpoints, renewing the leases of the requests in
+ * flight and giving back expired leases (of rows this worker no longer tracks).
+ */
 static void
 write_back(Pass *pass)
 {
+	/*
+	 * A result written back must survive a crash, else its delivery is sent again: this
+	 * commit waits for the disk even where the cluster sets synchronous_commit = off.
+	 * (It also flushes the claims committed before without waiting.)
+	 */
+	if (synchronous_commit < SYNCHRONOUS_COMMIT_LOCAL_FLUSH)
+		(void) set_config_option("synchronous_commit", "on", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
+	pass->n_renewed = 0;
 	if (pass->n_results > 0)
 	{
 		pgstat_report_activity(STATE_RUNNING, "writing back delivery results");
@@ -357,6 +480,8 @@ write_back(Pass *pass)
 			queue_pause_endpoint(endpoints[pass->pause[i]].name, pass->pause_reason[i]);
 		queue_write_back(pass->results, pass->n_results, &pass->counts);
 	}
+	if ((pass->renew || pass->reconcile_expired) && in_flight + n_held > 0)
+		renew_leases(pass);
 	if (pass->reconcile_expired)
 		queue_reconcile(false);
 }
@@ -385,6 +510,9 @@ claim(Pass *pass)
 		busy.n++;
 	}
 	pgstat_report_activity(STATE_RUNNING, "claiming due deliveries");
+	/* now() + lease, as the claim writes it into lease_until */
+	pass->claim_lease_until = GetCurrentTransactionStartTimestamp() +
+		(int64) s2s_lease_s * USECS_PER_SEC;
 	old = MemoryContextSwitchTo(batch_cxt);
 	pass->n_claims = queue_claim(pass->claim_token, pass->claim_limit, s2s_lease_s,
 								 &busy, &pass->claims, &pass->next_due);
@@ -539,6 +667,47 @@ unit_purge(void *arg)
 	*n = queue_purge(s2s_retention_s, PURGE_BATCH);
 }
 
+/* The earliest time a lease of a request in flight or a held result needs renewing. */
+static void
+plan_renewal(void)
+{
+	int64		half = (int64) s2s_lease_s * USECS_PER_SEC / 2;
+
+	next_renewal = 0;
+	for (int i = 0, seen = 0; i < MAX_SLOTS && seen < in_flight; i++)
+	{
+		if (!slots[i].used)
+			continue;
+		seen++;
+		if (next_renewal == 0 || slots[i].lease_until - half < next_renewal)
+			next_renewal = slots[i].lease_until - half;
+	}
+	for (int i = 0; i < n_held; i++)
+		if (next_renewal == 0 || held[i].lease_until - half < next_renewal)
+			next_renewal = held[i].lease_until - half;
+}
+
+/* Holds result i of a pass whose write-back failed on its own. */
+static void
+hold_result(const Pass *pass, int i)
+{
+	Held	   *h;
+
+	/* cannot happen (held results take room from the claims); its lease will expire */
+	if (n_held == MAX_SLOTS)
+		return;
+	h = &held[n_held++];
+	h->r = pass->results[i];
+	h->r.error = h->r.error ? MemoryContextStrdup(worker_cxt, h->r.error) : NULL;
+	h->r.response = h->r.response ? MemoryContextStrdup(worker_cxt, h->r.response) : NULL;
+	h->lease_until = pass->leases[i];
+	if (next_held_retry == 0)
+		next_held_retry = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													  s2s_poll_interval_ms);
+	if (next_renewal == 0 || h->lease_until - (int64) s2s_lease_s * USECS_PER_SEC / 2 < next_renewal)
+		next_renewal = h->lease_until - (int64) s2s_lease_s * USECS_PER_SEC / 2;
+}
+
 /* Counts the results of a committed write-back in shared memory. */
 static void
 count_results(const Pass *pass)
@@ -554,6 +723,74 @@ count_results(const Pass *pass)
 		pg_atomic_fetch_add_u64(&s2s_shared->retried, c->retried);
 	if (c->failed)
 		pg_atomic_fetch_add_u64(&s2s_shared->failed, c->failed);
+}
+
+/*
+ * After a write-back unit committed: count its results, apply the lease renewals it
+ * made.
+ */
+static void
+after_write_back(Pass *pass)
+{
+	count_results(pass);
+	for (int i = 0; i < pass->n_renewed; i++)
+		*pass->renewed[i] = pass->renewed_until;
+	if (pass->n_renewed > 0 || pass->renew || pass->reconcile_expired)
+		plan_renewal();
+}
+
+static void unit_write_back(void *arg);
+
+/*
+ * The write-back of results[from..to) failed as a whole: writes each back in its own
+ * transaction, so that one result that cannot be written (a trigger refusing it) does not
+ * hold back the others; each that still fails is held and tried again later.
+ */
+static void
+write_back_each(Pass *pass, int from, int to)
+{
+	for (int i = from; i < to; i++)
+	{
+		Pass		one;
+
+		memset(&one, 0, sizeof(one));
+		one.results = &pass->results[i];
+		one.n_results = 1;
+		if (run_unit(unit_write_back, &one))
+			count_results(&one);
+		else
+			hold_result(pass, i);
+	}
+}
+
+/* Tries again to write back the held results, each in its own transaction. */
+static void
+retry_held(void)
+{
+	int			kept = 0;
+
+	for (int i = 0; i < n_held; i++)
+	{
+		Pass		one;
+
+		memset(&one, 0, sizeof(one));
+		one.results = &held[i].r;
+		one.n_results = 1;
+		if (run_unit(unit_write_back, &one))
+		{
+			count_results(&one);
+			if (held[i].r.error)
+				pfree((char *) held[i].r.error);
+			if (held[i].r.response)
+				pfree((char *) held[i].r.response);
+		}
+		else
+			held[kept++] = held[i];
+	}
+	n_held = kept;
+	next_held_retry = n_held > 0 ?
+		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), s2s_poll_interval_ms) : 0;
+	plan_renewal();
 }
 
 /*
@@ -609,6 +846,12 @@ submit_claims(Pass *pass, TimestampTz now)
 				slot->endpoint = ep;
 				slot->first_attempt_at = c->delivery.first_attempt_at;
 				slot->retry_window_s = c->retry_window_s;
+				slot->lease_until = pass->claim_lease_until;
+				if (next_renewal == 0 ||
+					slot->lease_until - (int64) s2s_lease_s * USECS_PER_SEC / 2 < next_renewal)
+					next_renewal = slot->lease_until - (int64) s2s_lease_s * USECS_PER_SEC / 2;
+				slot->secret = c->delivery.endpoint_conf.secret != NULL ?
+					MemoryContextStrdup(worker_cxt, c->delivery.endpoint_conf.secret) : NULL;
 				endpoints[ep].in_flight++;
 				in_flight++;
 				continue;
@@ -624,8 +867,10 @@ submit_claims(Pass *pass, TimestampTz now)
 				r->id = c->delivery.id;
 				r->token = pass->claim_token;
 				r->attempt = c->attempt;
+				late->leases[late->n_results - 1] = pass->claim_lease_until;
 				r->outcome = QUEUE_RETRY;
-				r->error = psprintf("request not sent: %s", errbuf);
+				r->error = redacted(psprintf("request not sent: %s", errbuf),
+									c->delivery.endpoint_conf.secret);
 				r->started_at = now;
 				r->next_attempt_at = TimestampTzPlusMilliseconds(now, s2s_retry_base_ms);
 			}
@@ -636,6 +881,7 @@ submit_claims(Pass *pass, TimestampTz now)
 			QueueResult *r = &late->results[late->n_results++];
 
 			memset(r, 0, sizeof(*r));
+			late->leases[late->n_results - 1] = pass->claim_lease_until;
 			r->id = c->delivery.id;
 			r->token = pass->claim_token;
 			r->attempt = c->attempt;
@@ -646,6 +892,78 @@ submit_claims(Pass *pass, TimestampTz now)
 	}
 	if (pass->n_claims > 0)
 		http_process(http);
+}
+
+static void
+watch_xid(TransactionId xid)
+{
+	for (int i = 0; i < n_watched; i++)
+		if (TransactionIdEquals(watched[i], xid))
+			return;
+	if (n_watched == max_watched)
+	{
+		max_watched *= 2;
+		watched = repalloc(watched, sizeof(TransactionId) * max_watched);
+	}
+	watched[n_watched++] = xid;
+}
+
+/*
+ * Every prepared transaction of the database, watched: at the worker's start (prepared
+ * transactions outlive a restart, the inbox in shared memory does not) and when the
+ * inbox overflowed. Those that enqueued nothing only cost a useless claim when they end.
+ */
+static void
+unit_scan_prepared(void *arg)
+{
+	int			rc;
+
+	pgstat_report_activity(STATE_RUNNING, "looking for prepared transactions");
+	rc = SPI_execute("SELECT transaction FROM pg_catalog.pg_prepared_xacts"
+					 " WHERE database OPERATOR(pg_catalog.=) pg_catalog.current_database()",
+					 true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "s2s_tracking could not read pg_prepared_xacts: %s",
+			 SPI_result_code_string(rc));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			watch_xid(DatumGetTransactionId(d));
+	}
+}
+
+/*
+ * Takes the prepared transactions handed over by backends, and says whether one of those
+ * watched has ended (COMMIT or ROLLBACK PREPARED): then its deliveries may be due. A
+ * prepared transaction stays "in progress" (its dummy PGPROC in the proc array) until it
+ * is finished, and its commit is in the clog before it leaves the proc array, so a claim
+ * made after this says false sees what it enqueued.
+ */
+static bool
+prepared_ended(bool *scan)
+{
+	TransactionId in[S2S_PREPARED_INBOX];
+	bool		overflow;
+	int			n = s2s_take_prepared(in, &overflow);
+	bool		ended = false;
+	int			kept = 0;
+
+	for (int i = 0; i < n; i++)
+		watch_xid(in[i]);
+	if (overflow)
+		*scan = true;
+	for (int i = 0; i < n_watched; i++)
+	{
+		if (TransactionIdIsInProgress(watched[i]))
+			watched[kept++] = watched[i];
+		else
+			ended = true;
+	}
+	n_watched = kept;
+	return ended;
 }
 
 /* What pg_stat_activity shows while the worker waits. */
@@ -707,8 +1025,13 @@ shut_down(void)
 		http_process(http);
 		memset(&pass, 0, sizeof(pass));
 		collect_results(&pass, MAX_SLOTS, 0, now);
-		if (pass.n_results > 0 && run_unit(unit_write_back, &pass))
-			count_results(&pass);
+		if (pass.n_results > 0)
+		{
+			if (run_unit(unit_write_back, &pass))
+				after_write_back(&pass);
+			else
+				write_back_each(&pass, 0, pass.n_results);
+		}
 		MemoryContextReset(batch_cxt);
 		if (in_flight == 0 || now >= deadline)
 			break;
@@ -718,14 +1041,23 @@ shut_down(void)
 		(void) WaitEventSetWait(wait_set, timeout, &ev, 1, PG_WAIT_EXTENSION);
 	}
 
-	if (in_flight > 0)
+	/* held results get a last chance; what still fails is given back with the rest */
+	if (n_held > 0)
+		retry_held();
+	if (in_flight > 0 || n_held > 0)
 	{
 		Pass		pass;
 		int			n = 0;
 
 		MemoryContextSwitchTo(batch_cxt);
 		memset(&pass, 0, sizeof(pass));
-		pass.results = palloc(sizeof(QueueResult) * in_flight);
+		pass.results = palloc(sizeof(QueueResult) * (in_flight + n_held));
+		for (int i = 0; i < n_held; i++)
+		{
+			pass.results[n] = held[i].r;
+			pass.results[n].outcome = QUEUE_GIVE_BACK;
+			n++;
+		}
 		for (int i = 0; i < MAX_SLOTS; i++)
 		{
 			QueueResult *r;
@@ -759,6 +1091,7 @@ s2s_worker_main(Datum main_arg)
 	bool		claim_wanted = true;
 	bool		reconcile_due = false;
 	bool		reconciled = false;
+	bool		scan_prepared = true;
 	TimestampTz next_poll = 0;
 	TimestampTz next_purge = 0;
 	TimestampTz next_due = 0;
@@ -802,6 +1135,9 @@ s2s_worker_main(Datum main_arg)
 	}
 	max_endpoints = 8;
 	endpoints = MemoryContextAlloc(worker_cxt, sizeof(EndpointLoad) * max_endpoints);
+	held = MemoryContextAlloc(worker_cxt, sizeof(Held) * MAX_SLOTS);
+	max_watched = S2S_PREPARED_INBOX;
+	watched = MemoryContextAlloc(worker_cxt, sizeof(TransactionId) * max_watched);
 
 	/* Claim tokens: random per worker, then a sequence, so that no two claims share one. */
 	if (!pg_strong_random(&token_base, sizeof(token_base)))
@@ -819,6 +1155,7 @@ s2s_worker_main(Datum main_arg)
 	SpinLockAcquire(&s2s_shared->mutex);
 	s2s_shared->worker_latch = MyLatch;
 	s2s_shared->worker_pid = MyProcPid;
+	s2s_shared->worker_database = MyDatabaseId;
 	s2s_shared->worker_started_at = GetCurrentTimestamp();
 	s2s_shared->last_loop_at = s2s_shared->worker_started_at;
 	s2s_shared->in_flight = 0;
@@ -849,6 +1186,8 @@ s2s_worker_main(Datum main_arg)
 			fill_options(&options);
 			http_client_set_options(http, &options);
 			claim_wanted = true;
+			/* the lease may have changed: look again at the leases in flight */
+			plan_renewal();
 		}
 		if (ShutdownRequestPending)
 			break;
@@ -895,6 +1234,14 @@ s2s_worker_main(Datum main_arg)
 
 			http_process(http);
 
+			if (n_held > 0 && now >= next_held_retry)
+				retry_held();
+
+			if (scan_prepared && run_unit(unit_scan_prepared, NULL))
+				scan_prepared = false;
+			if (prepared_ended(&scan_prepared))
+				claim_wanted = true;
+
 			if (now >= next_poll)
 			{
 				claim_wanted = true;
@@ -914,17 +1261,19 @@ s2s_worker_main(Datum main_arg)
 			if (pass.n_results > 0)
 				claim_wanted = true;	/* room was freed */
 
-			pass.claim_limit = Min(s2s_max_concurrency - in_flight, room);
+			/* held results keep their room: in flight and held stay within the cap */
+			pass.claim_limit = Min(s2s_max_concurrency - in_flight - n_held, room);
 			do_claim = claim_wanted && pass.claim_limit > 0;
 			if (do_claim)
 				pass.claim_token = token_base + (++token_seq);
 			pass.reconcile_expired = reconcile_due;
+			pass.renew = (in_flight + n_held > 0 && next_renewal != 0 && now >= next_renewal);
 
-			if (pass.n_results > 0 || pass.reconcile_expired)
+			if (pass.n_results > 0 || pass.reconcile_expired || pass.renew)
 			{
 				if (run_unit(do_claim ? unit_write_back_and_claim : unit_write_back, &pass))
 				{
-					count_results(&pass);
+					after_write_back(&pass);
 					reconcile_due = false;
 					if (pass.retry_due != 0 && (next_due == 0 || pass.retry_due < next_due))
 						next_due = pass.retry_due;
@@ -933,15 +1282,20 @@ s2s_worker_main(Datum main_arg)
 				{
 					/*
 					 * Keep the results even if the claim was what failed: write them
-					 * back alone (else they would wait for their lease to expire).
+					 * back alone, else one by one, holding any that still fails (a
+					 * result dropped here would make its delivery be sent again).
 					 */
 					if (do_claim && pass.n_results > 0)
 					{
 						memset(&pass.counts, 0, sizeof(pass.counts));
 						pass.n_claims = 0;
 						if (run_unit(unit_write_back, &pass))
-							count_results(&pass);
+							after_write_back(&pass);
+						else
+							write_back_each(&pass, 0, pass.n_results);
 					}
+					else if (pass.n_results > 0)
+						write_back_each(&pass, 0, pass.n_results);
 					pass.n_claims = 0;
 					do_claim = false;
 					/* Maybe the extension went away; look again after a pause. */
@@ -975,9 +1329,12 @@ s2s_worker_main(Datum main_arg)
 
 					memset(&late, 0, sizeof(late));
 					late.results = pass.results + written;
+					late.leases = pass.leases + written;
 					late.n_results = pass.n_results - written;
 					if (run_unit(unit_write_back, &late))
-						count_results(&late);
+						after_write_back(&late);
+					else
+						write_back_each(&late, 0, late.n_results);
 				}
 			}
 
@@ -1026,6 +1383,21 @@ s2s_worker_main(Datum main_arg)
 			t = http_timeout_ms(http);
 			if (in_flight > 0 && t >= 0 && t < timeout)
 				timeout = t;
+			/* a lease to renew, held results to retry (after an error pause) */
+			if (ready && n_held > 0 && next_held_retry != 0 && now >= paused_until)
+			{
+				t = next_held_retry > now ? TimestampDifferenceMilliseconds(now, next_held_retry) + 1 : 0;
+				if (t < timeout)
+					timeout = t;
+			}
+			if (ready && in_flight + n_held > 0 && next_renewal != 0 && now >= paused_until)
+			{
+				t = next_renewal > now ? TimestampDifferenceMilliseconds(now, next_renewal) + 1 : 0;
+				if (t < timeout)
+					timeout = t;
+			}
+			if (ready && n_watched > 0 && timeout > PREPARED_POLL_MS)
+				timeout = PREPARED_POLL_MS;
 		}
 
 		publish_state(now);

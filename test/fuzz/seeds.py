@@ -88,3 +88,9 @@ write("netcheck", "metadata", netcheck(1, v4("169.254.169.254"), "169.254.0.0/16
 write("netcheck", "mapped", netcheck(0, v6("::ffff:10.0.0.1"), "10.0.0.0/8,fd00::/8"))
 write("netcheck", "nat64", netcheck(0, v6("64:ff9b::7f00:1"), " 192.168.0.0/24 , 0.0.0.0/0"))
 write("netcheck", "bad", netcheck(0, v6("fe80::1"), "10.0.0.1/8,,::/129"))
+
+R = lambda flags, where, text, secret: bytes([flags, where]) + text.encode() + b"\0" + secret.encode()
+write("redact", "affilae-echo", R(0, 19, "GET /postback?key=&id=1 HTTP/1.1", "603ed1800000000000000000-5f8a9c000000000000000abc"))
+write("redact", "encoded-lower", R(2, 3, "t=;", "to+k/en"))
+write("redact", "form-cut", R(3 | 4, 0, "", "a b%c"))
+write("redact", "percent", R(1, 1, "a%25b", "%25"))

@@ -15,7 +15,8 @@ Control paths (never recorded):
                        N-th on, counting from 0)
     GET  /__stats      JSON {"requests", "in_flight", "max_in_flight", "connections"}
     POST /__reset      forgets requests, statistics and behaviours
-    POST /__behave     JSON {"status": 503, "delay_ms": 0, "mode": "normal|hang|close|big",
+    POST /__behave     JSON {"status": 503, "delay_ms": 0,
+                             "mode": "normal|hang|close|big|echo", "echo_pad": 0,
                              "retry_after": "2", "body": "...", "times": N,
                              "path_prefix": "/postback", "big_bytes": 20000000,
                              "headers": {"X-Name": "value"}}
@@ -27,18 +28,23 @@ then dropped (the default answer comes back); without, until /__reset.
 Default answers: 200 "OK"; GET /click answers 200 {"id": "<unique id>"} as Swaarm's
 /click?no_redirect=true does. Modes: hang never answers (until the client gives up or
 the receiver stops), close closes the connection without answering, big sends a body of
-big_bytes bytes (streamed, so the receiver itself stays small).
+big_bytes bytes (streamed, so the receiver itself stays small), echo answers (with the
+status) what an error page of a proxy or firewall shows: echo_pad bytes of 'x', the request
+line as received, the same with lower-case %xx escapes, the same decoded, the headers as
+received and the request body.
 """
 
 import argparse
 import json
 import os
+import re
 import select
 import signal
 import socket
 import sys
 import threading
 import time
+import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -158,7 +164,7 @@ class Handler(BaseHTTPRequestHandler):
                 b = json.loads(body.decode("utf-8") or "{}")
                 if not isinstance(b, dict):
                     raise ValueError("a JSON object is expected")
-                if b.get("mode", "normal") not in ("normal", "hang", "close", "big"):
+                if b.get("mode", "normal") not in ("normal", "hang", "close", "big", "echo"):
                     raise ValueError("unknown mode %r" % b.get("mode"))
                 if b.get("times") is not None:
                     b["times"] = int(b["times"])
@@ -194,12 +200,22 @@ class Handler(BaseHTTPRequestHandler):
             STATE.max_in_flight = max(STATE.max_in_flight, STATE.in_flight)
             b = STATE.pick_behaviour(path) or {}
         try:
-            self.answer(path, b)
+            self.answer(path, b, body)
         finally:
             with STATE.lock:
                 STATE.in_flight -= 1
 
-    def answer(self, path, b):
+    def echo(self, body):
+        """The request as an error page quotes it (mode echo)."""
+        line = self.requestline
+        lower = re.sub(r"%[0-9A-Fa-f]{2}", lambda m: m.group(0).lower(), line)
+        parts = ["x" * self._echo_pad]
+        parts += [line, "\n", lower, "\n", urllib.parse.unquote(line), "\n"]
+        parts += ["%s: %s\n" % (k, v) for k, v in self.headers.items()]
+        parts += ["\n", body.decode("utf-8", errors="replace")]
+        return "".join(parts)
+
+    def answer(self, path, b, req_body=b""):
         delay = float(b.get("delay_ms") or 0) / 1000.0
         if delay > 0:
             STATE.stopping.wait(delay)
@@ -239,7 +255,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
             return
 
-        if b.get("body") is not None:
+        if mode == "echo":
+            self._echo_pad = int(b.get("echo_pad") or 0)
+            body, ctype = self.echo(req_body), "text/plain"
+        elif b.get("body") is not None:
             body, ctype = b["body"], "text/plain"
         elif path == "/click" and self.command == "GET":
             with STATE.lock:
