@@ -12,7 +12,9 @@
  * a duplicate; confirm the tuple, or "super-delete" it when a duplicate exists (ours, or
  * a concurrent transaction's) and start again, now as ExecInsert does: check the
  * arbiters first (waiting for a transaction in progress), do nothing when one holds the
- * key. The first round skips that check (see below).
+ * key. The first round skips that check (see below), unless the caller expects the key
+ * to exist (an UPDATE that validates an order again): the key is then looked up first,
+ * before a tuple is formed, so that finding it writes nothing and spends no identity value.
  * The tuple is built from the trigger's values and the table's own column defaults
  * (identity, now(), ...), evaluated as the executor would; the table's constraints are
  * checked as the executor would.

@@ -5,14 +5,19 @@
  *
  * Rules (SPEC, "Behaviour that users rely on"):
  *	- an order counts when it is inserted validated or an UPDATE makes it validated (its
- *	  status moves into the validated statuses; without a status column: on INSERT only);
+ *	  status moves into the validated statuses, whatever set it: the trigger fires on
+ *	  every UPDATE, see track_orders.c; without a status column: on INSERT only);
  *	- one delivery per (endpoint, order): dedupe_key 'order:' || order id and
  *	  INSERT ... ON CONFLICT DO NOTHING, so status flips and concurrent validations of the
- *	  same order leave one row; a rolled-back order leaves nothing (same transaction);
+ *	  same order leave one row; a rolled-back order leaves nothing (same transaction); an
+ *	  UPDATE looks the key up before writing (delivery_insert.c), so an order validated
+ *	  again writes nothing;
  *	- bad tracking data never raises: nothing to attribute (no click ID, no Swaarm user
  *	  ID) enqueues nothing; invalid or expired click IDs, a NULL or negative amount, a
  *	  malformed currency or a missing mandatory Swaarm field enqueue a 'skipped' delivery
- *	  whose last_error says why; an unparsable client IP is stored as NULL;
+ *	  whose last_error says why (the rules are delivery_check.c's, which s2s.retry applies
+ *	  again); the raw click IDs and a bad currency are kept, cut between characters;
+ *	  an unparsable client IP is stored as NULL;
  *	- a broken configuration (unknown endpoint, missing column after ALTER TABLE) raises.
  *
  * Speed: the trigger's arguments are parsed and resolved (attribute numbers, output
