@@ -118,6 +118,20 @@ SELECT s2s.track_orders('tt.plain', 'tt_aff', order_id => 'number', amount => 'a
                         click_ids => 'click_ids');
 SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'tt.plain'::regclass;
 
+-- A configuration made unusable (a mapped column dropped): an UPDATE that leaves the
+-- status alone still works, as when it did not fire the trigger; one that validates the
+-- order, like an INSERT, says what is wrong.
+CREATE TABLE tt.broken (number text, amount numeric, click_ids text, status text, note text);
+SELECT s2s.track_orders('tt.broken', 'tt_aff', order_id => 'number', amount => 'amount',
+                        click_ids => 'click_ids', status => 'status',
+                        validated_statuses => ARRAY['paid']);
+INSERT INTO tt.broken VALUES ('B-1', 5, :'c1', 'new', NULL);
+ALTER TABLE tt.broken DROP COLUMN click_ids;
+UPDATE tt.broken SET note = 'called the customer';
+UPDATE tt.broken SET status = 'new', note = 'again';
+UPDATE tt.broken SET status = 'paid';
+SELECT number, status, note FROM tt.broken;
+
 DROP SCHEMA tt CASCADE;
 DELETE FROM s2s.deliveries WHERE endpoint LIKE 'tt\_%';
 DELETE FROM s2s.endpoints WHERE name LIKE 'tt\_%';

@@ -557,6 +557,54 @@ get_order_trigger(TriggerData *td)
 	return t;
 }
 
+/* Whether the firing trigger's configuration is cached and usable as it is. */
+static bool
+order_trigger_cached(TriggerData *td)
+{
+	S2SOrderTrigger *t;
+
+	lookup_extension_objects();
+	t = hash_search(trigger_cache, &td->tg_trigger->tgoid, HASH_FIND, NULL);
+	return t != NULL && t->valid && t->complete &&
+		t->relid == RelationGetRelid(td->tg_relation);
+}
+
+/*
+ * For an UPDATE when the configuration must be built (again): whether the UPDATE leaves
+ * the status alone, judged from the trigger's arguments and the stored values only. Such
+ * an UPDATE cannot validate the order, and did not even fire the trigger before 0.4.0: it
+ * must not fail because the configuration became unusable meanwhile (a mapped column
+ * dropped, an endpoint gone). False when unsure: the configuration is then built.
+ */
+static bool
+update_leaves_status(TriggerData *td)
+{
+	Trigger    *tg = td->tg_trigger;
+	TupleDesc	desc = RelationGetDescr(td->tg_relation);
+	S2STriggerArgs a;
+	Form_pg_attribute att;
+	AttrNumber	attnum;
+	Oid			typid;
+	bool		oldnull;
+	bool		newnull;
+	Datum		oldval;
+	Datum		newval;
+
+	if (s2s_trigger_args_parse(tg->tgnargs, tg->tgargs, &a) != NULL)
+		return false;
+	if (a.fields[S2S_F_STATUS].column == NULL)
+		return true;			/* without a status column, only an INSERT counts */
+	attnum = find_column(desc, a.fields[S2S_F_STATUS].column, &typid);
+	if (attnum == InvalidAttrNumber)
+		return false;
+	att = TupleDescAttr(desc, attnum - 1);
+	oldval = heap_getattr(td->tg_trigtuple, attnum, desc, &oldnull);
+	newval = heap_getattr(td->tg_newtuple, attnum, desc, &newnull);
+	if (oldnull || newnull)
+		return oldnull && newnull;
+	return datumIsEqual(oldval, newval, att->attbyval, att->attlen);
+}
+
 /* Text of a field for this row; NULL when NULL or not configured. */
 static char *
 field_text(S2SFieldInfo *fi, HeapTuple tup, TupleDesc desc, char sep)
@@ -872,8 +920,10 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 				 errmsg("s2s.enqueue_conversion() must be fired AFTER INSERT OR UPDATE FOR EACH ROW"),
 				 errhint("Create the trigger with s2s.track_orders.")));
 
-	t = get_order_trigger(td);
 	is_update = TRIGGER_FIRED_BY_UPDATE(td->tg_event);
+	if (is_update && !order_trigger_cached(td) && update_leaves_status(td))
+		return PointerGetDatum(NULL);
+	t = get_order_trigger(td);
 	tup = is_update ? td->tg_newtuple : td->tg_trigtuple;
 	desc = RelationGetDescr(td->tg_relation);
 

@@ -215,7 +215,9 @@ response_text(const char *body, size_t len)
 
 /*
  * What went wrong with an attempt, in words: the HTTP status or the transport error, then
- * the classification's reason. Neither contains a URL (hence no secret).
+ * the classification's reason. Neither contains a URL (hence no secret). libcurl's text
+ * may quote what the server sent (a certificate's subject name) and is cut at 256 bytes:
+ * it is made valid in the database encoding like a response body.
  */
 static char *
 attempt_error(const HttpResult *res, const char *reason)
@@ -223,7 +225,7 @@ attempt_error(const HttpResult *res, const char *reason)
 	if (res->http_status > 0)
 		return psprintf("HTTP %ld: %s", res->http_status, reason);
 	if (res->error[0] != '\0')
-		return psprintf("%s (%s)", reason, res->error);
+		return psprintf("%s (%s)", reason, response_text(res->error, strlen(res->error)));
 	return pstrdup(reason);
 }
 
