@@ -12,7 +12,9 @@
  * a duplicate; confirm the tuple, or "super-delete" it when a duplicate exists (ours, or
  * a concurrent transaction's) and start again, now as ExecInsert does: check the
  * arbiters first (waiting for a transaction in progress), do nothing when one holds the
- * key. The first round skips that check (see below).
+ * key. The first round skips that check (see below), unless the caller expects the key
+ * to exist (an UPDATE that validates an order again): the key is then looked up first,
+ * before a tuple is formed, so that finding it writes nothing and spends no identity value.
  * The tuple is built from the trigger's values and the table's own column defaults
  * (identity, now(), ...), evaluated as the executor would; the table's constraints are
  * checked as the executor would.
@@ -226,10 +228,11 @@ load_indexes(Relation rel, AttrNumber endpoint_att, AttrNumber dedupe_att)
  * ExecOpenIndices for this row, from what load_indexes kept: only the indexes the row
  * goes into are opened (one not ready for inserts, or a partial index whose predicate the
  * row fails, is skipped, as ExecInsertIndexTuples would skip it), their IndexInfo copied
- * into the row's memory.
+ * into the row's memory. With arbiters_only, only the arbiters (never partial), for a
+ * look-up of the key.
  */
 static void
-open_indexes(ResultRelInfo *rri, TupleTableSlot *slot, EState *estate)
+open_indexes(ResultRelInfo *rri, TupleTableSlot *slot, EState *estate, bool arbiters_only)
 {
 	ExprContext *econtext = GetPerTupleExprContext(estate);
 	int			i;
@@ -243,7 +246,8 @@ open_indexes(ResultRelInfo *rri, TupleTableSlot *slot, EState *estate)
 		IndexEntry *ie = &cache.indexes[i];
 		IndexInfo  *ii;
 
-		if (!ie->ready || (ie->predicate != NULL && !ExecQual(ie->predicate, econtext)))
+		if (arbiters_only ? !list_member_oid(cache.arbiters, ie->oid) :
+			(!ie->ready || (ie->predicate != NULL && !ExecQual(ie->predicate, econtext))))
 			continue;
 		ii = makeNode(IndexInfo);
 		memcpy(ii, ie->info, sizeof(IndexInfo));
@@ -362,9 +366,14 @@ convert_text(ColumnSource *cs, Datum value)
 	return result;
 }
 
-/* Fills slot with the new row: the caller's values, then the defaults. */
+/*
+ * Fills slot with the new row: the caller's values, then (with_defaults) the defaults.
+ * Without them, the row is only good for looking its key up: nothing is evaluated that
+ * has an effect (the identity's nextval).
+ */
 static void
-form_row(TupleTableSlot *slot, EState *estate, const Datum *values, const bool *isnull)
+form_row(TupleTableSlot *slot, EState *estate, const Datum *values, const bool *isnull,
+		 bool with_defaults)
 {
 	ExprContext *econtext = GetPerTupleExprContext(estate);
 	int			i;
@@ -384,7 +393,7 @@ form_row(TupleTableSlot *slot, EState *estate, const Datum *values, const bool *
 				values[cs->param];
 			slot->tts_isnull[i] = false;
 		}
-		else if (cs->default_expr != NULL)
+		else if (with_defaults && cs->default_expr != NULL)
 			slot->tts_values[i] = ExecEvalExprSwitchContext(cs->default_expr, econtext,
 															&slot->tts_isnull[i]);
 	}
@@ -392,7 +401,7 @@ form_row(TupleTableSlot *slot, EState *estate, const Datum *values, const bool *
 }
 
 bool
-s2s_delivery_insert_direct(Oid relid, const Datum *values, const bool *isnull,
+s2s_delivery_insert_direct(Oid relid, const Datum *values, const bool *isnull, bool probe,
 						   bool *inserted)
 {
 	Relation	rel;
@@ -447,7 +456,35 @@ s2s_delivery_insert_direct(Oid relid, const Datum *values, const bool *isnull,
 	estate->es_output_cid = cid;
 
 	slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel), table_slot_callbacks(rel));
-	form_row(slot, estate, values, isnull);
+
+	/*
+	 * When the delivery may exist already (the caller knows the order was validated
+	 * before), look its key up first, as ExecInsert does for ON CONFLICT: finding it
+	 * there writes nothing at all, where the optimistic round below would leave a dead
+	 * tuple, its index entries and a spent identity value behind. The look-up waits for a
+	 * transaction in progress that inserted the key, as the statement would.
+	 */
+	if (probe)
+	{
+		ItemPointerData conflict_tid;
+		bool		known;
+
+		form_row(slot, estate, values, isnull, false);
+		open_indexes(rri, slot, estate, true);
+		known = !ExecCheckIndexConstraints(rri, slot, estate, &conflict_tid, cache.arbiters);
+		ExecCloseIndices(rri);
+		if (known)
+		{
+			ExecResetTupleTable(estate->es_tupleTable, false);
+			MemoryContextSwitchTo(old);
+			FreeExecutorState(estate);
+			table_close(rel, NoLock);
+			busy_depth--;
+			return true;
+		}
+	}
+
+	form_row(slot, estate, values, isnull, true);
 	if (rel->rd_att->constr)
 		ExecConstraints(rri, slot, estate);
 
@@ -460,7 +497,7 @@ s2s_delivery_insert_direct(Oid relid, const Datum *values, const bool *isnull,
 	 * (check the arbiters, waiting for a transaction in progress; insert; a unique index
 	 * other than an arbiter then raises as it would for the statement).
 	 */
-	open_indexes(rri, slot, estate);
+	open_indexes(rri, slot, estate, false);
 	for (round = 0;; round++)
 	{
 		ItemPointerData conflict_tid;

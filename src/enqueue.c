@@ -5,14 +5,19 @@
  *
  * Rules (SPEC, "Behaviour that users rely on"):
  *	- an order counts when it is inserted validated or an UPDATE makes it validated (its
- *	  status moves into the validated statuses; without a status column: on INSERT only);
+ *	  status moves into the validated statuses, whatever set it: the trigger fires on
+ *	  every UPDATE, see track_orders.c; without a status column: on INSERT only);
  *	- one delivery per (endpoint, order): dedupe_key 'order:' || order id and
  *	  INSERT ... ON CONFLICT DO NOTHING, so status flips and concurrent validations of the
- *	  same order leave one row; a rolled-back order leaves nothing (same transaction);
+ *	  same order leave one row; a rolled-back order leaves nothing (same transaction); an
+ *	  UPDATE looks the key up before writing (delivery_insert.c), so an order validated
+ *	  again writes nothing;
  *	- bad tracking data never raises: nothing to attribute (no click ID, no Swaarm user
  *	  ID) enqueues nothing; invalid or expired click IDs, a NULL or negative amount, a
  *	  malformed currency or a missing mandatory Swaarm field enqueue a 'skipped' delivery
- *	  whose last_error says why; an unparsable client IP is stored as NULL;
+ *	  whose last_error says why (the rules are delivery_check.c's, which s2s.retry applies
+ *	  again); the raw click IDs and a bad currency are kept, cut between characters;
+ *	  an unparsable client IP is stored as NULL;
  *	- a broken trigger definition (unparsable arguments, a column missing after ALTER
  *	  TABLE) raises; an endpoint deleted or given another kind behind the endpoints
  *	  guards (which refuse both while a trigger tracks it) never does: a WARNING, or a
@@ -46,9 +51,11 @@
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/inet.h"
@@ -61,6 +68,7 @@
 #include "utils/timestamp.h"
 
 #include "click.h"
+#include "delivery_check.h"
 #include "delivery_insert.h"
 #include "endpoint_lock.h"
 #include "enqueue.h"
@@ -69,9 +77,6 @@
 
 PG_FUNCTION_INFO_V1(s2s_enqueue_conversion);
 PG_FUNCTION_INFO_V1(s2s_endpoints_changed);
-
-/* The raw click IDs kept on a skipped delivery, so that the reason can be checked. */
-#define S2S_RAW_CLICK_IDS_MAX 1024
 
 /* Longest order ID tracked: the dedupe key must fit a btree index entry with room. */
 #define S2S_ORDER_ID_MAX 512
@@ -84,6 +89,7 @@ static Oid	deliveries_owner = InvalidOid;
 static Oid	enqueue_fn_oid = InvalidOid;
 static SPIPlanPtr insert_plan = NULL;
 static SPIPlanPtr endpoint_plan = NULL;
+static SPIPlanPtr probe_plan = NULL;
 
 static void
 relcache_callback(Datum arg, Oid relid)
@@ -419,13 +425,6 @@ find_column(TupleDesc desc, const char *name, Oid *typid)
 	return InvalidAttrNumber;
 }
 
-static bool
-valid_currency(const char *c)
-{
-	return strlen(c) == 3 && c[0] >= 'A' && c[0] <= 'Z' && c[1] >= 'A' && c[1] <= 'Z' &&
-		c[2] >= 'A' && c[2] <= 'Z';
-}
-
 static char *
 rtrim_blanks(char *s)
 {
@@ -488,7 +487,7 @@ s2s_order_trigger_build(S2SOrderTrigger *t, Relation rel, const char *trigname,
 		{
 			fi->how = S2S_HOW_CONSTANT;
 			fi->constant = pstrdup(a.fields[f].constant);
-			if (f == S2S_F_CURRENCY && !valid_currency(fi->constant))
+			if (f == S2S_F_CURRENCY && !s2s_currency_is_valid(fi->constant))
 				config_error(trigname, rel, ERRCODE_INVALID_PARAMETER_VALUE,
 							 psprintf("currency \"%s\" is not an ISO 4217 code", fi->constant),
 							 "A currency is three capital letters, such as EUR.");
@@ -565,6 +564,54 @@ get_order_trigger(TriggerData *td)
 	s2s_order_trigger_build(t, td->tg_relation, tg->tgname, tg->tgnargs, tg->tgargs);
 	t->complete = true;
 	return t;
+}
+
+/* Whether the firing trigger's configuration is cached and usable as it is. */
+static bool
+order_trigger_cached(TriggerData *td)
+{
+	S2SOrderTrigger *t;
+
+	lookup_extension_objects();
+	t = hash_search(trigger_cache, &td->tg_trigger->tgoid, HASH_FIND, NULL);
+	return t != NULL && t->valid && t->complete &&
+		t->relid == RelationGetRelid(td->tg_relation);
+}
+
+/*
+ * For an UPDATE when the configuration must be built (again): whether the UPDATE leaves
+ * the status alone, judged from the trigger's arguments and the stored values only. Such
+ * an UPDATE cannot validate the order, and did not even fire the trigger before 0.4.0: it
+ * must not fail because the configuration became unusable meanwhile (a mapped column
+ * dropped, an endpoint gone). False when unsure: the configuration is then built.
+ */
+static bool
+update_leaves_status(TriggerData *td)
+{
+	Trigger    *tg = td->tg_trigger;
+	TupleDesc	desc = RelationGetDescr(td->tg_relation);
+	S2STriggerArgs a;
+	Form_pg_attribute att;
+	AttrNumber	attnum;
+	Oid			typid;
+	bool		oldnull;
+	bool		newnull;
+	Datum		oldval;
+	Datum		newval;
+
+	if (s2s_trigger_args_parse(tg->tgnargs, tg->tgargs, &a) != NULL)
+		return false;
+	if (a.fields[S2S_F_STATUS].column == NULL)
+		return true;			/* without a status column, only an INSERT counts */
+	attnum = find_column(desc, a.fields[S2S_F_STATUS].column, &typid);
+	if (attnum == InvalidAttrNumber)
+		return false;
+	att = TupleDescAttr(desc, attnum - 1);
+	oldval = heap_getattr(td->tg_trigtuple, attnum, desc, &oldnull);
+	newval = heap_getattr(td->tg_newtuple, attnum, desc, &newnull);
+	if (oldnull || newnull)
+		return oldnull && newnull;
+	return datumIsEqual(oldval, newval, att->attbyval, att->attlen);
 }
 
 /* Text of a field for this row; NULL when NULL or not configured. */
@@ -730,19 +777,13 @@ set_text(Delivery *d, int c, const char *s)
 	d->isnull[c] = false;
 }
 
-static void
-skip(Delivery *d, const char *reason)
-{
-	if (d->skip_reason == NULL)
-		d->skip_reason = reason;
-}
-
 /*
  * The statement, for a s2s.deliveries the direct insert does not handle (one with a
- * trigger of the shop's, say). Returns whether a row was inserted.
+ * trigger of the shop's, say). Returns whether a row was inserted. With probe, the
+ * delivery is first looked for, with a fresh snapshot, as the direct insert does.
  */
 static bool
-insert_delivery_statement(Delivery *d)
+insert_delivery_statement(Delivery *d, bool probe)
 {
 	char		nulls[S2S_DC_COUNT];
 	bool		inserted;
@@ -751,6 +792,29 @@ insert_delivery_statement(Delivery *d)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	if (probe)
+	{
+		Datum		key[2] = {d->values[S2S_DC_ENDPOINT], d->values[S2S_DC_DEDUPE_KEY]};
+
+		if (probe_plan == NULL)
+		{
+			Oid			types[2] = {TEXTOID, TEXTOID};
+
+			probe_plan = prepare_kept("SELECT FROM s2s.deliveries"
+									  " WHERE endpoint OPERATOR(pg_catalog.=) $1"
+									  "   AND dedupe_key OPERATOR(pg_catalog.=) $2",
+									  2, types);
+		}
+		rc = SPI_execute_snapshot(probe_plan, key, NULL, GetLatestSnapshot(),
+								  InvalidSnapshot, true, false, 1);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "delivery lookup failed: %s", SPI_result_code_string(rc));
+		if (SPI_processed > 0)
+		{
+			SPI_finish();
+			return false;
+		}
+	}
 	if (insert_plan == NULL)
 	{
 		Oid			types[S2S_DC_COUNT];
@@ -770,7 +834,7 @@ insert_delivery_statement(Delivery *d)
 }
 
 static void
-insert_delivery(Delivery *d, bool wake)
+insert_delivery(Delivery *d, bool wake, bool probe)
 {
 	Oid			save_user;
 	int			save_sec;
@@ -788,8 +852,8 @@ insert_delivery(Delivery *d, bool wake)
 		set_text(d, S2S_DC_STATUS, "pending");
 
 	become_owner(&save_user, &save_sec);
-	if (!s2s_delivery_insert_direct(deliveries_relid, d->values, d->isnull, &inserted))
-		inserted = insert_delivery_statement(d);
+	if (!s2s_delivery_insert_direct(deliveries_relid, d->values, d->isnull, probe, &inserted))
+		inserted = insert_delivery_statement(d, probe);
 	SetUserIdAndSecContext(save_user, save_sec);
 
 	/*
@@ -813,6 +877,42 @@ warn_endpoint_missing(TriggerData *td, S2SOrderTrigger *t, const char *order_id)
 			 errhint("Create the endpoint again, or stop tracking with s2s.untrack_orders.")));
 }
 
+/*
+ * Whether an UPDATE moved the status into a validated one. The trigger fires on every
+ * UPDATE of the row (a shop's own BEFORE trigger may set the status without the
+ * statement naming it), so the common case, a status left as it was, is decided on the
+ * stored values alone: no conversion to text, no comparison with the validated list.
+ */
+static bool
+update_validates(S2SOrderTrigger *t, TriggerData *td, TupleDesc desc)
+{
+	S2SFieldInfo *fi = &t->f[S2S_F_STATUS];
+	Form_pg_attribute att = TupleDescAttr(desc, fi->attnum - 1);
+	bool		oldnull;
+	bool		newnull;
+	Datum		oldval = heap_getattr(td->tg_trigtuple, fi->attnum, desc, &oldnull);
+	Datum		newval = heap_getattr(td->tg_newtuple, fi->attnum, desc, &newnull);
+
+	if (newnull)
+		return false;
+	/* equal bytes, equal status (unequal bytes may still be one status: checked below) */
+	if (!oldnull && datumIsEqual(oldval, newval, att->attbyval, att->attlen))
+		return false;
+	return status_validated(t, td->tg_newtuple, desc) &&
+		!status_validated(t, td->tg_trigtuple, desc);
+}
+
+/* s as a new string of at most max bytes, cut on a character boundary. */
+static char *
+clip(const char *s, int max)
+{
+	int			len = strlen(s);
+
+	if (len <= max)
+		return pstrdup(s);
+	return pnstrdup(s, pg_mbcliplen(s, len, max));
+}
+
 Datum
 s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 {
@@ -821,7 +921,10 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 	HeapTuple	tup;
 	TupleDesc	desc;
 	Delivery	d;
+	S2SDeliveryFacts facts;
 	char	   *order_id;
+	char	   *raw_click_ids = NULL;
+	char	   *click_ids;
 	char	   *s;
 	Datum		amount;
 	bool		isnull;
@@ -839,17 +942,17 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 				 errmsg("s2s.enqueue_conversion() must be fired AFTER INSERT OR UPDATE FOR EACH ROW"),
 				 errhint("Create the trigger with s2s.track_orders.")));
 
-	t = get_order_trigger(td);
 	is_update = TRIGGER_FIRED_BY_UPDATE(td->tg_event);
+	if (is_update && !order_trigger_cached(td) && update_leaves_status(td))
+		return PointerGetDatum(NULL);
+	t = get_order_trigger(td);
 	tup = is_update ? td->tg_newtuple : td->tg_trigtuple;
 	desc = RelationGetDescr(td->tg_relation);
 
 	/* Is the order validated by this very change? */
 	if (t->f[S2S_F_STATUS].attnum != InvalidAttrNumber)
 	{
-		if (!status_validated(t, tup, desc))
-			return PointerGetDatum(NULL);
-		if (is_update && status_validated(t, td->tg_trigtuple, desc))
+		if (is_update ? !update_validates(t, td, desc) : !status_validated(t, tup, desc))
 			return PointerGetDatum(NULL);
 	}
 	else if (is_update)
@@ -886,33 +989,28 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 	memset(&d, 0, sizeof(d));
 	for (i = 0; i < S2S_DC_COUNT; i++)
 		d.isnull[i] = true;
+	memset(&facts, 0, sizeof(facts));
+	facts.kind = t->kind;
+	facts.judged_at_s = (int64) timestamptz_to_time_t(GetCurrentStatementStartTimestamp());
+	facts.click_ttl_s = s2s_click_ttl_s;
+	facts.click_max_skew_s = s2s_click_max_skew_s;
+	facts.cookie_max_ids = s2s_cookie_max_ids;
 	set_text(&d, S2S_DC_ENDPOINT, t->endpoint);
 	set_text(&d, S2S_DC_DEDUPE_KEY, psprintf("order:%s", order_id));
 	set_text(&d, S2S_DC_CONVERSION_ID, order_id);
 
-	/* attribution first: an order nobody referred is not a problem, just not ours */
+	/*
+	 * attribution first: an order nobody referred is not a problem, just not ours (a
+	 * trigger that no longer fits its endpoint's kind records its problem below)
+	 */
 	if (t->kind_problem)
-		skip(&d, t->kind_problem);
+		;
 	else if (t->kind == S2S_KIND_AFFILAE)
 	{
-		char	   *raw = field_text(&t->f[S2S_F_CLICK_IDS], tup, desc, '-');
-		char	   *ids;
-		int			n;
-
-		if (raw == NULL || raw[0] == '\0')
+		raw_click_ids = field_text(&t->f[S2S_F_CLICK_IDS], tup, desc, '-');
+		if (raw_click_ids == NULL || raw_click_ids[0] == '\0')
 			return PointerGetDatum(NULL);
-		ids = s2s_cookie_normalize(raw, strlen(raw),
-								   (int64) timestamptz_to_time_t(GetCurrentStatementStartTimestamp()),
-								   s2s_click_ttl_s, s2s_click_max_skew_s, s2s_cookie_max_ids, &n);
-		if (n == 0)
-		{
-			skip(&d, "No valid click ID: every click ID of the order is malformed, expired or in the future.");
-			if (strlen(raw) > S2S_RAW_CLICK_IDS_MAX)
-				raw[S2S_RAW_CLICK_IDS_MAX] = '\0';
-			set_text(&d, S2S_DC_CLICK_IDS, raw);
-		}
-		else
-			set_text(&d, S2S_DC_CLICK_IDS, ids);
+		facts.click_ids = raw_click_ids;
 	}
 	else
 	{
@@ -920,33 +1018,27 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 		if (s == NULL || s[0] == '\0')
 			return PointerGetDatum(NULL);
 		set_text(&d, S2S_DC_USER_ID, s);
+		facts.user_id = s;
 		s = field_text(&t->f[S2S_F_EVENT_ID], tup, desc, 0);
-		if (s == NULL || s[0] == '\0')
-			skip(&d, "The order has no event ID.");
 		set_text(&d, S2S_DC_EVENT_ID, s);
+		facts.event_id = s;
 	}
 
 	/* amount: mandatory for Affilae, optional for a Swaarm postback */
 	amount = field_amount(&t->f[S2S_F_AMOUNT], tup, desc, &isnull);
-	if (isnull)
+	if (!isnull)
 	{
-		if (t->kind == S2S_KIND_AFFILAE)
-			skip(&d, "The order's amount is NULL.");
-	}
-	else
-	{
-		Numeric		num = DatumGetNumeric(amount);
-
-		if (numeric_is_nan(num) || numeric_is_inf(num))
-			skip(&d, "The order's amount is not a finite number.");
-		else if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, amount,
-												   NumericGetDatum(int64_to_numeric(0)))) < 0)
-			skip(&d, "The order's amount is negative.");
-		d.values[S2S_DC_AMOUNT] = NumericGetDatum(num);
+		facts.has_amount = true;
+		facts.amount = DatumGetNumeric(amount);
+		d.values[S2S_DC_AMOUNT] = amount;
 		d.isnull[S2S_DC_AMOUNT] = false;
 	}
 
-	/* currency: the order's (upper-cased), else the endpoint's; a bad one only in the reason */
+	/*
+	 * currency: the order's (upper-cased), else the endpoint's. A bad one is kept, cut to
+	 * whole characters, so that the reason shows it and s2s.retry refuses it as well
+	 * (never the endpoint's currency in its place: an order in US$ is not one in EUR).
+	 */
 	if (t->kind != S2S_KIND_SWAARM_S2SEVENT)
 	{
 		const char *currency = t->endpoint_currency;
@@ -962,32 +1054,37 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 			for (c = s; *c; c++)
 				if (*c >= 'a' && *c <= 'z')
 					*c -= 'a' - 'A';
-			if (valid_currency(s))
-				currency = s;
-			else if (s[0] != '\0')
-			{
-				skip(&d, psprintf("The order's currency \"%.16s\" is not an ISO 4217 code (three letters).", s));
-				currency = NULL;
-			}
+			if (s[0] != '\0')
+				currency = s2s_currency_is_valid(s) ? s : clip(s, S2S_RAW_CURRENCY_MAX);
 		}
 		set_text(&d, S2S_DC_CURRENCY, currency);
+		facts.currency = currency;
 	}
 
 	set_text(&d, S2S_DC_CUSTOMER, field_text(&t->f[S2S_F_CUSTOMER], tup, desc, 0));
 	set_text(&d, S2S_DC_PAYMENT, field_text(&t->f[S2S_F_PAYMENT], tup, desc, 0));
 	set_text(&d, S2S_DC_VOUCHER, field_text(&t->f[S2S_F_VOUCHER], tup, desc, ';'));
 	set_text(&d, S2S_DC_CV, field_text(&t->f[S2S_F_CV], tup, desc, 0));
-	set_text(&d, S2S_DC_USER_AGENT, field_text(&t->f[S2S_F_USER_AGENT], tup, desc, 0));
+	facts.user_agent = field_text(&t->f[S2S_F_USER_AGENT], tup, desc, 0);
+	set_text(&d, S2S_DC_USER_AGENT, facts.user_agent);
 	set_text(&d, S2S_DC_REFERER, field_text(&t->f[S2S_F_REFERER], tup, desc, 0));
 	d.values[S2S_DC_CLIENT_IP] = field_ip(&t->f[S2S_F_CLIENT_IP], tup, desc, &isnull);
 	d.isnull[S2S_DC_CLIENT_IP] = isnull;
+	facts.has_client_ip = !isnull;
 
-	if (t->kind == S2S_KIND_SWAARM_S2SEVENT)
+	/* the rules s2s.retry applies again (delivery_check.c) */
+	d.skip_reason = s2s_delivery_problem(&facts, &click_ids);
+	if (t->kind_problem)
+		d.skip_reason = t->kind_problem;
+	if (t->kind == S2S_KIND_AFFILAE && raw_click_ids != NULL)
 	{
-		if (isnull)
-			skip(&d, "The order has no valid client IP, which a Swaarm s2sevent requires.");
-		if (d.isnull[S2S_DC_USER_AGENT])
-			skip(&d, "The order has no user agent, which a Swaarm s2sevent requires.");
+		/*
+		 * Valid click IDs are stored normalised; without any, the raw value is kept (its
+		 * first 1 KB, whole characters) so that the reason can be checked.
+		 */
+		if (click_ids == NULL)
+			click_ids = clip(raw_click_ids, S2S_RAW_CLICK_IDS_MAX);
+		set_text(&d, S2S_DC_CLICK_IDS, click_ids);
 	}
 
 	/*
@@ -1006,10 +1103,14 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 			return PointerGetDatum(NULL);
 		}
 		if (t->kind_problem)
-			skip(&d, t->kind_problem);
+			d.skip_reason = t->kind_problem;
 	}
 
-	insert_delivery(&d, t->endpoint_sendable);
+	/*
+	 * An UPDATE that validates the order may validate it again (paid, cancelled, paid): the
+	 * delivery is then looked for before anything is written.
+	 */
+	insert_delivery(&d, t->endpoint_sendable, is_update);
 	return PointerGetDatum(NULL);
 }
 

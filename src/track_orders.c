@@ -293,20 +293,20 @@ s2s_track_orders(PG_FUNCTION_ARGS)
 					 errhint("Rename or drop that trigger first.")));
 	}
 
+	/*
+	 * With a status column the trigger fires on every UPDATE, not UPDATE OF the status
+	 * column: PostgreSQL fires the latter only when the statement's SET list names the
+	 * column, and a shop's own BEFORE trigger (paid_at filled in, status set to 'paid')
+	 * changes it without the statement naming it. The trigger compares the old and new
+	 * status itself, first on their stored bytes, so an UPDATE that leaves the status
+	 * alone costs little. No WHEN clause: an INSERT OR UPDATE trigger's cannot read OLD,
+	 * and one that names the column would forbid changing its type while it is tracked.
+	 */
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "CREATE TRIGGER %s AFTER INSERT", quote_identifier(tgname));
-	if (check.f[S2S_F_STATUS].attnum != InvalidAttrNumber)
-	{
-		const char *col = quote_identifier(text_to_cstring(PG_GETARG_TEXT_PP(field_argno(S2S_F_STATUS))));
-
-		/*
-		 * No WHEN clause: it would be parsed and compiled again by every statement
-		 * on the table, which costs more than the trigger's own status check.
-		 */
-		appendStringInfo(&sql, " OR UPDATE OF %s ON %s FOR EACH ROW", col, relname);
-	}
-	else
-		appendStringInfo(&sql, " ON %s FOR EACH ROW", relname);
+	appendStringInfo(&sql, "CREATE TRIGGER %s AFTER INSERT%s ON %s FOR EACH ROW",
+					 quote_identifier(tgname),
+					 check.f[S2S_F_STATUS].attnum != InvalidAttrNumber ? " OR UPDATE" : "",
+					 relname);
 	appendStringInfoString(&sql, " EXECUTE FUNCTION s2s.enqueue_conversion(");
 	for (i = 0; i < nargs; i++)
 		appendStringInfo(&sql, "%s%s", i ? ", " : "", quote_literal_cstr(argv[i]));

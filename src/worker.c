@@ -283,7 +283,9 @@ redacted(const char *text, const char *secret)
 /*
  * What went wrong with an attempt, in words: the HTTP status or the transport error, then
  * the classification's reason. Neither should contain a URL; the secret is masked anyway,
- * since libcurl's words are not ours to promise.
+ * since libcurl's words are not ours to promise. libcurl's text may quote what the server
+ * sent (a certificate's subject name) and is cut at 256 bytes: it is made valid in the
+ * database encoding like a response body.
  */
 static char *
 attempt_error(const HttpResult *res, const char *reason, const char *secret)
@@ -291,7 +293,8 @@ attempt_error(const HttpResult *res, const char *reason, const char *secret)
 	if (res->http_status > 0)
 		return psprintf("HTTP %ld: %s", res->http_status, reason);
 	if (res->error[0] != '\0')
-		return redacted(psprintf("%s (%s)", reason, res->error), secret);
+		return psprintf("%s (%s)", reason,
+						response_text(res->error, strlen(res->error), secret, true));
 	return pstrdup(reason);
 }
 

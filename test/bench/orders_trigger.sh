@@ -13,7 +13,9 @@
 # (run after the setup, to measure a variant), WORKER (default on: the delivery worker, woken
 # by every commit that enqueues, serves the benchmark database as deployed; "off" points it
 # at database postgres, where it finds no queue: the trigger's cost alone), WORKLOAD
-# (default insert: one INSERT per transaction; checkout: order + 3 lines + 3 stock updates). The extension must be installed for PG_CONFIG (as root,
+# (default insert: one INSERT per transaction; checkout: order + 3 lines + 3 stock updates;
+# lifecycle: an order inserted new, then updated four times: paid, its user agent, cancelled,
+# paid again — the UPDATE paths, where an already enqueued order is looked up). The extension must be installed for PG_CONFIG (as root,
 # this script builds and installs it first). The cluster lives in a temporary directory,
 # listens on a Unix socket only, and is stopped and removed at the end.
 set -euo pipefail
@@ -122,10 +124,10 @@ for t in plain tracked; do
 \set p2 random(1, 10000)
 \set p3 random(1, 10000)
 EOF
-		[ "$WORKLOAD" = checkout ] && echo "BEGIN;"
+		[ "$WORKLOAD" = checkout ] || [ "$WORKLOAD" = lifecycle ] && echo "BEGIN;"
 		cat <<EOF
 INSERT INTO orders_$t (customer_id, amount, status, click_ids, ip, user_agent)
-VALUES (:customer::bigint, :cents::bigint::numeric / 100, 'paid',
+VALUES (:customer::bigint, :cents::bigint::numeric / 100, '$([ "$WORKLOAD" = lifecycle ] && echo new || echo paid)',
         lpad(to_hex(extract(epoch FROM now())::bigint - :age1::bigint), 8, '0') || lpad(to_hex(:r::bigint), 16, '0')
         || CASE WHEN :two::int = 1 THEN '-' || lpad(to_hex(extract(epoch FROM now())::bigint - :age2::bigint), 8, '0')
                                        || lpad(to_hex(:r::bigint + 1), 16, '0') ELSE '' END,
@@ -138,6 +140,13 @@ EOF
 				echo "INSERT INTO order_lines_$t SELECT :order_id, $l, id, 1, price FROM products WHERE id = :p$l;"
 				echo "UPDATE products SET stock = stock - 1 WHERE id = :p$l;"
 			done
+			echo "COMMIT;"
+		fi
+		if [ "$WORKLOAD" = lifecycle ]; then
+			echo "UPDATE orders_$t SET status = 'paid' WHERE id = :order_id;"
+			echo "UPDATE orders_$t SET user_agent = user_agent || ' ' WHERE id = :order_id;"
+			echo "UPDATE orders_$t SET status = 'cancelled' WHERE id = :order_id;"
+			echo "UPDATE orders_$t SET status = 'paid' WHERE id = :order_id;"
 			echo "COMMIT;"
 		fi
 	} >"$work/insert_$t.sql"
@@ -179,7 +188,7 @@ ratio=$(awk -v a="$tracked" -v b="$plain" 'BEGIN {print a / b}')
 
 # The trigger did its job: one delivery per tracked order.
 "$bin/psql" -At -c "SELECT 'tracked orders: ' || (SELECT count(*) FROM orders_tracked)
-                    || ', deliveries: ' || count(*) || ' (' || count(*) FILTER (WHERE status = 'pending')
+                    || ', deliveries: ' || count(*) || ' (last id ' || (SELECT last_value FROM s2s.deliveries_id_seq) || ', ' || count(*) FILTER (WHERE status = 'pending')
                     || ' pending, ' || count(*) FILTER (WHERE status = 'skipped') || ' skipped)'
                       FROM s2s.deliveries"
 printf 'without trigger: %.1f tps\nwith trigger:    %.1f tps\nratio:           %.3f (target >= 0.85)\n' \
