@@ -21,12 +21,12 @@
  * DROP TRIGGER), of s2s.deliveries, or of s2s.endpoints (sent by a statement trigger on
  * that table, see 50_orders.sql) says they may be stale. A row then costs its column reads,
  * a shared lock on the endpoint's name (endpoint_lock.c: it stands for a foreign key) and
- * one row written through the table access method (delivery_insert.c).
+ * one execution of the prepared insert statement (delivery_insert.c).
  *
  * Privileges: the trigger runs as whoever writes the order (the shop's app role), who
  * needs no right on schema s2s. The endpoint lookup and the insert run as the owner of
  * s2s.deliveries (SetUserIdAndSecContext, with SECURITY_RESTRICTED_OPERATION); the plans
- * (the lookup, and the insert statement when the direct insert cannot serve) are prepared
+ * (the lookup and the insert statement) are prepared
  * under search_path pg_catalog, pg_temp with schema-qualified names only.
  */
 #include "postgres.h"
@@ -89,7 +89,6 @@ relcache_callback(Datum arg, Oid relid)
 	S2SOrderTrigger *t;
 	bool		all;
 
-	s2s_delivery_insert_invalidate(relid);
 	if (trigger_cache == NULL)
 		return;
 	all = (relid == InvalidOid || relid == deliveries_relid || relid == endpoints_relid);
@@ -728,10 +727,7 @@ skip(Delivery *d, const char *reason)
 		d->skip_reason = reason;
 }
 
-/*
- * The statement, for a s2s.deliveries the direct insert does not handle (one with a
- * trigger of the shop's, say). Returns whether a row was inserted.
- */
+/* The delivery row, through the prepared statement. Returns whether a row was inserted. */
 static bool
 insert_delivery_statement(Delivery *d)
 {
@@ -779,9 +775,7 @@ insert_delivery(Delivery *d, bool wake)
 		set_text(d, S2S_DC_STATUS, "pending");
 
 	become_owner(&save_user, &save_sec);
-	if (!s2s_direct_insert ||
-		!s2s_delivery_insert_direct(deliveries_relid, d->values, d->isnull, &inserted))
-		inserted = insert_delivery_statement(d);
+	inserted = insert_delivery_statement(d);
 	SetUserIdAndSecContext(save_user, save_sec);
 
 	/*
