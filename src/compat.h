@@ -15,6 +15,15 @@
 #include "utils/memutils.h"
 
 /*
+ * 16 moved the varlena macros (VARDATA_ANY, ...) out of postgres.h into varatt.h, which
+ * headers such as utils/inet.h use without including it: a file that includes one of
+ * those first includes this header.
+ */
+#if PG_VERSION_NUM >= 160000
+#include "varatt.h"
+#endif
+
+/*
  * A wait event set that lives until FreeWaitEventSet, across transactions. 17 tracks
  * such sets with a resource owner instead of a memory context: none here (the worker
  * frees it itself), so it is allocated in TopMemoryContext, as the context was.
