@@ -12,16 +12,20 @@ SELECT c.relname, c.relkind
  ORDER BY c.relname;
 -- Nobody but the owner may use the schema that holds secrets.
 SELECT has_schema_privilege('public', 's2s_private', 'USAGE') AS public_may_use_private;
--- The worker has found the extension (and given back any 'sending' row, once, as at its
--- start) before the next tests put rows in the queue: otherwise that one-time reconcile
--- could land in the middle of a test (bounded wait: 10 s).
+-- The worker gives back every row left 'sending' once, when it finds the extension; the
+-- tests after this one make such rows on purpose: wait (60 s at most) until it has.
 DO $$
 BEGIN
-    FOR i IN 1 .. 200 LOOP
-        EXIT WHEN EXISTS (SELECT FROM pg_stat_activity
-                           WHERE backend_type = 's2s_tracking worker'
-                             AND query NOT LIKE '%extension%');
-        PERFORM pg_sleep(0.05);
+    FOR i IN 1..600 LOOP
         PERFORM pg_stat_clear_snapshot();
+        IF EXISTS (SELECT FROM pg_stat_activity
+                    WHERE backend_type = 's2s_tracking worker' AND query <> ''
+                      AND query NOT LIKE '%extension s2s_tracking'
+                      AND query NOT LIKE 'reconciling%') THEN
+            RETURN;
+        END IF;
+        PERFORM pg_sleep(0.1);
     END LOOP;
-END $$;
+    RAISE WARNING 'the worker has not found the extension in 60 s';
+END
+$$;

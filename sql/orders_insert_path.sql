@@ -1,7 +1,6 @@
--- How the orders trigger writes its delivery (src/delivery_insert.c): through the table
--- access method, with the table's own defaults and constraints, exactly as the statement
--- INSERT ... ON CONFLICT (endpoint, dedupe_key) DO NOTHING would; and through that very
--- statement when the shop has put a trigger of its own on s2s.deliveries.
+-- How the orders trigger writes its delivery (src/delivery_insert.c): the statement
+-- INSERT ... ON CONFLICT (endpoint, dedupe_key) DO NOTHING, so the table's own defaults,
+-- constraints, triggers and generated columns apply to it as to any insert.
 SET client_min_messages = warning;
 CREATE SCHEMA ip;
 INSERT INTO s2s.endpoints (name, kind, url, secret, enabled)
@@ -35,8 +34,8 @@ UPDATE ip.orders SET status = 'paid' WHERE number = 'D-2';
 COMMIT;
 SELECT dedupe_key, amount FROM s2s.deliveries WHERE dedupe_key = 'order:D-2';
 
--- A shop's trigger on s2s.deliveries: the trigger then runs the statement, which fires it;
--- the row is the same as the direct path's, and still enqueued once.
+-- A shop's trigger on s2s.deliveries fires; the row is the same as without it, and still
+-- enqueued once.
 CREATE TABLE ip.seen (dedupe_key text);
 CREATE FUNCTION ip.remember() RETURNS trigger LANGUAGE plpgsql AS
 $$ BEGIN INSERT INTO ip.seen VALUES (NEW.dedupe_key); RETURN NULL; END $$;
@@ -92,6 +91,26 @@ SELECT next_attempt_at - now() AS due_in FROM s2s.deliveries WHERE dedupe_key = 
 COMMIT;
 ALTER TABLE s2s.deliveries ALTER COLUMN next_attempt_at SET DEFAULT now();
 SELECT dedupe_key, status FROM s2s.deliveries WHERE endpoint = 'ip_aff' ORDER BY dedupe_key;
+
+-- A generated column on s2s.deliveries, virtual where the server has them (18 on), stored
+-- before: computed for the trigger's row, and a constraint on it checked.
+DO $$
+BEGIN
+    EXECUTE format('ALTER TABLE s2s.deliveries ADD COLUMN ip_gen text'
+                   ' GENERATED ALWAYS AS (upper(dedupe_key)) %s',
+                   CASE WHEN current_setting('server_version_num')::int >= 180000
+                        THEN 'VIRTUAL' ELSE 'STORED' END);
+END
+$$;
+ALTER TABLE s2s.deliveries ADD CONSTRAINT ip_gen_check CHECK (ip_gen <> 'ORDER:G-2');
+INSERT INTO ip.orders VALUES ('G-1', 1, 'paid', :'c1', 'UA');
+SELECT dedupe_key, ip_gen FROM s2s.deliveries WHERE dedupe_key = 'order:G-1';
+\set VERBOSITY terse
+INSERT INTO ip.orders VALUES ('G-2', 1, 'paid', :'c1', 'UA');
+\set VERBOSITY default
+ALTER TABLE s2s.deliveries DROP COLUMN ip_gen;
+INSERT INTO ip.orders VALUES ('G-3', 1, 'paid', :'c1', 'UA');
+SELECT dedupe_key FROM s2s.deliveries WHERE dedupe_key LIKE 'order:G-%' ORDER BY 1;
 
 DROP SCHEMA ip CASCADE;
 DELETE FROM s2s.deliveries WHERE endpoint = 'ip_aff';

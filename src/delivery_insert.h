@@ -1,8 +1,7 @@
 /*
  * delivery_insert.h
  *		The orders trigger's write into s2s.deliveries: one row, INSERT ... ON CONFLICT
- *		(endpoint, dedupe_key) DO NOTHING, done directly through the table access method
- *		(delivery_insert.c explains why and when).
+ *		(endpoint, dedupe_key) DO NOTHING (delivery_insert.c).
  */
 #ifndef S2S_DELIVERY_INSERT_H
 #define S2S_DELIVERY_INSERT_H
@@ -41,28 +40,9 @@ typedef enum S2SDeliveryColumn
 extern Oid	s2s_delivery_column_type(S2SDeliveryColumn c);
 
 /*
- * The statement the direct insert stands for, INSERT ... ON CONFLICT (endpoint,
- * dedupe_key) DO NOTHING with one $n per S2SDeliveryColumn, for the caller to run where
- * s2s_delivery_insert_direct cannot serve (palloc'd).
+ * The statement INSERT ... ON CONFLICT (endpoint, dedupe_key) DO NOTHING with one $n per
+ * S2SDeliveryColumn (palloc'd).
  */
 extern char *s2s_delivery_insert_statement(void);
-
-/*
- * Inserts the row unless a delivery with the same (endpoint, dedupe_key) exists, waiting,
- * as INSERT ... ON CONFLICT DO NOTHING does, for a concurrent transaction inserting the
- * same key to decide. Sets *inserted. With probe (the key is likely to exist), the key
- * is looked up before anything is written, so that finding it leaves no trace (no dead
- * tuple, no identity value spent); without, the row is inserted at once and taken back
- * on a conflict, which is cheaper when a conflict is rare. Returns false, having done
- * nothing, when the table has something only the executor handles (a trigger of the
- * shop's, row-level security, a generated column, no matching unique index): the caller
- * then runs the statement. relid is s2s.deliveries. Call as its owner, in a
- * transaction, with a snapshot.
- */
-extern bool s2s_delivery_insert_direct(Oid relid, const Datum *values, const bool *isnull,
-									   bool probe, bool *inserted);
-
-/* Forgets what was cached about s2s.deliveries (a relcache invalidation of relid). */
-extern void s2s_delivery_insert_invalidate(Oid relid);
 
 #endif							/* S2S_DELIVERY_INSERT_H */

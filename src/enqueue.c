@@ -29,12 +29,12 @@
  * DROP TRIGGER), of s2s.deliveries, or of s2s.endpoints (sent by a statement trigger on
  * that table, see 50_orders.sql) says they may be stale. A row then costs its column reads,
  * a shared lock on the endpoint's name (endpoint_lock.c: it stands for a foreign key) and
- * one row written through the table access method (delivery_insert.c).
+ * one execution of the prepared insert statement (delivery_insert.c).
  *
  * Privileges: the trigger runs as whoever writes the order (the shop's app role), who
  * needs no right on schema s2s. The endpoint lookup and the insert run as the owner of
  * s2s.deliveries (SetUserIdAndSecContext, with SECURITY_RESTRICTED_OPERATION); the plans
- * (the lookup, and the insert statement when the direct insert cannot serve) are prepared
+ * (the lookup and the insert statement) are prepared
  * under search_path pg_catalog, pg_temp with schema-qualified names only.
  */
 #include "postgres.h"
@@ -98,7 +98,6 @@ relcache_callback(Datum arg, Oid relid)
 	S2SOrderTrigger *t;
 	bool		all;
 
-	s2s_delivery_insert_invalidate(relid);
 	if (trigger_cache == NULL)
 		return;
 	all = (relid == InvalidOid || relid == deliveries_relid || relid == endpoints_relid);
@@ -778,9 +777,10 @@ set_text(Delivery *d, int c, const char *s)
 }
 
 /*
- * The statement, for a s2s.deliveries the direct insert does not handle (one with a
- * trigger of the shop's, say). Returns whether a row was inserted. With probe, the
- * delivery is first looked for, with a fresh snapshot, as the direct insert does.
+ * The delivery row, through the prepared statement. Returns whether a row was inserted.
+ * With probe (an UPDATE validating an order that may be enqueued already), the delivery
+ * is first looked for with a fresh snapshot, so that finding it writes nothing: no dead
+ * tuple, no identity value spent.
  */
 static bool
 insert_delivery_statement(Delivery *d, bool probe)
@@ -852,8 +852,7 @@ insert_delivery(Delivery *d, bool wake, bool probe)
 		set_text(d, S2S_DC_STATUS, "pending");
 
 	become_owner(&save_user, &save_sec);
-	if (!s2s_delivery_insert_direct(deliveries_relid, d->values, d->isnull, probe, &inserted))
-		inserted = insert_delivery_statement(d, probe);
+	inserted = insert_delivery_statement(d, probe);
 	SetUserIdAndSecContext(save_user, save_sec);
 
 	/*

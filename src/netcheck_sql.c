@@ -15,6 +15,8 @@
 #include <sys/socket.h>
 
 #include "fmgr.h"
+
+#include "compat.h"			/* before utils/inet.h: varatt.h on 16+ */
 #include "utils/builtins.h"
 #include "utils/inet.h"
 

@@ -14,6 +14,7 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "compat.h"
 #include "settings.h"
 #include "shared.h"
 #include "worker.h"
@@ -63,11 +64,7 @@ check_allowed_networks(char **newval, void **extra, GucSource source)
 	char		err[256];
 
 	/* "extra" is freed by the GUC machinery: guc_malloc from 16 on, malloc before */
-#if PG_VERSION_NUM >= 160000
-	list = (AllowedNetworks *) guc_malloc(LOG, sizeof(AllowedNetworks));
-#else
-	list = (AllowedNetworks *) malloc(sizeof(AllowedNetworks));
-#endif
+	list = (AllowedNetworks *) s2s_guc_extra_alloc(sizeof(AllowedNetworks));
 	if (list == NULL)
 		return false;
 	list->n = net_parse_cidr_list(*newval, list->nets, NET_MAX_ALLOWED, err, sizeof(err));
@@ -75,11 +72,7 @@ check_allowed_networks(char **newval, void **extra, GucSource source)
 	{
 		GUC_check_errmsg("invalid value for s2s_tracking.allowed_networks: %s", err);
 		GUC_check_errdetail("The value is a comma-separated list of CIDR networks, such as \"127.0.0.0/8, ::1/128\".");
-#if PG_VERSION_NUM >= 160000
-		guc_free(list);
-#else
-		free(list);
-#endif
+		s2s_guc_extra_free(list);
 		return false;
 	}
 	*extra = list;

@@ -39,6 +39,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
+#include "compat.h"
 #include "endpoint_lock.h"
 #include "endpoint_triggers.h"
 #include "enqueue.h"
@@ -104,20 +105,11 @@ check_privileges(Oid relid, const char *endpoint, bool creating)
 		aclresult = pg_class_aclcheck(relid, user, ACL_TRIGGER);
 		if (aclresult != ACLCHECK_OK)
 			aclcheck_error(aclresult, get_relkind_objtype(relkind), get_rel_name(relid));
-#if PG_VERSION_NUM >= 160000
-		aclresult = object_aclcheck(ProcedureRelationId, s2s_enqueue_function_oid(), user,
-									ACL_EXECUTE);
-#else
-		aclresult = pg_proc_aclcheck(s2s_enqueue_function_oid(), user, ACL_EXECUTE);
-#endif
+		aclresult = s2s_proc_aclcheck(s2s_enqueue_function_oid(), user, ACL_EXECUTE);
 		if (aclresult != ACLCHECK_OK)
 			aclcheck_error(aclresult, OBJECT_FUNCTION, "s2s.enqueue_conversion");
 	}
-#if PG_VERSION_NUM >= 160000
-	if (dropping && !object_ownercheck(RelationRelationId, relid, user))
-#else
-	if (dropping && !pg_class_ownercheck(relid, user))
-#endif
+	if (dropping && !s2s_class_ownercheck(relid, user))
 		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(relkind), get_rel_name(relid));
 }
 

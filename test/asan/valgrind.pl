@@ -1,8 +1,8 @@
 # The load that test/asan/valgrind-worker runs with the server under valgrind: a few
 # hundred deliveries through the worker, with retries (503, then Retry-After), a timeout,
 # a dropped connection and a pause/resume, so that every path of the worker that
-# allocates runs many times; and orders through the tracking trigger (its direct insert,
-# the insert's conflict path, a skipped delivery) in the backends. Not in test/t/: it is
+# allocates runs many times; and orders through the tracking trigger (its insert, the
+# insert's conflict path, a skipped delivery) in the backends. Not in test/t/: it is
 # meaningful only under valgrind.
 #   S2S_VALGRIND_N=300   deliveries
 use strict;

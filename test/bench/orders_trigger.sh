@@ -15,13 +15,27 @@
 # at database postgres, where it finds no queue: the trigger's cost alone), WORKLOAD
 # (default insert: one INSERT per transaction; checkout: order + 3 lines + 3 stock updates;
 # lifecycle: an order inserted new, then updated four times: paid, its user agent, cancelled,
-# paid again — the UPDATE paths, where an already enqueued order is looked up). The extension must be installed for PG_CONFIG (as root,
+# paid again — the UPDATE paths, where an already enqueued order is looked up).
+# The extension must be installed for PG_CONFIG (as root,
 # this script builds and installs it first). The cluster lives in a temporary directory,
 # listens on a Unix socket only, and is stopped and removed at the end.
+#
+#   PG_MAJOR=17 test/bench/orders_trigger.sh     the same, as root, in the PostgreSQL 17 (or
+#                                                18) Debian root of tools/pg-root.sh
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 source "$top/tools/common.sh"
+if [ -n "${PG_MAJOR:-}" ]; then
+	source "$top/tools/pg-root.sh"
+	if pg_root_suite "$PG_MAJOR" >/dev/null; then
+		echo "PostgreSQL $PG_MAJOR, in the $(pg_root_suite "$PG_MAJOR") root $(pg_root_dir "$PG_MAJOR")"
+		S2S_ROOT_PASS='DURATION|ROUNDS|CLIENTS|JOBS|SYNC_COMMIT|WORKER|WORKLOAD|EXTRA_SQL' \
+			pg_root_run "$PG_MAJOR" test/bench/orders_trigger.sh
+		exit
+	fi
+	PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
+fi
 find_pg_config
 
 DURATION=${DURATION:-5}
@@ -152,7 +166,7 @@ EOF
 	} >"$work/insert_$t.sql"
 done
 
-run() {	# run TABLE -> prints "transactions seconds"
+run() {	# run TABLE -> prints "transactions tps"
 	"$bin/psql" -q -c "CHECKPOINT" >/dev/null
 	"$bin/pgbench" -n -M prepared -c "$CLIENTS" -j "$JOBS" -T "$DURATION" -f "$work/insert_$1.sql" 2>&1 |
 		awk '/number of transactions actually processed/ {split($0, a, ": "); split(a[2], b, "/"); n = b[1]}
@@ -169,7 +183,8 @@ if [ -n "${PROFILE:-}" ]; then
 	exit 0
 fi
 
-echo "orders trigger benchmark: $CLIENTS clients, $ROUNDS x ${DURATION}s per table, synchronous_commit=$SYNC_COMMIT, worker $WORKER, workload $WORKLOAD, $(nproc) CPUs"
+echo "orders trigger benchmark: $CLIENTS clients, $ROUNDS x ${DURATION}s per table, synchronous_commit=$SYNC_COMMIT, worker $WORKER, workload $WORKLOAD, $(nproc) CPUs, $("$bin/postgres" --version)"
+echo "load: $(uptime)"
 # warm-up (also shows any error in the scripts)
 "$bin/pgbench" -n -M prepared -c "$CLIENTS" -j "$JOBS" -T 3 -f "$work/insert_plain.sql" >/dev/null
 "$bin/pgbench" -n -M prepared -c "$CLIENTS" -j "$JOBS" -T 3 -f "$work/insert_tracked.sql" >/dev/null

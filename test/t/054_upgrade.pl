@@ -42,7 +42,7 @@ is($node->sql("SELECT extversion FROM pg_extension WHERE extname = 's2s_tracking
 	"updated to $current");
 is($node->sql("SELECT count(*) FROM s2s.deliveries WHERE status = 'pending'"), '221',
 	'the queue is intact after the update');
-# the same trigger after the update (the direct insert)
+# the same trigger after the update
 $node->sql("INSERT INTO orders VALUES ('after-1', 6, $cid), ('before-1', 5, $cid)");
 is($node->sql("SELECT string_agg(dedupe_key, ',' ORDER BY dedupe_key) FROM s2s.deliveries WHERE dedupe_key LIKE 'order:%'"),
 	'order:after-1,order:before-1', 'an order enqueued after the update, once');

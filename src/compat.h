@@ -1,0 +1,91 @@
+/*
+ * compat.h
+ *		Every difference between the PostgreSQL versions s2s_tracking builds against, in
+ *		one place: 15 (Debian 12), 16 (no Debian package: these branches follow 16's
+ *		headers, built nowhere here), 17 (Debian 13) and 18 (Debian unstable).
+ *
+ * Each branch names the version whose headers changed the API. Code outside this file
+ * never tests PG_VERSION_NUM: it calls these wrappers, whose arguments are those of the
+ * oldest version, so that a new major version is a matter of this file alone.
+ */
+#ifndef S2S_COMPAT_H
+#define S2S_COMPAT_H
+
+#include "catalog/pg_class.h"
+#include "catalog/pg_proc.h"
+#include "storage/latch.h"		/* 18: includes storage/waiteventset.h */
+#include "utils/acl.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+/*
+ * 16 moved the varlena macros (VARDATA_ANY, ...) out of postgres.h into varatt.h, which
+ * headers such as utils/inet.h use without including it: a file that includes one of
+ * those first includes this header.
+ */
+#if PG_VERSION_NUM >= 160000
+#include "varatt.h"
+#endif
+
+/*
+ * A wait event set that lives until FreeWaitEventSet, across transactions. 17 tracks
+ * such sets with a resource owner instead of a memory context: none here (the worker
+ * frees it itself), so it is allocated in TopMemoryContext, as the context was.
+ */
+static inline WaitEventSet *
+s2s_create_wait_event_set(MemoryContext cxt, int nevents)
+{
+#if PG_VERSION_NUM >= 170000
+	(void) cxt;
+	return CreateWaitEventSet(NULL, nevents);
+#else
+	return CreateWaitEventSet(cxt, nevents);
+#endif
+}
+
+/* 16 folded the per-catalog privilege and ownership checks into object_aclcheck/ownercheck. */
+static inline AclResult
+s2s_proc_aclcheck(Oid proc, Oid roleid, AclMode mode)
+{
+#if PG_VERSION_NUM >= 160000
+	return object_aclcheck(ProcedureRelationId, proc, roleid, mode);
+#else
+	return pg_proc_aclcheck(proc, roleid, mode);
+#endif
+}
+
+static inline bool
+s2s_class_ownercheck(Oid relid, Oid roleid)
+{
+#if PG_VERSION_NUM >= 160000
+	return object_ownercheck(RelationRelationId, relid, roleid);
+#else
+	return pg_class_ownercheck(relid, roleid);
+#endif
+}
+
+/*
+ * A setting's check hook hands its "extra" to the GUC machinery, which frees it: with
+ * guc_free from 16 on (allocated by guc_malloc), with free() before.
+ */
+static inline void *
+s2s_guc_extra_alloc(size_t size)
+{
+#if PG_VERSION_NUM >= 160000
+	return guc_malloc(LOG, size);
+#else
+	return malloc(size);
+#endif
+}
+
+static inline void
+s2s_guc_extra_free(void *extra)
+{
+#if PG_VERSION_NUM >= 160000
+	guc_free(extra);
+#else
+	free(extra);
+#endif
+}
+
+#endif							/* S2S_COMPAT_H */
