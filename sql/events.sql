@@ -73,6 +73,9 @@ SELECT s2s.track_event('t_swp', 'u', 'e', NULL, NULL, aggregated_event_value => 
 \echo :LAST_ERROR_SQLSTATE
 SELECT s2s.track_event('t_swp', 'u', 'e', NULL, NULL, dedupe_key => '');
 \echo :LAST_ERROR_SQLSTATE
+-- an order's key: the event would stand for that order's conversion
+SELECT s2s.track_event('t_swp', 'u', 'e', NULL, NULL, dedupe_key => 'order:1001');
+\echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS deliveries_from_errors FROM s2s.deliveries WHERE user_id IN ('u', '');
 
 DELETE FROM s2s.deliveries WHERE endpoint LIKE 't\_%';

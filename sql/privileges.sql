@@ -38,7 +38,8 @@ GRANT EXECUTE ON FUNCTION
     s2s.click_ids(text),
     s2s.cookie_merge(text, text),
     s2s.set_cookie_header(text, text, interval),
-    s2s.track_event(text, text, text, inet, text, numeric, text, numeric, text, text)
+    s2s.track_event(text, text, text, inet, text, numeric, text, numeric, text, text),
+    s2s.swaarm_click(text, inet, text)
     TO regress_s2s_app;
 GRANT SELECT ON ALL TABLES IN SCHEMA s2s TO regress_s2s_app;
 
@@ -60,6 +61,9 @@ INSERT INTO s2s.clicks (network, click_id) VALUES ('affilae', 'x');
 -- endpoint that does not exist, so that the app role learns nothing of it
 SELECT s2s.track_event('p_swp', 'user-1', 'purchase', '192.0.2.1', 'UA');
 SELECT s2s.track_event('p_none', 'user-1', 'purchase', '192.0.2.1', 'UA');
+-- s2s.swaarm_click follows the same rule, with the same answer, before any request
+SELECT s2s.swaarm_click('p_swp', '192.0.2.1', 'UA');
+SELECT s2s.swaarm_click('p_none', '192.0.2.1', 'UA');
 RESET ROLE;
 UPDATE s2s.endpoints SET event_roles = '{}' WHERE name = 'p_swp';
 SET ROLE regress_s2s_app;

@@ -187,6 +187,13 @@ s2s_lock_endpoints_for_truncate(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 
+	/*
+	 * Refused at once when a trigger tracks an endpoint, before queueing for its lock:
+	 * waiting there would hold every checkout enqueuing to it behind us, only to fail.
+	 * Then again under the locks, for a track_orders that committed meanwhile.
+	 */
+	foreach(lc, names)
+		s2s_refuse_if_tracked(lfirst(lc), "truncate");
 	foreach(lc, names)
 		s2s_endpoint_lock(lfirst(lc), true);
 	foreach(lc, names)

@@ -150,15 +150,20 @@ s2s_refuse_if_tracked(const char *endpoint, const char *change)
 /*
  * s2s_private.refuse_tracked_endpoint_change(name text, change text): for the endpoints
  * guards, before an endpoint is deleted ('delete'), renamed ('rename') or given another
- * kind ('kind'). Waits for the transactions enqueuing to it or tracking it (its lock,
- * exclusive), then raises 2BP01 while an orders trigger tracks it.
+ * kind ('kind'). Raises 2BP01 while an orders trigger tracks it: first at once, so that a
+ * refused change never queues for the endpoint's lock (every checkout enqueuing to it
+ * would wait behind it, and one with a lock_timeout would fail), then again after waiting
+ * for the transactions enqueuing to it or tracking it (its lock, exclusive), for a
+ * track_orders that committed meanwhile.
  */
 Datum
 s2s_refuse_tracked_endpoint_change(PG_FUNCTION_ARGS)
 {
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *change = text_to_cstring(PG_GETARG_TEXT_PP(1));
 
+	s2s_refuse_if_tracked(name, change);
 	s2s_endpoint_lock(name, true);
-	s2s_refuse_if_tracked(name, text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	s2s_refuse_if_tracked(name, change);
 	PG_RETURN_VOID();
 }

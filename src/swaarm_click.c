@@ -359,6 +359,9 @@ json_click_id(const char *body, size_t len)
 
 typedef struct ClickEndpoint
 {
+	char	   *caller;			/* the role calling, as s2s.track_event knows it */
+	bool		allowed;		/* the caller may use the endpoint (its event_roles) */
+	bool		administrator;	/* the caller may use any endpoint (told what exists) */
 	char	   *kind;
 	char	   *url;
 	bool		enabled;
@@ -366,6 +369,12 @@ typedef struct ClickEndpoint
 	long		timeout_ms;		/* the endpoint's request_timeout, or 0 */
 } ClickEndpoint;
 
+/*
+ * Reads the endpoint, and whether the caller may use it: the same rule as s2s.track_event
+ * (s2s_private.may_track_event over the endpoint's event_roles), the caller being the role
+ * set with SET ROLE, else the session's login role (current_user is this SECURITY DEFINER
+ * function's owner). Returns whether the endpoint exists.
+ */
 static bool
 load_endpoint(const char *name, ClickEndpoint *ep)
 {
@@ -373,34 +382,44 @@ load_endpoint(const char *name, ClickEndpoint *ep)
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(name)};
 	bool		found = false;
+	bool		isnull;
 	int			rc;
 
 	SPI_connect();
 	rc = SPI_execute_with_args(
-		"SELECT e.kind::text, e.url, e.enabled, s.secret,"
-		"       (extract(epoch FROM e.request_timeout) * 1000)::bigint"
-		"  FROM s2s.endpoints e"
-		"  LEFT JOIN s2s_private.endpoint_secrets s ON s.endpoint = e.name"
-		" WHERE e.name = $1",
+		"WITH c AS (SELECT (CASE WHEN pg_catalog.current_setting('role') OPERATOR(pg_catalog.=) 'none'"
+		"                        THEN pg_catalog.session_user"
+		"                        ELSE pg_catalog.current_setting('role') END)::pg_catalog.name AS caller)"
+		"SELECT c.caller::pg_catalog.text, s2s_private.may_track_event(NULL, c.caller),"
+		"       e.name IS NOT NULL, s2s_private.may_track_event(e.event_roles, c.caller),"
+		"       e.kind::pg_catalog.text, e.url, e.enabled, s.secret,"
+		"       (pg_catalog.extract(epoch FROM e.request_timeout) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8"
+		"  FROM c"
+		"  LEFT JOIN s2s.endpoints e ON e.name OPERATOR(pg_catalog.=) $1"
+		"  LEFT JOIN s2s_private.endpoint_secrets s ON s.endpoint OPERATOR(pg_catalog.=) e.name",
 		1, argtypes, values, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed == 1)
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "reading endpoint failed: %s", SPI_result_code_string(rc));
 	{
 		HeapTuple	tup = SPI_tuptable->vals[0];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
 		char	   *v;
 		Datum		d;
 
-		found = true;
-		ep->kind = MemoryContextStrdup(callercxt, SPI_getvalue(tup, desc, 1));
-		ep->url = MemoryContextStrdup(callercxt, SPI_getvalue(tup, desc, 2));
-		ep->enabled = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
-		v = SPI_getvalue(tup, desc, 4);
-		ep->secret = v ? MemoryContextStrdup(callercxt, v) : NULL;
-		d = SPI_getbinval(tup, desc, 5, &isnull);
-		ep->timeout_ms = isnull ? 0 : (long) Min(DatumGetInt64(d), (int64) INT_MAX);
+		ep->caller = MemoryContextStrdup(callercxt, SPI_getvalue(tup, desc, 1));
+		ep->administrator = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull)) && !isnull;
+		found = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+		ep->allowed = found && DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull)) && !isnull;
+		if (found)
+		{
+			ep->kind = MemoryContextStrdup(callercxt, SPI_getvalue(tup, desc, 5));
+			ep->url = MemoryContextStrdup(callercxt, SPI_getvalue(tup, desc, 6));
+			ep->enabled = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
+			v = SPI_getvalue(tup, desc, 8);
+			ep->secret = v ? MemoryContextStrdup(callercxt, v) : NULL;
+			d = SPI_getbinval(tup, desc, 9, &isnull);
+			ep->timeout_ms = isnull ? 0 : (long) Min(DatumGetInt64(d), (int64) INT_MAX);
+		}
 	}
 	SPI_finish();
 	return found;
@@ -484,11 +503,22 @@ s2s_swaarm_click(PG_FUNCTION_ARGS)
 	ip = TextDatumGetCString(DirectFunctionCall1(network_host, PG_GETARG_DATUM(1)));
 	ua = text_to_cstring(PG_GETARG_TEXT_PP(2));
 
+	/*
+	 * Permission first, with the same answer for an endpoint that does not exist, so that a
+	 * caller who may not use an endpoint learns nothing about it (as s2s.track_event).
+	 */
 	memset(&ep, 0, sizeof(ep));
-	if (!load_endpoint(name, &ep))
+	if (!load_endpoint(name, &ep) && ep.administrator)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("endpoint \"%s\" does not exist", name)));
+	if (!ep.allowed)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to request click IDs from endpoint \"%s\"", name),
+				 errdetail("Role \"%s\" is not allowed by the event_roles of an endpoint of that name, if there is one.",
+						   ep.caller),
+				 errhint("An administrator adds the role to the endpoint's event_roles in s2s.endpoints.")));
 	if (strcmp(ep.kind, "swaarm_postback") != 0 && strcmp(ep.kind, "swaarm_s2sevent") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -137,6 +137,13 @@ BEGIN
         RAISE EXCEPTION 'dedupe_key must not be empty' USING ERRCODE = 'invalid_parameter_value',
             HINT = 'Pass NULL to send every call as a new event.';
     END IF;
+    -- The orders trigger's keys: an event under one would stand for that order's
+    -- conversion (the trigger then finds the key taken) and tell the caller about it.
+    IF key LIKE 'order:%' THEN
+        RAISE EXCEPTION 'dedupe_key must not start with "order:"' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'Keys starting with "order:" are those of the conversions the orders trigger enqueues.',
+            HINT = 'Use another prefix, e.g. ''purchase:'' || the order number.';
+    END IF;
 
     -- Without a key every event is distinct; a random one keeps the unique constraint.
     IF key IS NULL THEN

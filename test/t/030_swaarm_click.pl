@@ -205,8 +205,20 @@ $node->safe_psql('postgres', "ALTER SYSTEM RESET s2s_tracking.allowed_networks; 
 $node->poll_query_until('postgres', "SELECT current_setting('s2s_tracking.allowed_networks') <> ''");
 
 # --- privileges ---
+# the endpoint's event_roles decide, as for s2s.track_event: until they name the app role,
+# it gets the same answer for the endpoint as for one that does not exist, and no request
+$r->reset;
+(undef, $err) = run_sql("SET ROLE app;\n" . click_sql('sw', '192.0.2.1', 'UA'));
+like($err, qr/ERROR:  42501: permission denied to request click IDs from endpoint "sw"/,
+	'the app role, not in the endpoint\'s event_roles, is refused');
+(undef, my $err2) = run_sql("SET ROLE app;\n" . click_sql('nope', '192.0.2.1', 'UA'));
+(my $e1 = $err) =~ s/"sw"/"X"/g;
+(my $e2 = $err2) =~ s/"nope"/"X"/g;
+is($e1, $e2, 'the same answer as for an endpoint that does not exist');
+is(scalar @{ $r->requests }, 0, 'nothing was sent');
+$node->safe_psql('postgres', "UPDATE s2s.endpoints SET event_roles = ARRAY['app'] WHERE name = 'sw'");
 ($id, $err) = run_sql("SET ROLE app;\n" . click_sql('sw', '192.0.2.1', 'UA'));
-like($id, qr/^clk/, 'the app role, granted EXECUTE, gets a click id');
+like($id, qr/^clk/, 'the app role, granted EXECUTE and named in event_roles, gets a click id');
 (undef, $err) = run_sql("SET ROLE app; SELECT secret FROM s2s_private.endpoint_secrets");
 like($err, qr/permission denied for schema s2s_private/, 'the app role cannot read the token');
 (undef, $err) = run_sql("SET ROLE stranger;\n" . click_sql('sw', '192.0.2.1', 'UA'));

@@ -277,9 +277,9 @@ ok(@forms > 4000 && !@diff, sprintf('numeric hosts read as inet_aton reads them 
 my $port = $r->port;
 $node->sql(<<"SQL");
 SET s2s_tracking.allow_link_local = on;
-INSERT INTO s2s.endpoints (name, kind, url, secret) VALUES
-    ('meta4', 'swaarm_postback', 'http://169.254.169.254:$port', 'tok'),
-    ('meta6', 'swaarm_postback', 'http://[fe80::a9fe:a9fe]:$port', 'tok');
+INSERT INTO s2s.endpoints (name, kind, url, secret, event_roles) VALUES
+    ('meta4', 'swaarm_postback', 'http://169.254.169.254:$port', 'tok', ARRAY['shop_app']),
+    ('meta6', 'swaarm_postback', 'http://[fe80::a9fe:a9fe]:$port', 'tok', ARRAY['shop_app']);
 SQL
 $node->sql("SELECT s2s.track_event('meta4', 'u', 'e', '192.0.2.1', 'ua'), s2s.track_event('meta6', 'u', 'e', '192.0.2.1', 'ua')");
 $node->poll("SELECT count(*) = 2 FROM s2s.endpoints WHERE name IN ('meta4', 'meta6') AND paused_at IS NOT NULL",
