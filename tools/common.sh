@@ -13,13 +13,15 @@ as_root() {
 }
 
 # Debian packages the build, the tests and the demo need. PG_CONFIG's major version picks
-# the server headers.
+# the server headers (and pg_auto_failover's build, for the failover test 061;
+# prometheus-postgres-exporter is for the monitoring test 062).
 s2s_packages() {
 	local major
 	major=$("${PG_CONFIG:-pg_config}" --version 2>/dev/null | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
 	[ -n "$major" ] || major=15
 	echo "make gcc postgresql-$major postgresql-server-dev-$major libcurl4-openssl-dev" \
-		"libipc-run-perl python3 procps curl libmicrohttpd-dev libpq-dev chromium nodejs $(command -v npm >/dev/null || echo npm)"
+		"libipc-run-perl python3 procps curl libmicrohttpd-dev libpq-dev chromium nodejs $(command -v npm >/dev/null || echo npm)" \
+		"postgresql-$major-auto-failover prometheus-postgres-exporter"
 }
 
 # Installs what is missing (quietly; apt-get update first, as a fresh machine needs).
