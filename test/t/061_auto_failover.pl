@@ -223,6 +223,12 @@ sub log_times
 	return sort { $a <=> $b } @t;
 }
 
+sub slurp_all
+{
+	my ($dir) = @_;
+	return join('', map { slurp_file($_) } sort glob("$dir/*.log"));
+}
+
 sub create_node
 {
 	my ($name, $port) = @_;
@@ -364,12 +370,15 @@ ok(poll_at($p2, 'shop', "SELECT count(*) = $committed + 100 FROM s2s.deliveries 
 	'new orders on the new primary (synchronously replicated to node1) are sent');
 is($r->count - $n_before, 100, 'exactly once each');
 
+my ($given_back) = slurp_all("$base/node2.pglog") =~ /gave back (\d+) deliveries left in flight/;
+$given_back //= 0;
 diag(sprintf(
 		'failover figures (pg_auto_failover): %d orders committed (%d acknowledged); perform failover took %.1f s; '
+		  . "%d rows 'sending' given back by the new worker; "
 		  . 'first delivery from the new primary %.2f s after the failover started '
 		  . '(%.2f s after its promotion, %.2f s after pg_auto_failover made it writable); '
 		  . 'duplicates %d (bound %d)',
-		$committed, $acked, $t_done - $t_failover, $first_new - $t_failover,
+		$committed, $acked, $t_done - $t_failover, $given_back, $first_new - $t_failover,
 		$first_new - $promoted_at, $first_new - $writable, $dups, $max_concurrency));
 
 autoctl_stop($n2);
