@@ -13,8 +13,8 @@ as_root() {
 }
 
 # Debian packages the build, the tests and the demo need. PG_CONFIG's major version picks
-# the server headers (and pg_auto_failover's build, for the failover test 061;
-# prometheus-postgres-exporter is for the monitoring test 062).
+# the server headers (and pg_auto_failover's build, for the failover test 071;
+# prometheus-postgres-exporter is for the monitoring test 072).
 s2s_packages() {
 	local major
 	major=$("${PG_CONFIG:-pg_config}" --version 2>/dev/null | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')

@@ -1,4 +1,4 @@
-# S2S::Failover: what the failover tests (060 streaming replication, 061 pg_auto_failover)
+# S2S::Failover: what the failover tests (070 streaming replication, 071 pg_auto_failover)
 # share: a shop's orders table tracked for one Affilae endpoint, a checkout that keeps
 # committing orders in the background (and notes which commits were acknowledged), and
 # the reading of what the receiver got.

@@ -5,10 +5,10 @@
 # pg_auto_failover runs them with synchronous replication (two nodes, replication quorum).
 #
 # 2,000 orders, then a checkout that keeps committing, drained to a slow receiver; mid-drain
-# `pg_autoctl perform failover`. Checked, as in 060: the secondary sends nothing while it is
+# `pg_autoctl perform failover`. Checked, as in 070: the secondary sends nothing while it is
 # a standby (no worker in recovery; its worker starts after the promotion); every order
 # acknowledged to the checkout is on the new primary; every order there reaches the receiver,
-# no other; duplicates at most max_concurrency (060 states the bound); nothing burned (every
+# no other; duplicates at most max_concurrency (070 states the bound); nothing burned (every
 # delivery sent with exactly one counted attempt); the old primary comes back as a standby
 # and sends nothing. Prints the figures doc/operations.md shows.
 #

@@ -1,4 +1,4 @@
-# Known bug, found by TAP 061 (doc/operations.md, "Known issue"): a fast shutdown of a
+# Known bug, found by TAP 071 (doc/operations.md, "Known issue"): a fast shutdown of a
 # primary whose synchronous standby went away hangs while the s2s_tracking worker waits in a
 # commit for that standby. The worker handles SIGTERM with SignalHandlerForShutdownRequest
 # (src/worker.c), which only sets ShutdownRequestPending; SyncRepWaitForLSN ends its wait
