@@ -437,7 +437,10 @@ is(scalar(grep { !/^\d+$/ || $_ < 1 || $_ > $committed } keys %$got), 0,
 	'and no conversion of an order the new primary does not have');
 my $dups = 0;
 $dups += $_ - 1 for values %$got;
-cmp_ok($dups, '<=', $max_concurrency, "duplicates ($dups) at most max_concurrency ($max_concurrency)");
+# (After the known issue's workaround, a cancelled commit may also have claimed: twice.)
+my $bound = $cancels ? 2 * $max_concurrency : $max_concurrency;
+cmp_ok($dups, '<=', $bound, "duplicates ($dups) at most $bound (max_concurrency $max_concurrency"
+	  . ($cancels ? ', twice after cancelled waits)' : ')'));
 is(psql_at($p2, 'shop',
 		"SELECT count(*) FROM s2s.deliveries d WHERE status <> 'sent' OR attempts <> 1 "
 		  . "OR (SELECT count(*) FROM s2s.attempts a WHERE a.delivery_id = d.id) <> 1"),
@@ -466,7 +469,7 @@ diag(sprintf(
 		  . '(%.2f s after its promotion, %.2f s after pg_auto_failover made it writable); '
 		  . 'duplicates %d (bound %d)',
 		$committed, $acked, $t_done - $t_failover, $given_back, $first_new - $t_failover,
-		$first_new - $promoted_at, $first_new - $writable, $dups, $max_concurrency));
+		$first_new - $promoted_at, $first_new - $writable, $dups, $bound));
 
 autoctl_stop($n2);
 autoctl_stop($n1);
