@@ -412,23 +412,32 @@ ok(poll_at($p2, 'shop', "SELECT count(*) = $committed FROM s2s.deliveries WHERE 
 
 # pg_auto_failover promotes node2 with default_transaction_read_only = on and turns it off
 # only once node1 is known demoted (its split-brain guard). The worker obeys: it sends
-# nothing until then (its writes fail; it retries every second). node1's worker claims
-# nothing once node1 is asked to stop (SIGTERM). So the receiver gets nothing from then
-# (1 s more for a request node1 had claimed just before) until node2 is writable.
-my ($node1_down) = grep { $_ >= $t_failover } log_times("$base/node1.pglog", qr/received fast shutdown request/);
+# nothing until then (its writes fail; it retries every second). node1 sends nothing once
+# its worker is gone (the postmaster logs its exit; 0.5 s more for a request written to a
+# socket just before). So the receiver gets nothing in between.
+my ($node1_gone) = grep { $_ >= $t_failover } log_times("$base/node1.pglog",
+	qr/background worker "s2s_tracking worker" \(PID \d+\) exited|database system is shut down/);
 my ($writable) = grep { $_ >= $promoted_at } log_times("$base/node2.pglog",
 	qr/parameter "default_transaction_read_only" changed to "off"/);
-ok(defined $node1_down, "node1's log shows its shutdown request in the failover");
+ok(defined $node1_gone, "node1's log shows its worker's exit in the failover");
 ok(defined $writable, "node2's log shows pg_auto_failover making it writable");
-$node1_down //= $t_failover;
+$node1_gone //= $t_failover;
 $writable //= $worker_started;
-my $hold_from = ($node1_down > $promoted_at ? $node1_down : $promoted_at) + 1;
-cmp_ok($writable - $hold_from, '>', 0,
-	sprintf('node2 was a read-only primary for %.2f s after node1 stopped sending', $writable - $hold_from));
+my $hold_from = ($node1_gone > $promoted_at ? $node1_gone : $promoted_at) + 0.5;
 my $all = [ sort { $a->{time} <=> $b->{time} } @{ $r->requests } ];
-my @between = grep { $_->{time} > $hold_from && $_->{time} < $writable } @$all;
-is(scalar(@between), 0, 'nothing was sent while node2 was promoted but read-only');
-my @from_new = grep { $_->{time} >= $hold_from } @$all;
+SKIP:
+{
+	# With the known issue, node1's worker lives (and may send what its cancelled commit
+	# had claimed) until the test cancels its wait, often after node2 became writable.
+	skip sprintf('node1 stopped only after the workaround, %.2f s after node2 became writable',
+		$hold_from - $writable), 2
+	  if $cancels && $writable <= $hold_from;
+	cmp_ok($writable - $hold_from, '>', 0,
+		sprintf('node2 was a read-only primary for %.2f s after node1 stopped sending', $writable - $hold_from));
+	my @between = grep { $_->{time} > $hold_from && $_->{time} < $writable } @$all;
+	is(scalar(@between), 0, 'nothing was sent while node2 was promoted but read-only');
+}
+my @from_new = grep { $_->{time} >= ($hold_from > $writable ? $hold_from : $writable) } @$all;
 ok(@from_new > 0, 'the new primary sent');
 my $first_new = @from_new ? $from_new[0]{time} : $t_failover;
 my $got = S2S::Failover::received($r);
