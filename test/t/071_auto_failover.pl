@@ -72,7 +72,9 @@ if (!$autoctl || !$monitor_bindir)
 	my $why = !$autoctl ? 'pg_autoctl not found' : "extension pgautofailover not installed for PostgreSQL $major";
 	plan skip_all => "$why (package postgresql-$major-auto-failover); PostgreSQL at $bindir is a relocated copy"
 	  if $relocated;
-	BAIL_OUT("$why: install postgresql-$major-auto-failover (tools/common.sh lists it)");
+	fail("$why: install postgresql-$major-auto-failover (tools/common.sh lists it)");
+	done_testing();
+	exit 1;
 }
 note("pg_autoctl: $autoctl; nodes: $bindir; monitor: $monitor_bindir");
 
@@ -287,7 +289,7 @@ psql_at($p1, 'shop', 'CREATE EXTENSION s2s_tracking');
 psql_at($p1, 'shop', sprintf(
 		"INSERT INTO s2s.endpoints (name, kind, url, secret) VALUES ('aff', 'affilae', '%s/aff', '0123456789abcdef01234567-89abcdef0123456789abcdef')",
 		$r->url));
-defined(psql_at($p1, 'shop', S2S::Failover::orders_sql('aff'))) or BAIL_OUT('orders table');
+defined(psql_at($p1, 'shop', S2S::Failover::orders_sql('aff'))) or die 'cannot create the orders table';
 
 # --- Node 2 (the secondary, a base backup of node1: our settings come with it) -------------
 my ($ok2, $n2) = create_node('node2', $p2);
@@ -318,7 +320,7 @@ is(psql_at($p2, 'shop', 'SHOW shared_preload_libraries'), 'pg_stat_statements,s2
 for my $b (0 .. 19)
 {
 	defined(psql_at($p1, 'shop', S2S::Failover::insert_sql($b * 100 + 1, $b * 100 + 100)))
-	  or BAIL_OUT('insert orders');
+	  or die 'cannot insert orders';
 }
 ok(poll_at($p1, 'shop', "SELECT count(*) >= 100 FROM s2s.deliveries WHERE status = 'sent'"),
 	'node1 is draining');

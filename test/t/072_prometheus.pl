@@ -23,7 +23,9 @@ unless (-x $exporter)
 	chomp $bindir;
 	plan skip_all => "$exporter not found (package prometheus-postgres-exporter); PostgreSQL at $bindir is a relocated copy"
 	  if $bindir !~ m{^/usr/lib/postgresql/\d+/bin$};
-	BAIL_OUT("$exporter not found: install prometheus-postgres-exporter (tools/common.sh lists it)");
+	fail("$exporter not found: install prometheus-postgres-exporter (tools/common.sh lists it)");
+	done_testing();
+	exit 1;
 }
 my $queries = "$FindBin::RealBin/../../contrib/prometheus/s2s_tracking.yml";
 my $grants = "$FindBin::RealBin/../../contrib/prometheus/monitoring_role.sql";
