@@ -13,14 +13,17 @@ as_root() {
 }
 
 # Debian packages the build, the tests and the demo need: for major version $1, or else
-# PG_CONFIG's. S2S_NO_BROWSER=1 leaves out the browser journeys' chromium and node (the
-# roots of tools/pg-root.sh run them on the host only).
+# PG_CONFIG's (pg_auto_failover's build for that version, for the failover test 071;
+# prometheus-postgres-exporter for the monitoring test 072). S2S_NO_BROWSER=1 leaves out
+# the browser journeys' chromium and node (the roots of tools/pg-root.sh run them on the
+# host only).
 s2s_packages() {
 	local major=${1:-}
 	[ -n "$major" ] || major=$("${PG_CONFIG:-pg_config}" --version 2>/dev/null | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
 	[ -n "$major" ] || major=15
 	echo "make gcc postgresql-$major postgresql-server-dev-$major libcurl4-openssl-dev" \
-		"libipc-run-perl python3 procps curl ca-certificates libmicrohttpd-dev libpq-dev"
+		"libipc-run-perl python3 procps curl ca-certificates libmicrohttpd-dev libpq-dev" \
+		"postgresql-$major-auto-failover prometheus-postgres-exporter"
 	[ -n "${S2S_NO_BROWSER:-}" ] || echo "chromium nodejs $(command -v npm >/dev/null || echo npm)"
 }
 

@@ -37,6 +37,13 @@ my %DEFAULT_CONF = (
 	's2s_tracking.poll_interval' => "'1s'",
 );
 
+# The settings every test node gets (name => value as written in postgresql.conf), for
+# clusters built otherwise (a streaming standby, a node managed by pg_auto_failover).
+sub default_conf
+{
+	return %DEFAULT_CONF;
+}
+
 # create(NAME, conf => {name => value}, extension => 1): init, configure, start, create the
 # extension (unless extension => 0) and wait for the worker.
 sub create
