@@ -574,6 +574,46 @@ unit_claim(void *arg)
  * The user is switched back after the commit, so that deferred triggers fired by the
  * commit run as the owner too; on error, the abort restores it.
  */
+/*
+ * Whether the worker is committing a unit. A commit may wait for a synchronous standby,
+ * and PostgreSQL ends that wait only for a backend being terminated (die()), a query
+ * cancel or the postmaster's death: a SIGTERM that only asked the loop to stop would leave
+ * a fast shutdown waiting for a standby that may be gone for good. So a SIGTERM during a
+ * commit also cancels that wait: the commit stays, durable locally, as for any backend.
+ */
+static volatile sig_atomic_t committing = false;
+
+static void
+worker_sigterm(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	ShutdownRequestPending = true;
+	if (committing)
+	{
+		QueryCancelPending = true;
+		InterruptPending = true;
+	}
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
+
+/* Commits the unit's transaction; see "committing". */
+static void
+commit_unit(void)
+{
+	committing = true;
+	/* a SIGTERM that came before: no wait for a standby either */
+	if (ShutdownRequestPending)
+		(void) set_config_option("synchronous_commit", "local", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
+	CommitTransactionCommand();
+	committing = false;
+	/* the cancel was for the wait only (the worker has no query to cancel) */
+	if (ShutdownRequestPending)
+		QueryCancelPending = false;
+}
+
 static bool
 run_unit_as_owner(void (*fn) (void *), void *arg, bool needs_extension)
 {
@@ -603,11 +643,12 @@ run_unit_as_owner(void (*fn) (void *), void *arg, bool needs_extension)
 		fn(arg);
 		SPI_finish();
 		PopActiveSnapshot();
-		CommitTransactionCommand();
+		commit_unit();
 		SetUserIdAndSecContext(save_user, save_sec);
 	}
 	PG_CATCH();
 	{
+		committing = false;
 		MemoryContextSwitchTo(old);
 		EmitErrorReport();
 		FlushErrorState();
@@ -1106,7 +1147,7 @@ s2s_worker_main(Datum main_arg)
 	 * be written back or given back before leaving.
 	 */
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	pqsignal(SIGTERM, worker_sigterm);
 	BackgroundWorkerUnblockSignals();
 
 	BackgroundWorkerInitializeConnection(s2s_database, NULL, 0);
@@ -1324,6 +1365,15 @@ s2s_worker_main(Datum main_arg)
 				if (pass.next_due > now && (next_due == 0 || pass.next_due < next_due))
 					next_due = pass.next_due;
 				/* (one due now but capped: completions claim it) */
+
+				/*
+				 * Leaving: the claim is not sent. Its commit may not have reached a
+				 * synchronous standby (a SIGTERM cancels that wait), and a standby
+				 * promoted without it would send the same deliveries again; they stay
+				 * 'sending' until the next worker gives them back at its start.
+				 */
+				if (ShutdownRequestPending)
+					pass.n_claims = 0;
 				submit_claims(&pass, now);
 
 				/* Claims that could not be sent: write them back now. */
