@@ -3,6 +3,7 @@
 #   make [WERROR=1]          build (WERROR=1 turns every warning into an error, as CI does)
 #   make install             install into the server that PG_CONFIG names
 #   make check-regress       pg_regress suites (sql/ + expected/) on a temporary instance
+#                            (DIRECT_INSERT=off: with the orders trigger's statement path)
 #   make check-isolation     pg_isolation_regress specs (specs/ + expected/) on a temporary instance
 #   make check-tap           TAP tests (test/t/*.pl) on throwaway clusters
 #   make installcheck        all three
@@ -32,6 +33,11 @@ endif
 REGRESS_ALL = $(sort $(patsubst sql/%.sql,%,$(filter-out sql/$(EXTENSION)--%,$(wildcard sql/*.sql))))
 REGRESS = extension $(filter-out extension,$(REGRESS_ALL))
 REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=$(srcdir)/test/regress.conf
+# make check-regress DIRECT_INSERT=off: the same suite and expected output with the orders
+# trigger's statement path (s2s_tracking.direct_insert = off) instead of the direct insert.
+ifeq ($(DIRECT_INSERT),off)
+REGRESS_OPTS += --temp-config=$(srcdir)/test/statement-path.conf
+endif
 ISOLATION = $(sort $(patsubst specs/%.spec,%,$(wildcard specs/*.spec)))
 ISOLATION_OPTS = --temp-instance=tmp_check_isolation --temp-config=$(srcdir)/test/regress.conf
 TAP_TESTS = 1

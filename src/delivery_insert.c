@@ -29,9 +29,10 @@
  *
  * It is used only where it does what the statement does: s2s.deliveries is a plain table
  * (not a partition) without triggers (so also without deferrable unique constraints),
- * row-level security or generated columns, whose columns have the expected types, with a
- * valid unique index on exactly (endpoint, dedupe_key). Otherwise (a shop that added its
- * own trigger to the table, say) the caller runs the statement.
+ * row-level security or generated columns (stored, or virtual from 18 on), whose columns
+ * have the expected types, with a valid unique index on exactly (endpoint, dedupe_key).
+ * Otherwise (a shop that added its own trigger to the table, say) the caller runs the
+ * statement. What differs between PostgreSQL versions is in compat.h.
  */
 #include "postgres.h"
 
@@ -53,6 +54,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
+#include "compat.h"
 #include "delivery_insert.h"
 
 /* The columns: name, type of the value passed, and the cast the statement needs. */
@@ -282,7 +284,7 @@ build_cache(Relation rel)
 	cache.arbiters = NIL;
 	cache.direct = rel->rd_rel->relkind == RELKIND_RELATION && !rel->rd_rel->relispartition &&
 		!rel->rd_rel->relrowsecurity && rel->trigdesc == NULL &&
-		!(desc->constr && desc->constr->has_generated_stored);
+		!s2s_has_generated_columns(desc);
 
 	for (i = 0; i < desc->natts; i++)
 		cache.cols[i].param = -1;
@@ -406,9 +408,9 @@ s2s_delivery_insert_direct(Oid relid, const Datum *values, const bool *isnull,
 
 	*inserted = false;
 	/* a depth left over by an error belongs to an earlier transaction */
-	if (busy_lxid != MyProc->lxid)
+	if (busy_lxid != S2S_MY_LXID())
 	{
-		busy_lxid = MyProc->lxid;
+		busy_lxid = S2S_MY_LXID();
 		busy_depth = 0;
 	}
 	rel = table_open(relid, RowExclusiveLock);
@@ -440,7 +442,7 @@ s2s_delivery_insert_direct(Oid relid, const Datum *values, const bool *isnull,
 	rte->relid = relid;
 	rte->relkind = RELKIND_RELATION;
 	rte->rellockmode = RowExclusiveLock;
-	ExecInitRangeTable(estate, list_make1(rte));
+	s2s_init_range_table(estate, rte);
 	rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(rri, rel, 1, NULL, 0);
 	cid = GetCurrentCommandId(true);
@@ -469,13 +471,13 @@ s2s_delivery_insert_direct(Oid relid, const Datum *values, const bool *isnull,
 		List	   *recheck;
 
 		if (round > 0 &&
-			!ExecCheckIndexConstraints(rri, slot, estate, &conflict_tid, cache.arbiters))
+			!s2s_check_index_constraints(rri, slot, estate, &conflict_tid, cache.arbiters))
 			break;				/* enqueued already (by a committed transaction, or ours) */
 
 		token = SpeculativeInsertionLockAcquire(GetCurrentTransactionId());
 		table_tuple_insert_speculative(rel, slot, cid, 0, NULL, token);
-		recheck = ExecInsertIndexTuples(rri, slot, estate, false, true, &conflict,
-										round > 0 ? cache.arbiters : NIL);
+		recheck = s2s_insert_index_tuples(rri, slot, estate, true, &conflict,
+										  round > 0 ? cache.arbiters : NIL);
 		table_tuple_complete_speculative(rel, slot, token, !conflict);
 		/* a transaction waiting for our decision now sees the tuple confirmed or dead */
 		SpeculativeInsertionLockRelease(GetCurrentTransactionId());

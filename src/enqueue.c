@@ -779,7 +779,8 @@ insert_delivery(Delivery *d, bool wake)
 		set_text(d, S2S_DC_STATUS, "pending");
 
 	become_owner(&save_user, &save_sec);
-	if (!s2s_delivery_insert_direct(deliveries_relid, d->values, d->isnull, &inserted))
+	if (!s2s_direct_insert ||
+		!s2s_delivery_insert_direct(deliveries_relid, d->values, d->isnull, &inserted))
 		inserted = insert_delivery_statement(d);
 	SetUserIdAndSecContext(save_user, save_sec);
 

@@ -38,6 +38,7 @@ int			s2s_lease_s = 300;
 int			s2s_poll_interval_ms = 10000;
 int			s2s_response_limit = 4096;
 bool		s2s_allow_link_local = false;
+bool		s2s_direct_insert = true;
 
 void		_PG_init(void);
 
@@ -121,6 +122,14 @@ define_settings(void)
 							 "Allows endpoints at link-local addresses (169.254.0.0/16, fe80::/10), where cloud metadata services answer.",
 							 NULL, &s2s_allow_link_local, false,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
+	/*
+	 * A developer's switch, not a tuning knob: the regression suite runs once with each
+	 * write path and the benchmark compares them (doc/orders.md).
+	 */
+	DefineCustomBoolVariable("s2s_tracking.direct_insert",
+							 "Writes the orders trigger's delivery row through the table access method; off: through the INSERT ... ON CONFLICT statement.",
+							 NULL, &s2s_direct_insert, true,
+							 PGC_SUSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("s2s_tracking");
 }

@@ -28,5 +28,6 @@ extern int	s2s_lease_s;			/* s2s_tracking.lease */
 extern int	s2s_poll_interval_ms;	/* s2s_tracking.poll_interval */
 extern int	s2s_response_limit;		/* s2s_tracking.response_limit */
 extern bool s2s_allow_link_local;	/* s2s_tracking.allow_link_local */
+extern bool s2s_direct_insert;		/* s2s_tracking.direct_insert */
 
 #endif							/* S2S_SETTINGS_H */

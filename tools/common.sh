@@ -12,14 +12,16 @@ as_root() {
 	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# Debian packages the build, the tests and the demo need. PG_CONFIG's major version picks
-# the server headers.
+# Debian packages the build, the tests and the demo need: for major version $1, or else
+# PG_CONFIG's. S2S_NO_BROWSER=1 leaves out the browser journeys' chromium and node (the
+# roots of tools/pg-root.sh run them on the host only).
 s2s_packages() {
-	local major
-	major=$("${PG_CONFIG:-pg_config}" --version 2>/dev/null | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+	local major=${1:-}
+	[ -n "$major" ] || major=$("${PG_CONFIG:-pg_config}" --version 2>/dev/null | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
 	[ -n "$major" ] || major=15
 	echo "make gcc postgresql-$major postgresql-server-dev-$major libcurl4-openssl-dev" \
-		"libipc-run-perl python3 procps curl libmicrohttpd-dev libpq-dev chromium nodejs $(command -v npm >/dev/null || echo npm)"
+		"libipc-run-perl python3 procps curl libmicrohttpd-dev libpq-dev"
+	[ -n "${S2S_NO_BROWSER:-}" ] || echo "chromium nodejs $(command -v npm >/dev/null || echo npm)"
 }
 
 # Installs what is missing (quietly; apt-get update first, as a fresh machine needs).
