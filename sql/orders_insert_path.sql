@@ -93,6 +93,27 @@ COMMIT;
 ALTER TABLE s2s.deliveries ALTER COLUMN next_attempt_at SET DEFAULT now();
 SELECT dedupe_key, status FROM s2s.deliveries WHERE endpoint = 'ip_aff' ORDER BY dedupe_key;
 
+-- A generated column on s2s.deliveries, virtual where the server has them (18 on), stored
+-- before: the trigger's row is written by the statement, which computes it and checks a
+-- constraint on it.
+DO $$
+BEGIN
+    EXECUTE format('ALTER TABLE s2s.deliveries ADD COLUMN ip_gen text'
+                   ' GENERATED ALWAYS AS (upper(dedupe_key)) %s',
+                   CASE WHEN current_setting('server_version_num')::int >= 180000
+                        THEN 'VIRTUAL' ELSE 'STORED' END);
+END
+$$;
+ALTER TABLE s2s.deliveries ADD CONSTRAINT ip_gen_check CHECK (ip_gen <> 'ORDER:G-2');
+INSERT INTO ip.orders VALUES ('G-1', 1, 'paid', :'c1', 'UA');
+SELECT dedupe_key, ip_gen FROM s2s.deliveries WHERE dedupe_key = 'order:G-1';
+\set VERBOSITY terse
+INSERT INTO ip.orders VALUES ('G-2', 1, 'paid', :'c1', 'UA');
+\set VERBOSITY default
+ALTER TABLE s2s.deliveries DROP COLUMN ip_gen;
+INSERT INTO ip.orders VALUES ('G-3', 1, 'paid', :'c1', 'UA');
+SELECT dedupe_key FROM s2s.deliveries WHERE dedupe_key LIKE 'order:G-%' ORDER BY 1;
+
 DROP SCHEMA ip CASCADE;
 DELETE FROM s2s.deliveries WHERE endpoint = 'ip_aff';
 DELETE FROM s2s.endpoints WHERE name = 'ip_aff';

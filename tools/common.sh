@@ -20,7 +20,7 @@ s2s_packages() {
 	[ -n "$major" ] || major=$("${PG_CONFIG:-pg_config}" --version 2>/dev/null | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
 	[ -n "$major" ] || major=15
 	echo "make gcc postgresql-$major postgresql-server-dev-$major libcurl4-openssl-dev" \
-		"libipc-run-perl python3 procps curl libmicrohttpd-dev libpq-dev"
+		"libipc-run-perl python3 procps curl ca-certificates libmicrohttpd-dev libpq-dev"
 	[ -n "${S2S_NO_BROWSER:-}" ] || echo "chromium nodejs $(command -v npm >/dev/null || echo npm)"
 }
 

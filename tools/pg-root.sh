@@ -100,6 +100,31 @@ pg_root_copy_tree() {
 	echo "${inside#"$dir"}"
 }
 
+# Runs CMD [ARG...] as root in a fresh copy of this tree inside the root of major version
+# $1 (made or completed first), from the copy's top, with that version's PG_CONFIG,
+# S2S_NO_BROWSER=1, and those of the caller's variables that tune the tests (TAP=,
+# PG_TEST_*, S2S_*) or whose names match the extended regular expression S2S_ROOT_PASS.
+# The copy is removed afterwards; the command's status is returned.
+pg_root_run() {
+	local major=$1 inside rc v pass=()
+	shift
+	pg_root_lock "$major" || return 1
+	if ! pg_root_ensure "$major" || ! inside=$(pg_root_copy_tree "$major"); then
+		pg_root_unlock
+		return 1
+	fi
+	while IFS= read -r v; do pass+=("$v"); done < <(env |
+		grep -E "^(TAP|PROVE_TESTS|PG_TEST_[A-Z_]+|S2S_[A-Z0-9_]+${S2S_ROOT_PASS:+|$S2S_ROOT_PASS})=" |
+		grep -vE '^S2S_(ROOTS|MIRROR|ROOT_PASS)=')
+	pg_root_exec "$major" "${pass[@]}" PG_CONFIG="/usr/lib/postgresql/$major/bin/pg_config" \
+		S2S_NO_BROWSER=1 bash -c 'cd "$1" && shift && { make -s clean >/dev/null 2>&1; "$@"; }' \
+		pg_root "$inside" "$@"
+	rc=$?
+	pg_root_unlock
+	rm -rf --one-file-system "$(pg_root_dir "$major")$inside"
+	return $rc
+}
+
 # Takes the root's lock (fd 9 of the caller's shell), waiting up to an hour.
 pg_root_lock() {
 	mkdir -p "$S2S_ROOTS"

@@ -13,13 +13,30 @@
 # (run after the setup, to measure a variant), WORKER (default on: the delivery worker, woken
 # by every commit that enqueues, serves the benchmark database as deployed; "off" points it
 # at database postgres, where it finds no queue: the trigger's cost alone), WORKLOAD
-# (default insert: one INSERT per transaction; checkout: order + 3 lines + 3 stock updates). The extension must be installed for PG_CONFIG (as root,
+# (default insert: one INSERT per transaction; checkout: order + 3 lines + 3 stock updates),
+# COMPARE=paths (each round measures the table without the trigger, then with it through
+# each write path of the delivery row, the direct insert and the INSERT statement
+# (s2s_tracking.direct_insert), in alternating order: the figures that decide whether the
+# direct insert is worth keeping). The extension must be installed for PG_CONFIG (as root,
 # this script builds and installs it first). The cluster lives in a temporary directory,
 # listens on a Unix socket only, and is stopped and removed at the end.
+#
+#   PG_MAJOR=17 test/bench/orders_trigger.sh     the same, as root, in the PostgreSQL 17 (or
+#                                                18) Debian root of tools/pg-root.sh
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 source "$top/tools/common.sh"
+if [ -n "${PG_MAJOR:-}" ]; then
+	source "$top/tools/pg-root.sh"
+	if pg_root_suite "$PG_MAJOR" >/dev/null; then
+		echo "PostgreSQL $PG_MAJOR, in the $(pg_root_suite "$PG_MAJOR") root $(pg_root_dir "$PG_MAJOR")"
+		S2S_ROOT_PASS='DURATION|ROUNDS|CLIENTS|JOBS|SYNC_COMMIT|WORKER|WORKLOAD|COMPARE|EXTRA_SQL' \
+			pg_root_run "$PG_MAJOR" test/bench/orders_trigger.sh
+		exit
+	fi
+	PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
+fi
 find_pg_config
 
 DURATION=${DURATION:-5}
@@ -29,6 +46,7 @@ JOBS=${JOBS:-2}
 SYNC_COMMIT=${SYNC_COMMIT:-on}
 WORKER=${WORKER:-on}
 WORKLOAD=${WORKLOAD:-insert}
+COMPARE=${COMPARE:-}
 
 # PostgreSQL refuses to run as root: build and install, then run the rest as postgres.
 if [ "$(id -u)" = 0 ] && [ -z "${S2S_BENCH_CHILD:-}" ]; then
@@ -37,7 +55,7 @@ if [ "$(id -u)" = 0 ] && [ -z "${S2S_BENCH_CHILD:-}" ]; then
 	chown postgres: "$work"
 	exec runuser -u postgres -- env S2S_BENCH_CHILD=1 S2S_BENCH_DIR="$work" PG_CONFIG="$PG_CONFIG" \
 		DURATION="$DURATION" ROUNDS="$ROUNDS" CLIENTS="$CLIENTS" JOBS="$JOBS" \
-		SYNC_COMMIT="$SYNC_COMMIT" WORKER="$WORKER" WORKLOAD="$WORKLOAD" PROFILE="${PROFILE:-}" PROFILE_OUT="${PROFILE_OUT:-}" \
+		SYNC_COMMIT="$SYNC_COMMIT" WORKER="$WORKER" WORKLOAD="$WORKLOAD" COMPARE="$COMPARE" PROFILE="${PROFILE:-}" PROFILE_OUT="${PROFILE_OUT:-}" \
 		EXTRA_SQL="${EXTRA_SQL:-}" bash "$0"
 fi
 
@@ -143,9 +161,10 @@ EOF
 	} >"$work/insert_$t.sql"
 done
 
-run() {	# run TABLE -> prints "transactions seconds"
+run() {	# run TABLE [PATH] -> prints "transactions tps"; PATH: direct or statement
 	"$bin/psql" -q -c "CHECKPOINT" >/dev/null
-	"$bin/pgbench" -n -M prepared -c "$CLIENTS" -j "$JOBS" -T "$DURATION" -f "$work/insert_$1.sql" 2>&1 |
+	PGOPTIONS="-c s2s_tracking.direct_insert=$([ "${2:-direct}" = direct ] && echo on || echo off)" \
+		"$bin/pgbench" -n -M prepared -c "$CLIENTS" -j "$JOBS" -T "$DURATION" -f "$work/insert_$1.sql" 2>&1 |
 		awk '/number of transactions actually processed/ {split($0, a, ": "); split(a[2], b, "/"); n = b[1]}
 		     /^tps = / {print n, $3}'
 }
@@ -160,10 +179,47 @@ if [ -n "${PROFILE:-}" ]; then
 	exit 0
 fi
 
-echo "orders trigger benchmark: $CLIENTS clients, $ROUNDS x ${DURATION}s per table, synchronous_commit=$SYNC_COMMIT, worker $WORKER, workload $WORKLOAD, $(nproc) CPUs"
+echo "orders trigger benchmark: $CLIENTS clients, $ROUNDS x ${DURATION}s per table, synchronous_commit=$SYNC_COMMIT, worker $WORKER, workload $WORKLOAD, $(nproc) CPUs, $("$bin/postgres" --version)"
+echo "load: $(uptime)"
 # warm-up (also shows any error in the scripts)
 "$bin/pgbench" -n -M prepared -c "$CLIENTS" -j "$JOBS" -T 3 -f "$work/insert_plain.sql" >/dev/null
 "$bin/pgbench" -n -M prepared -c "$CLIENTS" -j "$JOBS" -T 3 -f "$work/insert_tracked.sql" >/dev/null
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
+
+# COMPARE=paths: without the trigger, then with it through each write path, the two paths
+# in alternating order from round to round.
+if [ "$COMPARE" = paths ]; then
+	PGOPTIONS="-c s2s_tracking.direct_insert=off" \
+		"$bin/pgbench" -n -M prepared -c "$CLIENTS" -j "$JOBS" -T 3 -f "$work/insert_tracked.sql" >/dev/null
+	p_sum=0 d_sum=0 s_sum=0
+	for round in $(seq 1 "$ROUNDS"); do
+		read -r _ p < <(run plain)
+		if [ $((round % 2)) = 1 ]; then
+			read -r _ d < <(run tracked direct)
+			read -r _ st < <(run tracked statement)
+		else
+			read -r _ st < <(run tracked statement)
+			read -r _ d < <(run tracked direct)
+		fi
+		printf '  round %d: without %9.1f tps   direct %9.1f (%s)   statement %9.1f (%s)\n' \
+			"$round" "$p" "$d" "$(ratio "$d" "$p")" "$st" "$(ratio "$st" "$p")"
+		p_sum=$(awk -v a="$p_sum" -v b="$p" 'BEGIN {print a + b}')
+		d_sum=$(awk -v a="$d_sum" -v b="$d" 'BEGIN {print a + b}')
+		s_sum=$(awk -v a="$s_sum" -v b="$st" 'BEGIN {print a + b}')
+	done
+	"$bin/psql" -At -c "SELECT 'tracked orders: ' || (SELECT count(*) FROM orders_tracked)
+	                    || ', deliveries: ' || count(*) FROM s2s.deliveries"
+	rd=$(ratio "$d_sum" "$p_sum")
+	rs=$(ratio "$s_sum" "$p_sum")
+	printf 'without trigger:        %.1f tps\n' "$(awk -v a="$p_sum" -v n="$ROUNDS" 'BEGIN {print a / n}')"
+	printf 'direct insert:          %.1f tps   ratio %s\n' "$(awk -v a="$d_sum" -v n="$ROUNDS" 'BEGIN {print a / n}')" "$rd"
+	printf 'statement:              %.1f tps   ratio %s\n' "$(awk -v a="$s_sum" -v n="$ROUNDS" 'BEGIN {print a / n}')" "$rs"
+	printf 'direct minus statement: %s (the direct insert is kept only at >= 0.05)\n' \
+		"$(awk -v a="$rd" -v b="$rs" 'BEGIN {printf "%.3f", a - b}')"
+	echo "load: $(uptime)"
+	exit 0
+fi
+
 plain_sum=0 tracked_sum=0
 for round in $(seq 1 "$ROUNDS"); do
 	read -r _ p < <(run plain)
