@@ -9,6 +9,8 @@
 #   $r->count;                               # requests recorded so far (cheap)
 #   S2S::Receiver::header($req, 'x-ae-d-ip'); S2S::Receiver::query_params($req)->{cids};
 #   $r->stats; $r->reset; $r->stop;
+#   my $r = S2S::Receiver->attach($url);     # drive a receiver started by someone else (a
+#                                            #   driver script spanning several tests)
 #
 # The receiver is stopped (SIGTERM, then SIGKILL, and waited for) by stop(), when the object
 # goes away, and at the end of the test script, so no test leaves one running.
@@ -81,6 +83,25 @@ sub start
 	return $self;
 }
 
+# attach(URL): drives a receiver that another process started and will stop (e.g. one
+# shared by the two halves of test/dump_restore); this object never stops it.
+sub attach
+{
+	my ($class, $url) = @_;
+	my ($host, $port) = $url =~ m{^http://\[?([^\]/]+?)\]?:(\d+)/?$}
+	  or croak "attach: not a receiver URL: $url";
+	my $self = bless {
+		pid => undef,
+		attached => 1,
+		owner => $$,
+		host => $host,
+		port => $port,
+		http => HTTP::Tiny->new(timeout => 30, keep_alive => 0),
+	}, $class;
+	$self->stats;    # croaks unless it answers
+	return $self;
+}
+
 sub port { $_[0]{port} }
 sub host { $_[0]{host} }
 sub pid { $_[0]{pid} }
@@ -96,7 +117,7 @@ sub url
 sub _control
 {
 	my ($self, $method, $path, $data) = @_;
-	croak "test receiver is stopped" unless $self->{pid};
+	croak "test receiver is stopped" unless $self->{pid} || $self->{attached};
 	my %args;
 	if (defined $data)
 	{
