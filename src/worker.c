@@ -46,6 +46,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "home.h"
 #include "http.h"
 #include "queue.h"
 #include "redact.h"
@@ -113,6 +114,8 @@ static int	max_endpoints;
 static int64 token_base;
 static int64 token_seq;
 static Oid	extension_owner;	/* looked up at the start of every unit */
+static S2SDbSlot *my_slot;		/* this database's slot in shared memory */
+static S2SWorkerArgs args;		/* from the launcher */
 
 /*
  * A result whose write-back failed on its own (an error in its transaction, e.g. a lock
@@ -181,33 +184,13 @@ fill_options(HttpClientOptions *o)
 	o->allow_link_local = policy.allow_link_local;
 }
 
-void
-s2s_worker_register(void)
-{
-	BackgroundWorker worker;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 1;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "s2s_tracking");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "s2s_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "s2s_tracking worker");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "s2s_tracking worker");
-	RegisterBackgroundWorker(&worker);
-}
-
 static void
 s2s_worker_detach(int code, Datum arg)
 {
-	SpinLockAcquire(&s2s_shared->mutex);
-	s2s_shared->worker_latch = NULL;
-	s2s_shared->worker_pid = 0;
-	s2s_shared->worker_database = InvalidOid;
-	s2s_shared->in_flight = 0;
-	SpinLockRelease(&s2s_shared->mutex);
-
-	/* Aborts whatever is still in flight: those rows stay 'sending' until reconciled. */
+	/*
+	 * Aborts whatever is still in flight: those rows stay 'sending' until reconciled.
+	 * (The slot is given up later, once the transaction is aborted: shared.c.)
+	 */
 	if (http != NULL)
 	{
 		http_client_destroy(http);
@@ -509,6 +492,8 @@ claim(Pass *pass)
 		busy.counts[busy.n] = n;
 		busy.n++;
 	}
+	/* A copy of production pauses its endpoints here, before anything is claimed. */
+	(void) s2s_home_confirm(args.database);
 	pgstat_report_activity(STATE_RUNNING, "claiming due deliveries");
 	/* now() + lease, as the claim writes it into lease_until */
 	pass->claim_lease_until = GetCurrentTransactionStartTimestamp() +
@@ -595,7 +580,7 @@ run_unit_as_owner(void (*fn) (void *), void *arg, bool needs_extension)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("extension \"s2s_tracking\" is not installed in database \"%s\"",
-							s2s_database)));
+							args.database)));
 		fn(arg);
 		SPI_finish();
 		PopActiveSnapshot();
@@ -716,13 +701,13 @@ count_results(const Pass *pass)
 
 	if (c->sent + c->retried + c->failed == 0)
 		return;
-	pg_atomic_fetch_add_u64(&s2s_shared->attempts, c->sent + c->retried + c->failed);
+	pg_atomic_fetch_add_u64(&my_slot->attempts, c->sent + c->retried + c->failed);
 	if (c->sent)
-		pg_atomic_fetch_add_u64(&s2s_shared->sent, c->sent);
+		pg_atomic_fetch_add_u64(&my_slot->sent, c->sent);
 	if (c->retried)
-		pg_atomic_fetch_add_u64(&s2s_shared->retried, c->retried);
+		pg_atomic_fetch_add_u64(&my_slot->retried, c->retried);
 	if (c->failed)
-		pg_atomic_fetch_add_u64(&s2s_shared->failed, c->failed);
+		pg_atomic_fetch_add_u64(&my_slot->failed, c->failed);
 }
 
 /*
@@ -947,7 +932,7 @@ prepared_ended(bool *scan)
 {
 	TransactionId in[S2S_PREPARED_INBOX];
 	bool		overflow;
-	int			n = s2s_take_prepared(in, &overflow);
+	int			n = s2s_take_prepared(my_slot, in, &overflow);
 	bool		ended = false;
 	int			kept = 0;
 
@@ -986,8 +971,8 @@ static void
 publish_state(TimestampTz now)
 {
 	SpinLockAcquire(&s2s_shared->mutex);
-	s2s_shared->last_loop_at = now;
-	s2s_shared->in_flight = in_flight;
+	my_slot->last_loop_at = now;
+	my_slot->in_flight = in_flight;
 	SpinLockRelease(&s2s_shared->mutex);
 }
 
@@ -1105,7 +1090,23 @@ s2s_worker_main(Datum main_arg)
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
 
-	BackgroundWorkerInitializeConnection(s2s_database, NULL, 0);
+	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
+	args.database[NAMEDATALEN - 1] = '\0';
+	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(main_arg), InvalidOid, 0);
+
+	/*
+	 * One worker per database, ever: "at start, every 'sending' row belongs to a dead
+	 * worker" (the reconcile below) holds only so. Another one serves this database
+	 * (a launcher restarted while its workers ran): leave quietly.
+	 */
+	my_slot = s2s_attach_slot();
+	if (my_slot == NULL)
+	{
+		ereport(DEBUG1,
+				(errmsg("s2s_tracking worker for database \"%s\" leaves: another worker serves it, or no slot is free",
+						args.database)));
+		proc_exit(0);
+	}
 
 	/*
 	 * Before any statement: a search_path nothing in the database can change (ALTER
@@ -1152,18 +1153,6 @@ s2s_worker_main(Datum main_arg)
 		ereport(ERROR,
 				(errmsg("s2s_tracking worker cannot start its HTTP client: %s", errbuf)));
 
-	SpinLockAcquire(&s2s_shared->mutex);
-	s2s_shared->worker_latch = MyLatch;
-	s2s_shared->worker_pid = MyProcPid;
-	s2s_shared->worker_database = MyDatabaseId;
-	s2s_shared->worker_started_at = GetCurrentTimestamp();
-	s2s_shared->last_loop_at = s2s_shared->worker_started_at;
-	s2s_shared->in_flight = 0;
-	SpinLockRelease(&s2s_shared->mutex);
-	pg_atomic_write_u64(&s2s_shared->sent, 0);
-	pg_atomic_write_u64(&s2s_shared->retried, 0);
-	pg_atomic_write_u64(&s2s_shared->failed, 0);
-	pg_atomic_write_u64(&s2s_shared->attempts, 0);
 	before_shmem_exit(s2s_worker_detach, (Datum) 0);
 
 	build_wait_set();
@@ -1207,11 +1196,19 @@ s2s_worker_main(Datum main_arg)
 			ready = checked && check.present;
 			if (ready)
 				reconciled = true;
+			if (checked)
+				s2s_slot_set_delivering(my_slot, ready);
+			/*
+			 * Serving every database that has the extension ("*"): one without it (or
+			 * that just dropped it) is not ours; the launcher looks again later.
+			 */
+			if (checked && !ready && args.probe)
+				break;
 			if (checked && !ready && !said_missing)
 			{
 				ereport(LOG,
 						(errmsg("s2s_tracking worker waiting: extension s2s_tracking is not installed in database \"%s\"",
-								s2s_database),
+								args.database),
 						 errhint("Run CREATE EXTENSION s2s_tracking in that database, or set s2s_tracking.database.")));
 				said_missing = true;
 			}
@@ -1417,6 +1414,10 @@ s2s_worker_main(Datum main_arg)
 
 	shut_down();
 
-	/* Exit code 1, as die() would: the postmaster starts a new worker unless it stops. */
-	proc_exit(1);
+	/*
+	 * Exit code 1, as die() would (the launcher starts a new worker unless the server
+	 * stops); 0 when the extension is not (or no longer) in a database that only "*"
+	 * named: nothing to report.
+	 */
+	proc_exit(ShutdownRequestPending || !args.probe ? 1 : 0);
 }
