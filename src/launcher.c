@@ -75,6 +75,7 @@ typedef struct DbEntry
 	bool		wanted;			/* served, as of the last look at pg_database */
 	bool		probe;			/* found by "*" rather than named */
 	BackgroundWorkerHandle *handle; /* the worker this launcher started, or NULL */
+	bool		stopping;		/* asked to stop (logged once) */
 	TimestampTz next_start;
 } DbEntry;
 
@@ -271,9 +272,11 @@ worker_running(DbEntry *e, int *pid)
 static void
 stop_worker(DbEntry *e, int pid, const char *why)
 {
-	ereport(LOG,
-			(errmsg("s2s_tracking launcher stops the worker of database \"%s\": %s",
-					e->name, why)));
+	if (!e->stopping)
+		ereport(LOG,
+				(errmsg("s2s_tracking launcher stops the worker of database \"%s\": %s",
+						e->name, why)));
+	e->stopping = true;
 	if (e->handle != NULL)
 		TerminateBackgroundWorker(e->handle);
 	else if (pid != 0)
@@ -353,6 +356,7 @@ manage_workers(void)
 			}
 			continue;
 		}
+		e->stopping = false;
 		if (!e->wanted)
 			continue;
 		if (now < e->next_start)

@@ -69,6 +69,12 @@
 /* While the extension is missing, how often to look for it. */
 #define EXTENSION_CHECK_MS 1000
 
+/*
+ * While it is there, how often to make sure it still is, so that a worker leaves (or
+ * says it waits) within seconds of DROP EXTENSION however long its poll_interval.
+ */
+#define EXTENSION_RECHECK_MS 2000
+
 /* After an error in a unit of work, pause this long before the next one. */
 #define ERROR_PAUSE_MS 1000
 
@@ -1081,6 +1087,7 @@ s2s_worker_main(Datum main_arg)
 	TimestampTz next_purge = 0;
 	TimestampTz next_due = 0;
 	TimestampTz paused_until = 0;
+	TimestampTz next_recheck = 0;
 
 	/*
 	 * SIGTERM asks for a clean exit (rather than die()) so that the transfers in flight can
@@ -1183,6 +1190,17 @@ s2s_worker_main(Datum main_arg)
 
 		now = GetCurrentTimestamp();
 		publish_state(now);
+
+		if (ready && now >= next_recheck)
+		{
+			ExtensionCheck check;
+
+			check.present = false;
+			check.reconcile = false;
+			if (run_unit_as_owner(unit_check_extension, &check, false) && !check.present)
+				ready = false;
+			next_recheck = TimestampTzPlusMilliseconds(now, EXTENSION_RECHECK_MS);
+		}
 
 		if (!ready && now >= paused_until)
 		{
@@ -1372,6 +1390,8 @@ s2s_worker_main(Datum main_arg)
 					until = next_due;
 				if (next_purge < until)
 					until = next_purge;
+				if (ready && next_recheck < until)
+					until = next_recheck;
 			}
 			timeout = until > now ? TimestampDifferenceMilliseconds(now, until) : 0;
 			/* TimestampDifferenceMilliseconds rounds down: do not wake just before. */
