@@ -21,12 +21,14 @@
 
 #include "access/htup_details.h"
 #include "access/xlog.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 
 #include "home.h"
 
@@ -121,6 +123,13 @@ s2s_home_confirm(const char *database)
 	char	   *old_sysid;
 	char	   *old_oid;
 	char	   *why;
+
+	/*
+	 * An extension older than 0.4.0 (its update not run yet after the library's) records
+	 * no home: nothing to check.
+	 */
+	if (!OidIsValid(get_relname_relid("home", get_namespace_oid("s2s_private", true))))
+		return true;
 
 	home[0] = system_identifier_numeric();
 	home[1] = ObjectIdGetDatum(MyDatabaseId);
