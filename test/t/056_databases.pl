@@ -113,6 +113,14 @@ ok($node->wait_for("SELECT pg_read_file('" . $node->logfile . "') ~ 'database \"
 
 # shop_a's worker, hanging all along, still serves shop_a alone.
 is(in_db('shop_a', 'SELECT in_flight FROM s2s.worker_status()'), '4', 'shop_a still has its 4 requests in flight');
+
+# The list is read again on reload: a database no longer named loses its worker (shop_a's
+# gives its hanging requests back), one added gets one.
+$node->set_conf('s2s_tracking.database', 'shop_b, postgres');
+ok($node->wait_for("SELECT string_agg(datname, ',' ORDER BY datname) = 'postgres,shop_b' FROM pg_stat_activity WHERE backend_type = 's2s_tracking worker'"),
+	'after a reload, the workers are those of the new list');
+is(in_db('shop_a', "SELECT count(*) FROM s2s.deliveries WHERE status = 'sending'"), '0',
+	'shop_a\'s requests in flight were given back');
 $node->stop;
 
 # "*": every database that has the extension.
