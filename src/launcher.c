@@ -213,7 +213,7 @@ refresh_databases(void)
 		ereport(LOG,
 				(errmsg("s2s_tracking launcher: database %s named in s2s_tracking.database does not exist",
 						missing.data),
-				 errhint("Create it, or correct s2s_tracking.database; the launcher looks for it again every second.")));
+				 errhint("Create it, or correct s2s_tracking.database; the launcher looks for it again every half second.")));
 	if (said_missing != NULL)
 		pfree(said_missing);
 	said_missing = missing.len > 0 ? MemoryContextStrdup(launcher_cxt, missing.data) : NULL;
