@@ -1,7 +1,7 @@
 /*
  * s2s_tracking.c
  *		Module entry point: _PG_init defines every setting, reserves shared memory and
- *		registers the delivery worker.
+ *		registers the launcher of the delivery workers.
  *
  * All s2s_tracking.* settings are defined here and nowhere else, so that a DBA reading
  * this file (or SHOW ALL) sees every knob at once.
@@ -13,15 +13,17 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
+#include "utils/varlena.h"
 
 #include "compat.h"
+#include "launcher.h"
 #include "settings.h"
 #include "shared.h"
-#include "worker.h"
 
 PG_MODULE_MAGIC;
 
 char	   *s2s_database = NULL;
+int			s2s_max_databases = 8;
 bool		s2s_allow_http = false;
 int			s2s_retention_s = 30 * 24 * 3600;
 int			s2s_click_ttl_s = 30 * 24 * 3600;
@@ -85,6 +87,29 @@ assign_allowed_networks(const char *newval, void *extra)
 	allowed_networks = (const AllowedNetworks *) extra;
 }
 
+/*
+ * s2s_tracking.database: one database name, a comma-separated list of them (a name with
+ * a comma or spaces in double quotes), or "*". Refused where it is set when it cannot be
+ * split, so that the launcher only ever reads a list it can use.
+ */
+static bool
+check_database_list(char **newval, void **extra, GucSource source)
+{
+	char	   *raw = pstrdup(*newval);
+	List	   *names = NIL;
+	bool		ok = SplitGUCList(raw, ',', &names);
+
+	list_free(names);
+	pfree(raw);
+	if (!ok)
+	{
+		GUC_check_errmsg("invalid value for s2s_tracking.database: \"%s\"", *newval);
+		GUC_check_errdetail("The value is a database name, a comma-separated list of them, or \"*\" for every database that has the extension.");
+		return false;
+	}
+	return true;
+}
+
 NetPolicy
 s2s_network_policy(void)
 {
@@ -100,14 +125,22 @@ static void
 define_settings(void)
 {
 	/*
-	 * A postmaster-level setting can only be created while preloading; a server that
-	 * loads the library later has no worker, so the setting would mean nothing there.
+	 * The launcher's settings: defined only while preloading, since a server that loads
+	 * the library later has no launcher and no workers (and a postmaster-level setting can
+	 * only be created then).
 	 */
 	if (process_shared_preload_libraries_in_progress)
+	{
 		DefineCustomStringVariable("s2s_tracking.database",
-								   "Database whose delivery queue the s2s_tracking worker drains.",
+								   "Databases whose delivery queues s2s_tracking drains, one worker each: a name, a comma-separated list, or * for every database that has the extension.",
 								   NULL, &s2s_database, "postgres",
-								   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+								   PGC_SIGHUP, GUC_LIST_INPUT,
+								   check_database_list, NULL, NULL);
+		DefineCustomIntVariable("s2s_tracking.max_databases",
+								"Most databases served at once (one delivery worker each, counted in max_worker_processes).",
+								NULL, &s2s_max_databases, 8, 1, 1024,
+								PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	}
 	DefineCustomBoolVariable("s2s_tracking.allow_http",
 							 "Allows plain-HTTP endpoint URLs (for tests); HTTPS is required otherwise.",
 							 NULL, &s2s_allow_http, false,
@@ -191,7 +224,7 @@ _PG_init(void)
 	define_settings();
 
 	/*
-	 * The worker, its shared state and wake-on-commit exist only when the library is
+	 * The workers, their shared state and wake-on-commit exist only when the library is
 	 * preloaded; loaded later (CREATE EXTENSION in a server that does not preload it),
 	 * the SQL functions still work and enqueued deliveries wait for a worker.
 	 */
@@ -199,5 +232,5 @@ _PG_init(void)
 		return;
 
 	s2s_shared_init();
-	s2s_worker_register();
+	s2s_launcher_register();
 }

@@ -2,9 +2,13 @@
  * shared.c
  *		Shared-memory state of s2s_tracking and wake-on-commit.
  *
+ * One slot per database served (s2s_tracking.max_databases of them), taken by that
+ * database's worker when it starts and given up when it exits; a slot is found by the
+ * database's OID, so a backend wakes the worker of its own database and no other.
+ *
  * A transaction that enqueues a delivery calls s2s_wake_at_commit(); a transaction
- * callback sets the worker's latch once that transaction has committed, so a conversion
- * leaves within milliseconds and a rolled-back one never disturbs the worker.
+ * callback sets the latch of its database's worker once that transaction has committed,
+ * so a conversion leaves within milliseconds and a rolled-back one never disturbs it.
  *
  * Two-phase commit: PREPARE TRANSACTION ends the transaction in this backend, and COMMIT
  * PREPARED runs later, maybe in another backend, with no callback an extension can hook
@@ -23,6 +27,7 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 
+#include "settings.h"
 #include "shared.h"
 
 S2SShared  *s2s_shared = NULL;
@@ -36,32 +41,51 @@ static bool wake_pending = false;
 /* Backend-local: the xid of the transaction being prepared, taken before PREPARE. */
 static TransactionId preparing_xid = InvalidTransactionId;
 
+static Size
+shared_size(void)
+{
+	return add_size(offsetof(S2SShared, slots),
+					mul_size(sizeof(S2SDbSlot), s2s_max_databases));
+}
+
+/* The slot of database's worker, or NULL; the caller holds the mutex. */
+static S2SDbSlot *
+slot_of(Oid database)
+{
+	for (int i = 0; i < s2s_shared->n_slots; i++)
+		if (s2s_shared->slots[i].database == database)
+			return &s2s_shared->slots[i];
+	return NULL;
+}
+
 /*
- * The transaction that enqueued was prepared: hand its xid to the worker, which watches
- * for its end. (Deliveries enqueued in another database than the worker's are not the
- * worker's concern.) Without an xid nothing was written: wake now.
+ * The transaction that enqueued was prepared: hand its xid to the worker of this
+ * database, which watches for its end. No worker runs for it: nothing to do (a worker
+ * reads pg_prepared_xacts when it starts). Without an xid nothing was written: wake now.
  */
 static void
 hand_prepared_to_worker(TransactionId xid)
 {
-	bool		wake = true;
+	S2SDbSlot  *slot;
+	Latch	   *latch = NULL;
 
 	if (s2s_shared == NULL)
 		return;
-	if (TransactionIdIsValid(xid))
+	SpinLockAcquire(&s2s_shared->mutex);
+	slot = slot_of(MyDatabaseId);
+	if (slot != NULL)
 	{
-		SpinLockAcquire(&s2s_shared->mutex);
-		if (OidIsValid(s2s_shared->worker_database) &&
-			s2s_shared->worker_database != MyDatabaseId)
-			wake = false;
-		else if (s2s_shared->n_prepared < S2S_PREPARED_INBOX)
-			s2s_shared->prepared[s2s_shared->n_prepared++] = xid;
+		if (!TransactionIdIsValid(xid))
+			;
+		else if (slot->n_prepared < S2S_PREPARED_INBOX)
+			slot->prepared[slot->n_prepared++] = xid;
 		else
-			s2s_shared->prepared_overflow = true;
-		SpinLockRelease(&s2s_shared->mutex);
+			slot->prepared_overflow = true;
+		latch = slot->worker_latch;
 	}
-	if (wake)
-		s2s_wake_worker();
+	SpinLockRelease(&s2s_shared->mutex);
+	if (latch != NULL)
+		SetLatch(latch);
 }
 
 static void
@@ -69,7 +93,7 @@ s2s_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(sizeof(S2SShared)));
+	RequestAddinShmemSpace(MAXALIGN(shared_size()));
 }
 
 static void
@@ -81,15 +105,21 @@ s2s_shmem_startup(void)
 		prev_shmem_startup_hook();
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	s2s_shared = ShmemInitStruct("s2s_tracking", sizeof(S2SShared), &found);
+	s2s_shared = ShmemInitStruct("s2s_tracking", shared_size(), &found);
 	if (!found)
 	{
-		memset(s2s_shared, 0, sizeof(S2SShared));
+		memset(s2s_shared, 0, shared_size());
 		SpinLockInit(&s2s_shared->mutex);
-		pg_atomic_init_u64(&s2s_shared->sent, 0);
-		pg_atomic_init_u64(&s2s_shared->retried, 0);
-		pg_atomic_init_u64(&s2s_shared->failed, 0);
-		pg_atomic_init_u64(&s2s_shared->attempts, 0);
+		s2s_shared->n_slots = s2s_max_databases;
+		for (int i = 0; i < s2s_shared->n_slots; i++)
+		{
+			S2SDbSlot  *slot = &s2s_shared->slots[i];
+
+			pg_atomic_init_u64(&slot->sent, 0);
+			pg_atomic_init_u64(&slot->retried, 0);
+			pg_atomic_init_u64(&slot->failed, 0);
+			pg_atomic_init_u64(&slot->attempts, 0);
+		}
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -140,15 +170,111 @@ s2s_shared_init(void)
 	RegisterXactCallback(s2s_xact_callback, NULL);
 }
 
+/*
+ * Given up at the worker's exit, after its transaction was aborted (on_shmem_exit runs
+ * after the before_shmem_exit callbacks): the next worker of this database finds no
+ * statement of this one still running when it gives back the 'sending' rows.
+ */
+static void
+detach_slot(int code, Datum arg)
+{
+	S2SDbSlot  *slot = (S2SDbSlot *) DatumGetPointer(arg);
+
+	SpinLockAcquire(&s2s_shared->mutex);
+	if (slot->worker_pid == MyProcPid)
+	{
+		slot->worker_latch = NULL;
+		slot->worker_pid = 0;
+		slot->in_flight = 0;
+		slot->delivering = false;
+		slot->database = InvalidOid;
+	}
+	SpinLockRelease(&s2s_shared->mutex);
+}
+
+S2SDbSlot *
+s2s_attach_slot(void)
+{
+	S2SDbSlot  *slot;
+
+	SpinLockAcquire(&s2s_shared->mutex);
+	slot = slot_of(MyDatabaseId);
+	if (slot != NULL)
+	{
+		/* another worker of this database (a slot is freed only by its own worker) */
+		SpinLockRelease(&s2s_shared->mutex);
+		return NULL;
+	}
+	slot = slot_of(InvalidOid);
+	if (slot == NULL)
+	{
+		SpinLockRelease(&s2s_shared->mutex);
+		return NULL;
+	}
+	slot->database = MyDatabaseId;
+	slot->worker_latch = MyLatch;
+	slot->worker_pid = MyProcPid;
+	slot->n_prepared = 0;
+	slot->prepared_overflow = false;
+	slot->worker_started_at = GetCurrentTimestamp();
+	slot->last_loop_at = slot->worker_started_at;
+	slot->in_flight = 0;
+	slot->delivering = false;
+	SpinLockRelease(&s2s_shared->mutex);
+	pg_atomic_write_u64(&slot->sent, 0);
+	pg_atomic_write_u64(&slot->retried, 0);
+	pg_atomic_write_u64(&slot->failed, 0);
+	pg_atomic_write_u64(&slot->attempts, 0);
+	on_shmem_exit(detach_slot, PointerGetDatum(slot));
+	return slot;
+}
+
+bool
+s2s_database_served(Oid database, int *pid)
+{
+	S2SDbSlot  *slot;
+
+	SpinLockAcquire(&s2s_shared->mutex);
+	slot = slot_of(database);
+	*pid = slot != NULL ? slot->worker_pid : 0;
+	SpinLockRelease(&s2s_shared->mutex);
+	return slot != NULL;
+}
+
+int
+s2s_slots_in_use(bool delivering_only)
+{
+	int			n = 0;
+
+	SpinLockAcquire(&s2s_shared->mutex);
+	for (int i = 0; i < s2s_shared->n_slots; i++)
+		if (OidIsValid(s2s_shared->slots[i].database) &&
+			(!delivering_only || s2s_shared->slots[i].delivering))
+			n++;
+	SpinLockRelease(&s2s_shared->mutex);
+	return n;
+}
+
+void
+s2s_slot_set_delivering(S2SDbSlot *slot, bool delivering)
+{
+	SpinLockAcquire(&s2s_shared->mutex);
+	slot->delivering = delivering;
+	SpinLockRelease(&s2s_shared->mutex);
+}
+
 void
 s2s_wake_worker(void)
 {
-	Latch	   *latch;
+	S2SDbSlot  *slot;
+	Latch	   *latch = NULL;
 
 	if (s2s_shared == NULL)
 		return;
 	SpinLockAcquire(&s2s_shared->mutex);
-	latch = s2s_shared->worker_latch;
+	slot = slot_of(MyDatabaseId);
+	if (slot != NULL)
+		latch = slot->worker_latch;
 	SpinLockRelease(&s2s_shared->mutex);
 
 	/*
@@ -166,7 +292,7 @@ s2s_wake_at_commit(void)
 }
 
 int
-s2s_take_prepared(TransactionId *out, bool *overflow)
+s2s_take_prepared(S2SDbSlot *slot, TransactionId *out, bool *overflow)
 {
 	int			n;
 
@@ -176,14 +302,14 @@ s2s_take_prepared(TransactionId *out, bool *overflow)
 	 * missed here is seen on the pass that the latch causes.
 	 */
 	*overflow = false;
-	if (s2s_shared->n_prepared == 0 && !s2s_shared->prepared_overflow)
+	if (slot->n_prepared == 0 && !slot->prepared_overflow)
 		return 0;
 	SpinLockAcquire(&s2s_shared->mutex);
-	n = s2s_shared->n_prepared;
-	memcpy(out, s2s_shared->prepared, sizeof(TransactionId) * n);
-	s2s_shared->n_prepared = 0;
-	*overflow = s2s_shared->prepared_overflow;
-	s2s_shared->prepared_overflow = false;
+	n = slot->n_prepared;
+	memcpy(out, slot->prepared, sizeof(TransactionId) * n);
+	slot->n_prepared = 0;
+	*overflow = slot->prepared_overflow;
+	slot->prepared_overflow = false;
 	SpinLockRelease(&s2s_shared->mutex);
 	return n;
 }

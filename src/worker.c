@@ -47,6 +47,7 @@
 #include "utils/timestamp.h"
 
 #include "compat.h"
+#include "home.h"
 #include "http.h"
 #include "queue.h"
 #include "redact.h"
@@ -68,6 +69,12 @@
 
 /* While the extension is missing, how often to look for it. */
 #define EXTENSION_CHECK_MS 1000
+
+/*
+ * While it is there, how often to make sure it still is, so that a worker leaves (or
+ * says it waits) within seconds of DROP EXTENSION however long its poll_interval.
+ */
+#define EXTENSION_RECHECK_MS 2000
 
 /* After an error in a unit of work, pause this long before the next one. */
 #define ERROR_PAUSE_MS 1000
@@ -114,6 +121,8 @@ static int	max_endpoints;
 static int64 token_base;
 static int64 token_seq;
 static Oid	extension_owner;	/* looked up at the start of every unit */
+static S2SDbSlot *my_slot;		/* this database's slot in shared memory */
+static S2SWorkerArgs args;		/* from the launcher */
 
 /*
  * A result whose write-back failed on its own (an error in its transaction, e.g. a lock
@@ -182,33 +191,13 @@ fill_options(HttpClientOptions *o)
 	o->allow_link_local = policy.allow_link_local;
 }
 
-void
-s2s_worker_register(void)
-{
-	BackgroundWorker worker;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 1;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "s2s_tracking");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "s2s_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "s2s_tracking worker");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "s2s_tracking worker");
-	RegisterBackgroundWorker(&worker);
-}
-
 static void
 s2s_worker_detach(int code, Datum arg)
 {
-	SpinLockAcquire(&s2s_shared->mutex);
-	s2s_shared->worker_latch = NULL;
-	s2s_shared->worker_pid = 0;
-	s2s_shared->worker_database = InvalidOid;
-	s2s_shared->in_flight = 0;
-	SpinLockRelease(&s2s_shared->mutex);
-
-	/* Aborts whatever is still in flight: those rows stay 'sending' until reconciled. */
+	/*
+	 * Aborts whatever is still in flight: those rows stay 'sending' until reconciled.
+	 * (The slot is given up later, once the transaction is aborted: shared.c.)
+	 */
 	if (http != NULL)
 	{
 		http_client_destroy(http);
@@ -513,6 +502,8 @@ claim(Pass *pass)
 		busy.counts[busy.n] = n;
 		busy.n++;
 	}
+	/* A copy of production pauses its endpoints here, before anything is claimed. */
+	(void) s2s_home_confirm(args.database);
 	pgstat_report_activity(STATE_RUNNING, "claiming due deliveries");
 	/* now() + lease, as the claim writes it into lease_until */
 	pass->claim_lease_until = GetCurrentTransactionStartTimestamp() +
@@ -639,7 +630,7 @@ run_unit_as_owner(void (*fn) (void *), void *arg, bool needs_extension)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("extension \"s2s_tracking\" is not installed in database \"%s\"",
-							s2s_database)));
+							args.database)));
 		fn(arg);
 		SPI_finish();
 		PopActiveSnapshot();
@@ -761,13 +752,13 @@ count_results(const Pass *pass)
 
 	if (c->sent + c->retried + c->failed == 0)
 		return;
-	pg_atomic_fetch_add_u64(&s2s_shared->attempts, c->sent + c->retried + c->failed);
+	pg_atomic_fetch_add_u64(&my_slot->attempts, c->sent + c->retried + c->failed);
 	if (c->sent)
-		pg_atomic_fetch_add_u64(&s2s_shared->sent, c->sent);
+		pg_atomic_fetch_add_u64(&my_slot->sent, c->sent);
 	if (c->retried)
-		pg_atomic_fetch_add_u64(&s2s_shared->retried, c->retried);
+		pg_atomic_fetch_add_u64(&my_slot->retried, c->retried);
 	if (c->failed)
-		pg_atomic_fetch_add_u64(&s2s_shared->failed, c->failed);
+		pg_atomic_fetch_add_u64(&my_slot->failed, c->failed);
 }
 
 /*
@@ -992,7 +983,7 @@ prepared_ended(bool *scan)
 {
 	TransactionId in[S2S_PREPARED_INBOX];
 	bool		overflow;
-	int			n = s2s_take_prepared(in, &overflow);
+	int			n = s2s_take_prepared(my_slot, in, &overflow);
 	bool		ended = false;
 	int			kept = 0;
 
@@ -1031,8 +1022,8 @@ static void
 publish_state(TimestampTz now)
 {
 	SpinLockAcquire(&s2s_shared->mutex);
-	s2s_shared->last_loop_at = now;
-	s2s_shared->in_flight = in_flight;
+	my_slot->last_loop_at = now;
+	my_slot->in_flight = in_flight;
 	SpinLockRelease(&s2s_shared->mutex);
 }
 
@@ -1141,6 +1132,7 @@ s2s_worker_main(Datum main_arg)
 	TimestampTz next_purge = 0;
 	TimestampTz next_due = 0;
 	TimestampTz paused_until = 0;
+	TimestampTz next_recheck = 0;
 
 	/*
 	 * SIGTERM asks for a clean exit (rather than die()) so that the transfers in flight can
@@ -1150,7 +1142,23 @@ s2s_worker_main(Datum main_arg)
 	pqsignal(SIGTERM, worker_sigterm);
 	BackgroundWorkerUnblockSignals();
 
-	BackgroundWorkerInitializeConnection(s2s_database, NULL, 0);
+	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
+	args.database[NAMEDATALEN - 1] = '\0';
+	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(main_arg), InvalidOid, 0);
+
+	/*
+	 * One worker per database, ever: "at start, every 'sending' row belongs to a dead
+	 * worker" (the reconcile below) holds only so. Another one serves this database
+	 * (a launcher restarted while its workers ran): leave quietly.
+	 */
+	my_slot = s2s_attach_slot();
+	if (my_slot == NULL)
+	{
+		ereport(DEBUG1,
+				(errmsg("s2s_tracking worker for database \"%s\" leaves: another worker serves it, or no slot is free",
+						args.database)));
+		proc_exit(0);
+	}
 
 	/*
 	 * Before any statement: a search_path nothing in the database can change (ALTER
@@ -1197,18 +1205,6 @@ s2s_worker_main(Datum main_arg)
 		ereport(ERROR,
 				(errmsg("s2s_tracking worker cannot start its HTTP client: %s", errbuf)));
 
-	SpinLockAcquire(&s2s_shared->mutex);
-	s2s_shared->worker_latch = MyLatch;
-	s2s_shared->worker_pid = MyProcPid;
-	s2s_shared->worker_database = MyDatabaseId;
-	s2s_shared->worker_started_at = GetCurrentTimestamp();
-	s2s_shared->last_loop_at = s2s_shared->worker_started_at;
-	s2s_shared->in_flight = 0;
-	SpinLockRelease(&s2s_shared->mutex);
-	pg_atomic_write_u64(&s2s_shared->sent, 0);
-	pg_atomic_write_u64(&s2s_shared->retried, 0);
-	pg_atomic_write_u64(&s2s_shared->failed, 0);
-	pg_atomic_write_u64(&s2s_shared->attempts, 0);
 	before_shmem_exit(s2s_worker_detach, (Datum) 0);
 
 	build_wait_set();
@@ -1240,6 +1236,17 @@ s2s_worker_main(Datum main_arg)
 		now = GetCurrentTimestamp();
 		publish_state(now);
 
+		if (ready && now >= next_recheck)
+		{
+			ExtensionCheck check;
+
+			check.present = false;
+			check.reconcile = false;
+			if (run_unit_as_owner(unit_check_extension, &check, false) && !check.present)
+				ready = false;
+			next_recheck = TimestampTzPlusMilliseconds(now, EXTENSION_RECHECK_MS);
+		}
+
 		if (!ready && now >= paused_until)
 		{
 			ExtensionCheck check;
@@ -1252,11 +1259,19 @@ s2s_worker_main(Datum main_arg)
 			ready = checked && check.present;
 			if (ready)
 				reconciled = true;
+			if (checked)
+				s2s_slot_set_delivering(my_slot, ready);
+			/*
+			 * Serving every database that has the extension ("*"): one without it (or
+			 * that just dropped it) is not ours; the launcher looks again later.
+			 */
+			if (checked && !ready && args.probe)
+				break;
 			if (checked && !ready && !said_missing)
 			{
 				ereport(LOG,
 						(errmsg("s2s_tracking worker waiting: extension s2s_tracking is not installed in database \"%s\"",
-								s2s_database),
+								args.database),
 						 errhint("Run CREATE EXTENSION s2s_tracking in that database, or set s2s_tracking.database.")));
 				said_missing = true;
 			}
@@ -1429,6 +1444,8 @@ s2s_worker_main(Datum main_arg)
 					until = next_due;
 				if (next_purge < until)
 					until = next_purge;
+				if (ready && next_recheck < until)
+					until = next_recheck;
 			}
 			timeout = until > now ? TimestampDifferenceMilliseconds(now, until) : 0;
 			/* TimestampDifferenceMilliseconds rounds down: do not wake just before. */
@@ -1471,6 +1488,10 @@ s2s_worker_main(Datum main_arg)
 
 	shut_down();
 
-	/* Exit code 1, as die() would: the postmaster starts a new worker unless it stops. */
-	proc_exit(1);
+	/*
+	 * Exit code 1, as die() would (the launcher starts a new worker unless the server
+	 * stops); 0 when the extension is not (or no longer) in a database that only "*"
+	 * named: nothing to report.
+	 */
+	proc_exit(ShutdownRequestPending || !args.probe ? 1 : 0);
 }

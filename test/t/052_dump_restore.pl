@@ -3,6 +3,8 @@
 # wipe a restored secret, the identity sequences continue after the restored rows, the
 # restored deliveries are then sent with the restored secret, and no role sees a secret
 # it could not see before. A role without access to the secrets cannot dump them.
+# The restored database is a copy (another cluster): the worker pauses its endpoints and
+# sends nothing until s2s.adopt_home() confirms it is the queue's new home.
 use strict;
 use warnings;
 use FindBin;
@@ -64,6 +66,7 @@ command_fails_like([ 'pg_dump', '-Fc', '-f', "$dump.admin", '-d', $src->connstr(
 	qr/permission denied/, 'pg_dump as shop_admin is refused');
 command_ok([ 'pg_dump', '-Fc', '-f', $dump, '-d', $src->connstr('postgres') ], 'pg_dump as the owner');
 $src->stop;
+my $sent_before = $r->count;
 
 # Restore into a fresh server: roles first (as pg_dumpall --globals-only would).
 my $dst = S2S::Node->create('dst', extension => 0);
@@ -74,6 +77,19 @@ my $ok = PostgreSQL::Test::Utils::run_log(
 	'>' => \$stdout, '2>' => \$stderr);
 ok($ok, 'pg_restore without error') or diag($stderr);
 $dst->wait_worker;
+
+# A copy: every endpoint that was sending is paused, with the reason, and logged once.
+$dst->poll("SELECT count(*) = 3 FROM s2s.endpoints WHERE pause_reason LIKE 'this database is a copy (%'",
+	'the worker pauses the endpoints of the restored copy');
+is($dst->sql("SELECT pause_reason FROM s2s.endpoints WHERE name = 'sw'"), 'maintenance window',
+	'an endpoint paused before keeps its reason');
+is($r->count, $sent_before, 'nothing sent from the copy');
+my @said = (slurp_file($dst->logfile) =~ /paused every endpoint of database "postgres": it is a copy/g);
+is(scalar(@said), 1, 'one log line says so');
+is($dst->sql('SELECT s2s.adopt_home()'), '3', 's2s.adopt_home() resumes the three endpoints');
+is($dst->sql("SELECT count(*) FROM s2s_private.home h, s2s_private.current_home() c WHERE (h.system_identifier, h.database_oid) = (c.system_identifier, c.database_oid)")
+	  . '/' . $dst->sql('SELECT count(*) FROM s2s_private.home'), '1/1',
+	'and records the new home');
 
 for my $what (sort keys %q)
 {

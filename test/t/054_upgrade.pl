@@ -42,6 +42,9 @@ is($node->sql("SELECT extversion FROM pg_extension WHERE extname = 's2s_tracking
 	"updated to $current");
 is($node->sql("SELECT count(*) FROM s2s.deliveries WHERE status = 'pending'"), '221',
 	'the queue is intact after the update');
+is($node->sql("SELECT count(*) FROM s2s_private.home h, s2s_private.current_home() c WHERE h.system_identifier = c.system_identifier AND h.database_oid = c.database_oid")
+	  . '/' . $node->sql('SELECT count(*) FROM s2s_private.home'), '1/1',
+	'the updated database records its current home');
 # the same trigger after the update
 $node->sql("INSERT INTO orders VALUES ('after-1', 6, $cid), ('before-1', 5, $cid)");
 is($node->sql("SELECT string_agg(dedupe_key, ',' ORDER BY dedupe_key) FROM s2s.deliveries WHERE dedupe_key LIKE 'order:%'"),

@@ -44,14 +44,15 @@ sub default_conf
 	return %DEFAULT_CONF;
 }
 
-# create(NAME, conf => {name => value}, extension => 1): init, configure, start, create the
-# extension (unless extension => 0) and wait for the worker.
+# create(NAME, conf => {name => value}, extension => 1, init => {allows_streaming => 1}):
+# init (with those options), configure, start, create the extension (unless
+# extension => 0) and wait for the worker.
 sub create
 {
 	my ($class, $name, %opt) = @_;
 	my $node = PostgreSQL::Test::Cluster->new($name);
 	bless $node, $class;
-	$node->init;
+	$node->init(%{ $opt{init} // {} });
 	my %conf = (%DEFAULT_CONF, %{ $opt{conf} // {} });
 	$node->append_conf('postgresql.conf',
 		join('', map { "$_ = $conf{$_}\n" } sort keys %conf));
@@ -69,6 +70,13 @@ sub poll
 {
 	my ($self, $query, $what, $expected) = @_;
 	return ok($self->poll_query_until('postgres', $query, $expected // 't'), $what);
+}
+
+# The same in database DB.
+sub poll_db
+{
+	my ($self, $db, $query, $what) = @_;
+	return ok($self->poll_query_until($db, $query), $what);
 }
 
 # Polls without making a test of it; returns whether the query returned 't' in time.
