@@ -388,12 +388,12 @@ load_endpoint(const char *name, ClickEndpoint *ep)
 	SPI_connect();
 	rc = SPI_execute_with_args(
 		"WITH c AS (SELECT (CASE WHEN pg_catalog.current_setting('role') OPERATOR(pg_catalog.=) 'none'"
-		"                        THEN pg_catalog.session_user"
+		"                        THEN session_user"
 		"                        ELSE pg_catalog.current_setting('role') END)::pg_catalog.name AS caller)"
 		"SELECT c.caller::pg_catalog.text, s2s_private.may_track_event(NULL, c.caller),"
 		"       e.name IS NOT NULL, s2s_private.may_track_event(e.event_roles, c.caller),"
 		"       e.kind::pg_catalog.text, e.url, e.enabled, s.secret,"
-		"       (pg_catalog.extract(epoch FROM e.request_timeout) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8"
+		"       (pg_catalog.date_part('epoch', e.request_timeout) OPERATOR(pg_catalog.*) 1000::pg_catalog.float8)::pg_catalog.int8"
 		"  FROM c"
 		"  LEFT JOIN s2s.endpoints e ON e.name OPERATOR(pg_catalog.=) $1"
 		"  LEFT JOIN s2s_private.endpoint_secrets s ON s.endpoint OPERATOR(pg_catalog.=) e.name",
