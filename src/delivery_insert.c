@@ -84,6 +84,7 @@ static const struct
 	[S2S_DC_STATUS] = {"status", TEXTOID, "s2s.delivery_status"},
 	[S2S_DC_LAST_ERROR] = {"last_error", TEXTOID},
 	[S2S_DC_FINISHED_AT] = {"finished_at", TIMESTAMPTZOID},
+	[S2S_DC_ORDERED_AT] = {"ordered_at", TIMESTAMPTZOID},
 };
 
 /* Where each column of the new tuple comes from. */

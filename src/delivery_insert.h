@@ -34,6 +34,7 @@ typedef enum S2SDeliveryColumn
 	S2S_DC_STATUS,				/* text: a value of s2s.delivery_status */
 	S2S_DC_LAST_ERROR,			/* text */
 	S2S_DC_FINISHED_AT,			/* timestamptz */
+	S2S_DC_ORDERED_AT,			/* timestamptz */
 	S2S_DC_COUNT
 } S2SDeliveryColumn;
 
