@@ -44,9 +44,10 @@ extern Oid	s2s_delivery_column_type(S2SDeliveryColumn c);
 /*
  * The statement the direct insert stands for, INSERT ... ON CONFLICT (endpoint,
  * dedupe_key) DO NOTHING with one $n per S2SDeliveryColumn, for the caller to run where
- * s2s_delivery_insert_direct cannot serve (palloc'd).
+ * s2s_delivery_insert_direct cannot serve (palloc'd). A column the current version's
+ * update adds (ordered_at) is left out while relid (s2s.deliveries) does not have it yet.
  */
-extern char *s2s_delivery_insert_statement(void);
+extern char *s2s_delivery_insert_statement(Oid relid);
 
 /*
  * Inserts the row unless a delivery with the same (endpoint, dedupe_key) exists, waiting,

@@ -90,6 +90,7 @@ static Oid	endpoints_relid = InvalidOid;
 static Oid	deliveries_owner = InvalidOid;
 static Oid	enqueue_fn_oid = InvalidOid;
 static SPIPlanPtr insert_plan = NULL;
+static bool insert_plan_stale = false;
 static SPIPlanPtr endpoint_plan = NULL;
 static SPIPlanPtr probe_plan = NULL;
 
@@ -111,6 +112,8 @@ relcache_callback(Datum arg, Oid relid)
 		endpoints_relid = InvalidOid;
 		deliveries_owner = InvalidOid;
 		enqueue_fn_oid = InvalidOid;
+		/* freed at its next use, never while it may be running */
+		insert_plan_stale = true;
 	}
 	hash_seq_init(&seq, trigger_cache);
 	while ((t = hash_seq_search(&seq)) != NULL)
@@ -251,8 +254,12 @@ lookup_endpoint(const char *name, S2SEndpointKind *kind, char **currency, bool *
 
 		endpoint_plan = prepare_kept("SELECT kind::pg_catalog.text, currency,"
 									 "       enabled AND paused_at IS NULL,"
-									 "       EXTRACT(epoch FROM attribution_window)::pg_catalog.int8"
-									 "  FROM s2s.endpoints"
+									 /* read so that a library newer than the installed
+									  * table (before ALTER EXTENSION UPDATE) works */
+									 "       EXTRACT(epoch FROM (pg_catalog.to_jsonb(e)"
+									 "         OPERATOR(pg_catalog.->>) 'attribution_window')"
+									 "         ::pg_catalog.interval)::pg_catalog.int8"
+									 "  FROM s2s.endpoints e"
 									 " WHERE name OPERATOR(pg_catalog.=) $1",
 									 1, types);
 	}
@@ -955,13 +962,22 @@ insert_delivery_statement(Delivery *d, bool probe)
 			return false;
 		}
 	}
+	/* s2s.deliveries changed (its columns, say): the statement is written again */
+	if (insert_plan != NULL && insert_plan_stale)
+	{
+		SPI_freeplan(insert_plan);
+		insert_plan = NULL;
+	}
+	insert_plan_stale = false;
 	if (insert_plan == NULL)
 	{
 		Oid			types[S2S_DC_COUNT];
 
 		for (c = 0; c < S2S_DC_COUNT; c++)
 			types[c] = s2s_delivery_column_type((S2SDeliveryColumn) c);
-		insert_plan = prepare_kept(s2s_delivery_insert_statement(), S2S_DC_COUNT, types);
+		lookup_extension_objects();
+		insert_plan = prepare_kept(s2s_delivery_insert_statement(deliveries_relid),
+								   S2S_DC_COUNT, types);
 	}
 	for (c = 0; c < S2S_DC_COUNT; c++)
 		nulls[c] = d->isnull[c] ? 'n' : ' ';

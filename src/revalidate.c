@@ -19,10 +19,11 @@
 
 PG_FUNCTION_INFO_V1(s2s_delivery_problem_sql);
 
+/* NULL also for an argument the SQL function of an earlier 0.4.0 script does not pass */
 static const char *
 text_arg(FunctionCallInfo fcinfo, int argno)
 {
-	return PG_ARGISNULL(argno) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	return argno >= PG_NARGS() || PG_ARGISNULL(argno) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(argno));
 }
 
 /*
@@ -63,7 +64,7 @@ s2s_delivery_problem_sql(PG_FUNCTION_ARGS)
 		f.is_event = dkind != NULL && strcmp(dkind, "event") == 0;
 		f.click_ids = text_arg(fcinfo, 2);
 		f.has_amount = !PG_ARGISNULL(3);
-		f.amount_required = f.kind == S2S_KIND_AFFILAE && !f.is_event && !PG_ARGISNULL(11) &&
+		f.amount_required = f.kind == S2S_KIND_AFFILAE && !f.is_event && text_arg(fcinfo, 11) != NULL &&
 			strcmp(text_arg(fcinfo, 11), S2S_REASON_AMOUNT_NULL) == 0;
 		if (f.has_amount)
 			f.amount = PG_GETARG_NUMERIC(3);
@@ -75,7 +76,7 @@ s2s_delivery_problem_sql(PG_FUNCTION_ARGS)
 		f.judged_at_s = PG_ARGISNULL(9) ?
 			(int64) timestamptz_to_time_t(GetCurrentTransactionStartTimestamp()) :
 			(int64) timestamptz_to_time_t(PG_GETARG_TIMESTAMPTZ(9));
-		f.click_ttl_s = PG_ARGISNULL(10) || PG_GETARG_INT64(10) <= 0 ?
+		f.click_ttl_s = PG_NARGS() <= 10 || PG_ARGISNULL(10) || PG_GETARG_INT64(10) <= 0 ?
 			s2s_click_ttl_s : PG_GETARG_INT64(10);
 		f.click_max_skew_s = s2s_click_max_skew_s;
 		f.cookie_max_ids = s2s_cookie_max_ids;

@@ -69,6 +69,12 @@ field_argno(S2SField f)
 #define ARG_VALIDATED 14
 #define ARG_PAYMENT_MAP 18
 
+/*
+ * Whether argument argno is given and not NULL: the SQL function of an older version,
+ * still installed until ALTER EXTENSION UPDATE, passes fewer arguments.
+ */
+#define ARG_GIVEN(argno) ((argno) < PG_NARGS() && !PG_ARGISNULL(argno))
+
 /* Whether s is a plain SQL identifier, such as a column name written without quotes. */
 static bool
 is_plain_identifier(const char *s)
@@ -302,14 +308,14 @@ s2s_track_orders(PG_FUNCTION_ARGS)
 	/* the trigger's arguments, in a fixed order */
 	args = lappend(args, psprintf("endpoint=%s", endpoint));
 	for (f = 0; f < S2S_NFIELDS; f++)
-		if (!PG_ARGISNULL(field_argno((S2SField) f)))
+		if (ARG_GIVEN(field_argno((S2SField) f)))
 			args = lappend(args, mapping_argument(rel, (S2SField) f,
 												  text_to_cstring(PG_GETARG_TEXT_PP(field_argno((S2SField) f)))));
-	if (!PG_ARGISNULL(ARG_PAYMENT_MAP))
+	if (ARG_GIVEN(ARG_PAYMENT_MAP))
 		args = lappend(args, psprintf("payment_map=%s",
 									  DatumGetCString(DirectFunctionCall1(jsonb_out,
 																		  PG_GETARG_DATUM(ARG_PAYMENT_MAP)))));
-	if (!PG_ARGISNULL(ARG_VALIDATED))
+	if (ARG_GIVEN(ARG_VALIDATED))
 	{
 		Datum	   *elems;
 		bool	   *nulls;
@@ -344,7 +350,7 @@ s2s_track_orders(PG_FUNCTION_ARGS)
 	s2s_order_trigger_build(&check, rel, NULL, nargs, argv);
 
 	/* Affilae matches a conversion to its click partly by the shopper's IP (x-ae-d-ip) */
-	if (check.kind == S2S_KIND_AFFILAE && PG_ARGISNULL(field_argno(S2S_F_CLIENT_IP)))
+	if (check.kind == S2S_KIND_AFFILAE && !ARG_GIVEN(field_argno(S2S_F_CLIENT_IP)))
 		ereport(NOTICE,
 				(errmsg("endpoint \"%s\" is tracked without client_ip", endpoint),
 				 errdetail("Affilae's postback carries the shopper's IP address in the x-ae-d-ip header."),
