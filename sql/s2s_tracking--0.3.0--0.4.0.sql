@@ -651,6 +651,19 @@ ALTER TABLE s2s.endpoints
     ADD COLUMN attribution_window interval CHECK (attribution_window > interval '0');
 ALTER TABLE s2s.deliveries ADD COLUMN ordered_at timestamptz;
 
+-- The roles the shop granted EXECUTE on track_orders keep it: remembered (in a setting of
+-- this transaction) before the old signature is dropped, granted again on the new one.
+SELECT pg_catalog.set_config('s2s_upgrade.track_orders_grantees',
+       coalesce(pg_catalog.string_agg(CASE WHEN a.grantee = 0 THEN 'PUBLIC'
+                                           ELSE pg_catalog.quote_ident(r.rolname) END, ', '),
+                ''),
+       true)
+  FROM pg_catalog.pg_proc p,
+       LATERAL pg_catalog.aclexplode(p.proacl) a
+       LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+ WHERE p.oid = 's2s.track_orders(regclass, text, text, text, text, text, text, text, text, text,
+                                 text, text, text, text, text[], text, text)'::pg_catalog.regprocedure
+   AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner;
 DROP FUNCTION s2s.track_orders(regclass, text, text, text, text, text, text, text, text, text,
                                text, text, text, text, text[], text, text);
 CREATE FUNCTION s2s.track_orders(
@@ -686,6 +699,17 @@ COMMENT ON FUNCTION s2s.track_orders(regclass, text, text, text, text, text, tex
 REVOKE EXECUTE ON FUNCTION s2s.track_orders(regclass, text, text, text, text, text, text, text,
                                             text, text, text, text, text, text, text[], text,
                                             text, text, jsonb, text) FROM PUBLIC;
+DO $$
+DECLARE
+    grantees text := pg_catalog.current_setting('s2s_upgrade.track_orders_grantees', true);
+BEGIN
+    IF coalesce(grantees, '') <> '' THEN
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION s2s.track_orders(regclass, text, '
+            'text, text, text, text, text, text, text, text, text, text, text, text, text[], '
+            'text, text, text, jsonb, text) TO %s', grantees);
+    END IF;
+END
+$$;
 
 DROP FUNCTION s2s_private.delivery_problem(text, text, text, numeric, text, text, text, boolean,
                                            text, timestamptz);

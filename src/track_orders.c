@@ -356,6 +356,18 @@ s2s_track_orders(PG_FUNCTION_ARGS)
 				 errdetail("Affilae's postback carries the shopper's IP address in the x-ae-d-ip header."),
 				 errhint("Give client_ip, the column (or expression) that keeps the shopper's IP address when the order is placed.")));
 
+	/*
+	 * An order validated after it is inserted, without order_time: its click IDs are
+	 * judged when it is validated, which the networks never do (doc/orders.md says why
+	 * the trigger does not record the insert time itself).
+	 */
+	if (check.kind == S2S_KIND_AFFILAE && !ARG_GIVEN(field_argno(S2S_F_ORDER_TIME)) &&
+		(ARG_GIVEN(field_argno(S2S_F_STATUS)) || ARG_GIVEN(field_argno(S2S_F_VALIDATED_WHEN))))
+		ereport(NOTICE,
+				(errmsg("endpoint \"%s\" is tracked without order_time", endpoint),
+				 errdetail("The click IDs of an order validated after it was inserted are then judged when it is validated, not when it was placed."),
+				 errhint("Give order_time, the column (or expression) that says when the order was placed.")));
+
 
 	tgname = trigger_name(endpoint);
 	relname = qualified_name(rel);
