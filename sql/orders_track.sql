@@ -133,7 +133,8 @@ SELECT s2s.untrack_orders('ot.hostile', 'ot_aff');
 RESET ROLE;
 -- A table owner granted track_orders still needs EXECUTE on the trigger function.
 GRANT EXECUTE ON FUNCTION s2s.track_orders(regclass, text, text, text, text, text, text, text, text,
-                                           text, text, text, text, text, text[], text, text) TO ot_app;
+                                           text, text, text, text, text, text[], text, text, text,
+                                           jsonb, text) TO ot_app;
 SET ROLE ot_app;
 SELECT s2s.track_orders('ot.hostile', 'ot_aff', order_id => 'a"b; drop table x',
                         amount => 'Robert''); DROP TABLE ot.orders;--', click_ids => 'x=y');

@@ -679,6 +679,103 @@ SELECT pg_catalog.pg_extension_config_dump('s2s_private.home', '');
 -- because the database was a copy (those paused for another reason stay paused).
 -- Returns how many were resumed.
 CREATE FUNCTION s2s.adopt_home() RETURNS integer
+-- == mappings (issue 12) ==
+-- Mappings as expressions over the row, order_time, payment_map and validated_when
+-- (s2s.track_orders gains three parameters: dropped and created again, the old call forms
+-- keep working through the defaults); the attribution window per endpoint, measured at the
+-- time the order was placed (s2s.deliveries.ordered_at), which s2s.retry judges by too.
+
+ALTER TABLE s2s.endpoints
+    ADD COLUMN attribution_window interval CHECK (attribution_window > interval '0');
+ALTER TABLE s2s.deliveries ADD COLUMN ordered_at timestamptz;
+
+-- The roles the shop granted EXECUTE on track_orders keep it: remembered (in a setting of
+-- this transaction) before the old signature is dropped, granted again on the new one.
+SELECT pg_catalog.set_config('s2s_upgrade.track_orders_grantees',
+       coalesce(pg_catalog.string_agg(CASE WHEN a.grantee = 0 THEN 'PUBLIC'
+                                           ELSE pg_catalog.quote_ident(r.rolname) END, ', '),
+                ''),
+       true)
+  FROM pg_catalog.pg_proc p,
+       LATERAL pg_catalog.aclexplode(p.proacl) a
+       LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+ WHERE p.oid = 's2s.track_orders(regclass, text, text, text, text, text, text, text, text, text,
+                                 text, text, text, text, text[], text, text)'::pg_catalog.regprocedure
+   AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner;
+DROP FUNCTION s2s.track_orders(regclass, text, text, text, text, text, text, text, text, text,
+                               text, text, text, text, text[], text, text);
+CREATE FUNCTION s2s.track_orders(
+    orders regclass,
+    endpoint text,
+    order_id text,
+    amount text DEFAULT NULL,
+    currency text DEFAULT NULL,
+    click_ids text DEFAULT NULL,
+    customer text DEFAULT NULL,
+    payment text DEFAULT NULL,
+    voucher text DEFAULT NULL,
+    cv text DEFAULT NULL,
+    client_ip text DEFAULT NULL,
+    user_agent text DEFAULT NULL,
+    referer text DEFAULT NULL,
+    status text DEFAULT NULL,
+    validated_statuses text[] DEFAULT NULL,
+    user_id text DEFAULT NULL,
+    event_id text DEFAULT NULL,
+    order_time text DEFAULT NULL,
+    payment_map jsonb DEFAULT NULL,
+    validated_when text DEFAULT NULL)
+RETURNS text
+    LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 's2s_track_orders';
+COMMENT ON FUNCTION s2s.track_orders(regclass, text, text, text, text, text, text, text, text,
+                                     text, text, text, text, text, text[], text, text, text,
+                                     jsonb, text) IS
+    'Makes a table of orders feed an endpoint: checks the columns and (re)creates the trigger; returns its name.';
+
+REVOKE EXECUTE ON FUNCTION s2s.track_orders(regclass, text, text, text, text, text, text, text,
+                                            text, text, text, text, text, text, text[], text,
+                                            text, text, jsonb, text) FROM PUBLIC;
+DO $$
+DECLARE
+    grantees text := pg_catalog.current_setting('s2s_upgrade.track_orders_grantees', true);
+BEGIN
+    IF coalesce(grantees, '') <> '' THEN
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION s2s.track_orders(regclass, text, '
+            'text, text, text, text, text, text, text, text, text, text, text, text, text[], '
+            'text, text, text, jsonb, text) TO %s', grantees);
+    END IF;
+END
+$$;
+
+DROP FUNCTION s2s_private.delivery_problem(text, text, text, numeric, text, text, text, boolean,
+                                           text, timestamptz);
+-- Why a delivery cannot be sent, by the very rules the orders trigger applied when it
+-- enqueued it (C, src/delivery_check.c: one copy of the rules), the click IDs judged at
+-- judged_at (when the order was placed, else when the trigger judged them) by the
+-- endpoint's attribution window in seconds (NULL: s2s_tracking.click_ttl) and the current
+-- s2s_tracking.click_max_skew; NULL problem when it can be sent, and then the Affilae click
+-- IDs normalised. A NULL endpoint_kind means the endpoint is gone. An Affilae conversion
+-- without an amount is one without a sale, unless last_error says the trigger skipped it
+-- for its NULL amount.
+CREATE FUNCTION s2s_private.delivery_problem(endpoint_kind text, delivery_kind text,
+        click_ids text, amount numeric, currency text, user_id text, event_id text,
+        has_client_ip boolean, user_agent text, judged_at timestamptz,
+        attribution_window_s bigint, last_error text,
+        OUT problem text, OUT valid_click_ids text)
+RETURNS record
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 's2s_delivery_problem_sql';
+
+-- Sends a delivery again: failed, skipped or retrying -> pending, due now, with a fresh
+-- retry window. Its attempts count is kept (the audit trail in s2s.attempts goes on with
+-- the next number). True when re-queued; false when it is already pending or being sent;
+-- a delivery already sent is refused (a duplicate must never be sent on purpose), and so
+-- is one whose values still fail the rules the orders trigger applied (expired click IDs,
+-- an amount that is NULL, negative or not a number, a currency that is not ISO 4217 ...),
+-- with the reason: what the trigger skipped is never sent on a retry unless corrected.
+CREATE OR REPLACE FUNCTION s2s.retry(delivery_id bigint) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -702,3 +799,106 @@ COMMENT ON FUNCTION s2s.adopt_home() IS
 REVOKE ALL ON TABLE s2s_private.home FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION s2s_private.current_home() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION s2s.adopt_home() FROM PUBLIC;
+    d s2s.deliveries;
+    chk record;
+BEGIN
+    SELECT * INTO d FROM s2s.deliveries x WHERE x.id = delivery_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'delivery % does not exist', coalesce(delivery_id::text, 'NULL')
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    IF d.status = 'sent' THEN
+        RAISE EXCEPTION 'delivery % was already sent', delivery_id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Sending it again would report a duplicate to the network.';
+    END IF;
+    IF d.status IN ('pending', 'sending') THEN
+        RETURN false;
+    END IF;
+    SELECT p.* INTO chk
+      FROM (SELECT e.kind::text AS k,
+                   EXTRACT(epoch FROM e.attribution_window)::bigint AS w
+              FROM (SELECT) one
+              LEFT JOIN s2s.endpoints e ON e.name = d.endpoint) x,
+           s2s_private.delivery_problem(x.k, d.kind::text, d.click_ids, d.amount, d.currency,
+                                        d.user_id, d.event_id, d.client_ip IS NOT NULL,
+                                        d.user_agent, coalesce(d.ordered_at, d.created_at),
+                                        x.w, d.last_error) p;
+    IF chk.problem IS NOT NULL THEN
+        RAISE EXCEPTION 'delivery % cannot be sent', delivery_id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = chk.problem,
+                  HINT = 'Correct the delivery in s2s.deliveries (or the setting that refuses it), then retry it.';
+    END IF;
+    UPDATE s2s.deliveries x
+       SET status = 'pending', next_attempt_at = now(), first_attempt_at = NULL,
+           finished_at = NULL, claim_token = NULL, lease_until = NULL,
+           click_ids = coalesce(chk.valid_click_ids, x.click_ids)
+     WHERE x.id = delivery_id;
+    PERFORM s2s.wake();
+    RETURN true;
+END
+$$;
+
+-- retry() for every failed delivery (of one endpoint, or of all). Skipped deliveries are
+-- left alone: they lack data and would be skipped again. A failed delivery whose values
+-- no longer pass the trigger's rules (edited, or judged by changed settings) stays failed:
+-- a NOTICE counts them and names the first with its reason. Returns how many were
+-- re-queued.
+CREATE OR REPLACE FUNCTION s2s.retry_failed(endpoint text DEFAULT NULL) RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    n integer := 0;
+    refused integer := 0;
+    first_refused text;
+BEGIN
+    IF endpoint IS NOT NULL THEN
+        PERFORM s2s_private.require_endpoint(endpoint);
+    END IF;
+    FOR r IN
+        SELECT d.id, p.problem, p.valid_click_ids
+          FROM s2s.deliveries d
+          LEFT JOIN s2s.endpoints e ON e.name = d.endpoint,
+               s2s_private.delivery_problem(e.kind::text, d.kind::text, d.click_ids, d.amount,
+                                            d.currency, d.user_id, d.event_id,
+                                            d.client_ip IS NOT NULL, d.user_agent,
+                                            coalesce(d.ordered_at, d.created_at),
+                                            EXTRACT(epoch FROM e.attribution_window)::bigint,
+                                            d.last_error) p
+         WHERE d.status = 'failed'
+           AND (retry_failed.endpoint IS NULL OR d.endpoint = retry_failed.endpoint)
+         ORDER BY d.id
+           FOR UPDATE OF d
+    LOOP
+        IF r.problem IS NOT NULL THEN
+            refused := refused + 1;
+            first_refused := coalesce(first_refused, format('Delivery %s: %s', r.id, r.problem));
+            CONTINUE;
+        END IF;
+        UPDATE s2s.deliveries d
+           SET status = 'pending', next_attempt_at = now(), first_attempt_at = NULL,
+               finished_at = NULL, claim_token = NULL, lease_until = NULL,
+               click_ids = coalesce(r.valid_click_ids, d.click_ids)
+         WHERE d.id = r.id;
+        n := n + 1;
+    END LOOP;
+    IF refused > 0 THEN
+        RAISE NOTICE '% failed deliveries were not retried: they do not pass validation', refused
+            USING DETAIL = first_refused,
+                  HINT = 's2s.retry(id) says why each is refused.';
+    END IF;
+    IF n > 0 THEN
+        PERFORM s2s.wake();
+    END IF;
+    RETURN n;
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION s2s_private.delivery_problem(text, text, text, numeric, text, text,
+                                                        text, boolean, text, timestamptz, bigint, text)
+    FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION s2s.retry(bigint) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION s2s.retry_failed(text) FROM PUBLIC;

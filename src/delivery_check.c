@@ -60,8 +60,8 @@ s2s_delivery_problem(const S2SDeliveryFacts *f, char **click_ids_out)
 
 	if (!f->has_amount)
 	{
-		if (f->kind == S2S_KIND_AFFILAE && !f->is_event)
-			return "The order's amount is NULL.";
+		if (f->amount_required)
+			return S2S_REASON_AMOUNT_NULL;
 	}
 	else if (numeric_is_nan(f->amount) || numeric_is_inf(f->amount))
 		return "The order's amount is not a finite number.";

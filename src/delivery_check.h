@@ -27,6 +27,7 @@ typedef struct S2SDeliveryFacts
 	bool		is_event;		/* enqueued by s2s.track_event, not by the trigger */
 	const char *click_ids;		/* Affilae: '-'-joined, raw or normalised; or NULL */
 	bool		has_amount;
+	bool		amount_required;	/* an Affilae sale: the trigger maps an amount */
 	Numeric		amount;
 	const char *currency;		/* NULL: the endpoint's currency */
 	const char *user_id;		/* Swaarm */
@@ -45,6 +46,9 @@ typedef struct S2SDeliveryFacts
  * gets the valid click IDs, normalised ('-'-joined, oldest first), and otherwise NULL.
  */
 extern const char *s2s_delivery_problem(const S2SDeliveryFacts *f, char **click_ids_out);
+
+/* The reason an Affilae sale without its amount is skipped for (s2s.retry keeps to it). */
+#define S2S_REASON_AMOUNT_NULL "The order's amount is NULL."
 
 /* ISO 4217 form: three capital ASCII letters. */
 extern bool s2s_currency_is_valid(const char *c);

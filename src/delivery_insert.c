@@ -15,6 +15,7 @@
 
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
+#include "utils/lsyscache.h"
 
 #include "delivery_insert.h"
 
@@ -24,6 +25,8 @@ static const struct
 	const char *name;
 	Oid			type;
 	const char *cast;			/* a text value for an enum column, in the statement */
+	bool		optional;		/* added by the current version's update: a library
+								 * newer than the installed SQL objects leaves it out */
 }			columns[S2S_DC_COUNT] =
 {
 	[S2S_DC_ENDPOINT] = {"endpoint", TEXTOID},
@@ -45,6 +48,7 @@ static const struct
 	[S2S_DC_STATUS] = {"status", TEXTOID, "s2s.delivery_status"},
 	[S2S_DC_LAST_ERROR] = {"last_error", TEXTOID},
 	[S2S_DC_FINISHED_AT] = {"finished_at", TIMESTAMPTZOID},
+	[S2S_DC_ORDERED_AT] = {"ordered_at", TIMESTAMPTZOID, NULL, true},
 };
 
 Oid
@@ -54,7 +58,7 @@ s2s_delivery_column_type(S2SDeliveryColumn c)
 }
 
 char *
-s2s_delivery_insert_statement(void)
+s2s_delivery_insert_statement(Oid relid)
 {
 	StringInfoData names;
 	StringInfoData values;
@@ -64,6 +68,8 @@ s2s_delivery_insert_statement(void)
 	initStringInfo(&values);
 	for (c = 0; c < S2S_DC_COUNT; c++)
 	{
+		if (columns[c].optional && get_attnum(relid, columns[c].name) == InvalidAttrNumber)
+			continue;
 		appendStringInfo(&names, "%s%s", c > 0 ? ", " : "", columns[c].name);
 		appendStringInfo(&values, "%s$%d", c > 0 ? ", " : "", c + 1);
 		if (columns[c].cast)

@@ -33,6 +33,7 @@ typedef enum S2SDeliveryColumn
 	S2S_DC_STATUS,				/* text: a value of s2s.delivery_status */
 	S2S_DC_LAST_ERROR,			/* text */
 	S2S_DC_FINISHED_AT,			/* timestamptz */
+	S2S_DC_ORDERED_AT,			/* timestamptz */
 	S2S_DC_COUNT
 } S2SDeliveryColumn;
 
@@ -41,8 +42,9 @@ extern Oid	s2s_delivery_column_type(S2SDeliveryColumn c);
 
 /*
  * The statement INSERT ... ON CONFLICT (endpoint, dedupe_key) DO NOTHING with one $n per
- * S2SDeliveryColumn (palloc'd).
+ * S2SDeliveryColumn (palloc'd). A column the current version's update adds (ordered_at)
+ * is left out while relid (s2s.deliveries) does not have it yet.
  */
-extern char *s2s_delivery_insert_statement(void);
+extern char *s2s_delivery_insert_statement(Oid relid);
 
 #endif							/* S2S_DELIVERY_INSERT_H */

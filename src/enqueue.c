@@ -45,6 +45,7 @@
 #include "access/xact.h"
 #include "catalog/heap.h"
 #include "catalog/namespace.h"
+#include "nodes/nodeFuncs.h"
 #include "nodes/value.h"
 #include "parser/parse_func.h"
 #include "catalog/pg_enum.h"
@@ -66,6 +67,7 @@
 #include "utils/syscache.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
+#include "utils/jsonb.h"
 
 #include "click.h"
 #include "delivery_check.h"
@@ -88,6 +90,7 @@ static Oid	endpoints_relid = InvalidOid;
 static Oid	deliveries_owner = InvalidOid;
 static Oid	enqueue_fn_oid = InvalidOid;
 static SPIPlanPtr insert_plan = NULL;
+static bool insert_plan_stale = false;
 static SPIPlanPtr endpoint_plan = NULL;
 static SPIPlanPtr probe_plan = NULL;
 
@@ -108,6 +111,8 @@ relcache_callback(Datum arg, Oid relid)
 		endpoints_relid = InvalidOid;
 		deliveries_owner = InvalidOid;
 		enqueue_fn_oid = InvalidOid;
+		/* freed at its next use, never while it may be running */
+		insert_plan_stale = true;
 	}
 	hash_seq_init(&seq, trigger_cache);
 	while ((t = hash_seq_search(&seq)) != NULL)
@@ -231,7 +236,7 @@ become_owner(Oid *save_user, int *save_sec)
  */
 static bool
 lookup_endpoint(const char *name, S2SEndpointKind *kind, char **currency, bool *sendable,
-				MemoryContext cxt)
+				int64 *window_s, MemoryContext cxt)
 {
 	Oid			save_user;
 	int			save_sec;
@@ -247,8 +252,13 @@ lookup_endpoint(const char *name, S2SEndpointKind *kind, char **currency, bool *
 		Oid			types[1] = {TEXTOID};
 
 		endpoint_plan = prepare_kept("SELECT kind::pg_catalog.text, currency,"
-									 "       enabled AND paused_at IS NULL"
-									 "  FROM s2s.endpoints"
+									 "       enabled AND paused_at IS NULL,"
+									 /* read so that a library newer than the installed
+									  * table (before ALTER EXTENSION UPDATE) works */
+									 "       EXTRACT(epoch FROM (pg_catalog.to_jsonb(e)"
+									 "         OPERATOR(pg_catalog.->>) 'attribution_window')"
+									 "         ::pg_catalog.interval)::pg_catalog.int8"
+									 "  FROM s2s.endpoints e"
 									 " WHERE name OPERATOR(pg_catalog.=) $1",
 									 1, types);
 	}
@@ -273,6 +283,10 @@ lookup_endpoint(const char *name, S2SEndpointKind *kind, char **currency, bool *
 		*currency = MemoryContextStrdup(cxt, c ? c : "EUR");
 		*sendable = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 											   3, &isnull)) && !isnull;
+		*window_s = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+												4, &isnull));
+		if (isnull)
+			*window_s = 0;
 		found = true;
 	}
 	return found;
@@ -345,6 +359,14 @@ classify(S2SField f, Oid typid, S2SFieldInfo *fi, MemoryContext cxt)
 			else if (base == BPCHAROID)
 				fi->how = S2S_HOW_BPCHAR;
 			return fi->how != S2S_HOW_NONE;
+		case S2S_F_ORDER_TIME:
+			if (base == TIMESTAMPTZOID)
+				fi->how = S2S_HOW_TIMESTAMPTZ;
+			return fi->how != S2S_HOW_NONE;
+		case S2S_F_VALIDATED_WHEN:
+			if (base == BOOLOID)
+				fi->how = S2S_HOW_BOOL;
+			return fi->how != S2S_HOW_NONE;
 		case S2S_F_CLICK_IDS:
 		case S2S_F_VOUCHER:
 			if (OidIsValid(elem) && is_text_type(getBaseType(elem)))
@@ -397,6 +419,10 @@ expected_types(S2SField f)
 			return "of type text, varchar, char or an enum";
 		case S2S_F_CURRENCY:
 			return "of type text, varchar or char";
+		case S2S_F_ORDER_TIME:
+			return "of type timestamptz, timestamp or date";
+		case S2S_F_VALIDATED_WHEN:
+			return "of type boolean";
 		case S2S_F_CLICK_IDS:
 			return "of type text, varchar or char ('-'-joined), or text[] or varchar[]";
 		case S2S_F_VOUCHER:
@@ -434,6 +460,94 @@ rtrim_blanks(char *s)
 	return s;
 }
 
+/*
+ * Whether a column mapping is served through an expression: order_time of type
+ * timestamp or date (converted to timestamptz) and validated_when (read as a boolean).
+ */
+static bool
+needs_expression(S2SField f, TupleDesc desc, const char *col)
+{
+	Oid			typid;
+
+	if (f == S2S_F_VALIDATED_WHEN)
+		return true;
+	if (f != S2S_F_ORDER_TIME || find_column(desc, col, &typid) == InvalidAttrNumber)
+		return false;
+	typid = getBaseType(typid);
+	return typid == TIMESTAMPOID || typid == DATEOID;
+}
+
+/* Checks and compiles field f's expression (mapping_expr.c) into t->f[f]. */
+static void
+build_expression(S2SOrderTrigger *t, Relation rel, const char *trigname, S2SField f,
+				 const char *text)
+{
+	S2SFieldInfo *fi = &t->f[f];
+	Node	   *expr;
+	Oid			typid;
+
+	expr = s2s_mapping_expr_check(rel, s2s_field_names[f], text,
+								  f == S2S_F_VALIDATED_WHEN ? S2S_EXPR_BOOLEAN :
+								  f == S2S_F_ORDER_TIME ? S2S_EXPR_TIMESTAMPTZ :
+								  S2S_EXPR_SCALAR);
+	typid = exprType(expr);
+	if (f == S2S_F_STATUS || !classify(f, typid, fi, t->cxt))
+		config_error(trigname, rel, ERRCODE_DATATYPE_MISMATCH,
+					 psprintf("the expression given as %s has type %s", s2s_field_names[f],
+							  format_type_be(typid)),
+					 psprintf("The %s mapping must be %s.", s2s_field_names[f],
+							  expected_types(f)));
+	fi->expr = s2s_mapping_expr_compile(rel, expr);
+	if (f != S2S_F_VALIDATED_WHEN)
+		t->has_exprs = true;
+}
+
+/*
+ * payment_map (jsonb text): an object whose values are Affilae's payment values. Kept as
+ * two arrays: a shop has a handful of payment methods.
+ */
+static void
+build_payment_map(S2SOrderTrigger *t, Relation rel, const char *trigname, const char *text)
+{
+	Jsonb	   *jb;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *key = NULL;
+	int			cap;
+
+	t->npayment_map = 0;
+	if (text == NULL)
+		return;
+	jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
+	if (!JB_ROOT_IS_OBJECT(jb) || JB_ROOT_IS_SCALAR(jb))
+		config_error(trigname, rel, ERRCODE_INVALID_PARAMETER_VALUE,
+					 "payment_map is not a JSON object",
+					 "It maps the shop's payment values to online, bankwire or other, such as {\"card\": \"online\", \"sepa\": \"bankwire\"}.");
+	cap = Max(JB_ROOT_COUNT(jb), 1);
+	t->payment_from = palloc0(sizeof(char *) * cap);
+	t->payment_to = palloc0(sizeof(char *) * cap);
+	it = JsonbIteratorInit(&jb->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+		else if (tok == WJB_VALUE)
+		{
+			char	   *to = v.type == jbvString ?
+				pnstrdup(v.val.string.val, v.val.string.len) : NULL;
+
+			if (to == NULL || !s2s_payment_value_is_valid(to))
+				config_error(trigname, rel, ERRCODE_INVALID_PARAMETER_VALUE,
+							 psprintf("payment_map maps \"%s\" to something other than online, bankwire or other", key),
+							 "Affilae's payment parameter is online, bankwire or other.");
+			t->payment_from[t->npayment_map] = key;
+			t->payment_to[t->npayment_map] = to;
+			t->npayment_map++;
+		}
+	}
+}
+
 void
 s2s_order_trigger_build(S2SOrderTrigger *t, Relation rel, const char *trigname,
 						int nargs, char **args)
@@ -451,11 +565,12 @@ s2s_order_trigger_build(S2SOrderTrigger *t, Relation rel, const char *trigname,
 		config_error(trigname, rel, ERRCODE_INVALID_PARAMETER_VALUE,
 					 "invalid tracking arguments", problem);
 	t->endpoint = pstrdup(a.endpoint);
+	t->has_exprs = false;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	found = lookup_endpoint(a.endpoint, &t->kind, &t->endpoint_currency, &t->endpoint_sendable,
-							t->cxt);
+							&t->window_s, t->cxt);
 	SPI_finish();
 	MemoryContextSwitchTo(t->cxt);
 	t->endpoint_missing = false;
@@ -492,6 +607,12 @@ s2s_order_trigger_build(S2SOrderTrigger *t, Relation rel, const char *trigname,
 							 "A currency is three capital letters, such as EUR.");
 			continue;
 		}
+		if (a.fields[f].expr != NULL || (col != NULL && needs_expression((S2SField) f, desc, col)))
+		{
+			build_expression(t, rel, trigname, (S2SField) f,
+							 a.fields[f].expr ? a.fields[f].expr : quote_identifier(col));
+			continue;
+		}
 		if (col == NULL)
 			continue;
 		fi->attnum = find_column(desc, col, &typid);
@@ -510,6 +631,8 @@ s2s_order_trigger_build(S2SOrderTrigger *t, Relation rel, const char *trigname,
 						 psprintf("The %s column must be %s.", s2s_field_names[f],
 								  expected_types((S2SField) f)));
 	}
+
+	build_payment_map(t, rel, trigname, a.payment_map);
 
 	/* validated statuses, in the form the status column is compared in */
 	t->nvalidated = a.nvalidated;
@@ -600,6 +723,9 @@ update_leaves_status(TriggerData *td)
 
 	if (s2s_trigger_args_parse(tg->tgnargs, tg->tgargs, &a) != NULL)
 		return false;
+	if (a.fields[S2S_F_VALIDATED_WHEN].column != NULL ||
+		a.fields[S2S_F_VALIDATED_WHEN].expr != NULL)
+		return false;			/* validated_when may change with any column */
 	if (a.fields[S2S_F_STATUS].column == NULL)
 		return true;			/* without a status column, only an INSERT counts */
 	attnum = find_column(desc, a.fields[S2S_F_STATUS].column, &typid);
@@ -613,6 +739,27 @@ update_leaves_status(TriggerData *td)
 	return datumIsEqual(oldval, newval, att->attbyval, att->attlen);
 }
 
+/*
+ * A field's value for this row: its column's, or its expression's as evaluated for the
+ * row (evaluate_expressions). The caller has checked that the field is configured.
+ */
+static inline Datum
+field_datum(S2SFieldInfo *fi, HeapTuple tup, TupleDesc desc, bool *isnull)
+{
+	if (fi->expr != NULL)
+	{
+		*isnull = fi->isnull;
+		return fi->value;
+	}
+	return heap_getattr(tup, fi->attnum, desc, isnull);
+}
+
+static inline bool
+field_given(S2SFieldInfo *fi)
+{
+	return fi->attnum != InvalidAttrNumber || fi->expr != NULL;
+}
+
 /* Text of a field for this row; NULL when NULL or not configured. */
 static char *
 field_text(S2SFieldInfo *fi, HeapTuple tup, TupleDesc desc, char sep)
@@ -622,9 +769,9 @@ field_text(S2SFieldInfo *fi, HeapTuple tup, TupleDesc desc, char sep)
 
 	if (fi->how == S2S_HOW_CONSTANT)
 		return (char *) fi->constant;
-	if (fi->attnum == InvalidAttrNumber)
+	if (!field_given(fi))
 		return NULL;
-	d = heap_getattr(tup, fi->attnum, desc, &isnull);
+	d = field_datum(fi, tup, desc, &isnull);
 	if (isnull)
 		return NULL;
 	switch (fi->how)
@@ -700,9 +847,9 @@ field_amount(S2SFieldInfo *fi, HeapTuple tup, TupleDesc desc, bool *isnull)
 	Datum		d;
 
 	*isnull = true;
-	if (fi->attnum == InvalidAttrNumber)
+	if (!field_given(fi))
 		return (Datum) 0;
-	d = heap_getattr(tup, fi->attnum, desc, isnull);
+	d = field_datum(fi, tup, desc, isnull);
 	if (*isnull)
 		return (Datum) 0;
 	switch (fi->how)
@@ -738,10 +885,10 @@ field_ip(S2SFieldInfo *fi, HeapTuple tup, TupleDesc desc, bool *isnull)
 	unsigned char addr[16];
 
 	*isnull = true;
-	if (fi->attnum == InvalidAttrNumber)
+	if (!field_given(fi))
 		return (Datum) 0;
 	if (fi->how == S2S_HOW_INET)
-		return heap_getattr(tup, fi->attnum, desc, isnull);
+		return field_datum(fi, tup, desc, isnull);
 	s = field_text(fi, tup, desc, 0);
 	if (s == NULL)
 		return (Datum) 0;
@@ -815,13 +962,22 @@ insert_delivery_statement(Delivery *d, bool probe)
 			return false;
 		}
 	}
+	/* s2s.deliveries changed (its columns, say): the statement is written again */
+	if (insert_plan != NULL && insert_plan_stale)
+	{
+		SPI_freeplan(insert_plan);
+		insert_plan = NULL;
+	}
+	insert_plan_stale = false;
 	if (insert_plan == NULL)
 	{
 		Oid			types[S2S_DC_COUNT];
 
 		for (c = 0; c < S2S_DC_COUNT; c++)
 			types[c] = s2s_delivery_column_type((S2SDeliveryColumn) c);
-		insert_plan = prepare_kept(s2s_delivery_insert_statement(), S2S_DC_COUNT, types);
+		lookup_extension_objects();
+		insert_plan = prepare_kept(s2s_delivery_insert_statement(deliveries_relid),
+								   S2S_DC_COUNT, types);
 	}
 	for (c = 0; c < S2S_DC_COUNT; c++)
 		nulls[c] = d->isnull[c] ? 'n' : ' ';
@@ -877,6 +1033,92 @@ warn_endpoint_missing(TriggerData *td, S2SOrderTrigger *t, const char *order_id)
 }
 
 /*
+ * validated_when for this row: true only when it evaluates to true. A data exception
+ * while evaluating it counts as not true, with a WARNING: the order goes through.
+ */
+static bool
+when_true(S2SOrderTrigger *t, TriggerData *td, HeapTuple tup)
+{
+	S2SFieldInfo *fi = &t->f[S2S_F_VALIDATED_WHEN];
+	Datum		v;
+	bool		isnull;
+	int			failed;
+	char	   *problem;
+
+	problem = s2s_mapping_expr_eval(&fi->expr, 1, tup, &v, &isnull, &failed);
+	if (problem != NULL)
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("validated_when of trigger \"%s\" on table \"%s\" could not be evaluated: %s",
+						td->tg_trigger->tgname, RelationGetRelationName(td->tg_relation),
+						problem),
+				 errdetail("The order counts as not validated for endpoint \"%s\".",
+						   t->endpoint)));
+		return false;
+	}
+	return !isnull && DatumGetBool(v);
+}
+
+/* Whether the row is validated: its status is a validated one and validated_when holds. */
+static bool
+order_validated(S2SOrderTrigger *t, TriggerData *td, HeapTuple tup, TupleDesc desc)
+{
+	if (t->f[S2S_F_STATUS].attnum != InvalidAttrNumber && !status_validated(t, tup, desc))
+		return false;
+	return t->f[S2S_F_VALIDATED_WHEN].expr == NULL || when_true(t, td, tup);
+}
+
+/*
+ * Evaluates every expression mapping but validated_when for the row, under one
+ * subtransaction (mapping_expr.c). NULL when all could be; else the reason a delivery is
+ * skipped for, and *failed the field that raised.
+ */
+static char *
+evaluate_expressions(S2SOrderTrigger *t, HeapTuple tup, int *failed)
+{
+	S2SMappingExpr *exprs[S2S_NFIELDS];
+	Datum		values[S2S_NFIELDS];
+	bool		isnull[S2S_NFIELDS];
+	char	   *problem;
+	int			f;
+
+	for (f = 0; f < S2S_NFIELDS; f++)
+		exprs[f] = f == S2S_F_VALIDATED_WHEN ? NULL : t->f[f].expr;
+	problem = s2s_mapping_expr_eval(exprs, S2S_NFIELDS, tup, values, isnull, failed);
+	for (f = 0; f < S2S_NFIELDS; f++)
+		if (exprs[f] != NULL)
+		{
+			t->f[f].value = values[f];
+			t->f[f].isnull = isnull[f];
+		}
+	if (problem == NULL)
+		return NULL;
+	return psprintf("The %s mapping could not be evaluated for this order: %s",
+					s2s_field_names[*failed], problem);
+}
+
+/*
+ * payment_map applied: a mapped value becomes Affilae's, any other becomes "other"; a
+ * blank value stays as it is (Affilae: empty when payment does not apply).
+ */
+static char *
+map_payment(S2SOrderTrigger *t, char *value)
+{
+	const char *c;
+	int			i;
+
+	for (c = value; *c == ' '; c++)
+		;
+	if (*c == '\0')
+		return value;
+	for (i = 0; i < t->npayment_map; i++)
+		if (strcmp(t->payment_from[i], value) == 0)
+			return t->payment_to[i];
+	return "other";
+}
+
+/*
  * Whether an UPDATE moved the status into a validated one. The trigger fires on every
  * UPDATE of the row (a shop's own BEFORE trigger may set the status without the
  * statement naming it), so the common case, a status left as it was, is decided on the
@@ -886,12 +1128,19 @@ static bool
 update_validates(S2SOrderTrigger *t, TriggerData *td, TupleDesc desc)
 {
 	S2SFieldInfo *fi = &t->f[S2S_F_STATUS];
-	Form_pg_attribute att = TupleDescAttr(desc, fi->attnum - 1);
+	Form_pg_attribute att;
 	bool		oldnull;
 	bool		newnull;
-	Datum		oldval = heap_getattr(td->tg_trigtuple, fi->attnum, desc, &oldnull);
-	Datum		newval = heap_getattr(td->tg_newtuple, fi->attnum, desc, &newnull);
+	Datum		oldval;
+	Datum		newval;
 
+	/* validated_when may change with any column: both rows are judged in full */
+	if (t->f[S2S_F_VALIDATED_WHEN].expr != NULL)
+		return order_validated(t, td, td->tg_newtuple, desc) &&
+			!order_validated(t, td, td->tg_trigtuple, desc);
+	att = TupleDescAttr(desc, fi->attnum - 1);
+	oldval = heap_getattr(td->tg_trigtuple, fi->attnum, desc, &oldnull);
+	newval = heap_getattr(td->tg_newtuple, fi->attnum, desc, &newnull);
 	if (newnull)
 		return false;
 	/* equal bytes, equal status (unequal bytes may still be one status: checked below) */
@@ -925,6 +1174,8 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 	char	   *raw_click_ids = NULL;
 	char	   *click_ids;
 	char	   *s;
+	char	   *expr_problem = NULL;
+	int			failed = -1;
 	Datum		amount;
 	bool		isnull;
 	bool		is_update;
@@ -949,13 +1200,30 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 	desc = RelationGetDescr(td->tg_relation);
 
 	/* Is the order validated by this very change? */
-	if (t->f[S2S_F_STATUS].attnum != InvalidAttrNumber)
+	if (t->f[S2S_F_STATUS].attnum != InvalidAttrNumber || t->f[S2S_F_VALIDATED_WHEN].expr != NULL)
 	{
-		if (is_update ? !update_validates(t, td, desc) : !status_validated(t, tup, desc))
+		if (is_update ? !update_validates(t, td, desc) : !order_validated(t, td, tup, desc))
 			return PointerGetDatum(NULL);
 	}
 	else if (is_update)
 		return PointerGetDatum(NULL);
+
+	/*
+	 * The row's expression mappings, evaluated once. One that raises on this row's data
+	 * skips the delivery with the reason; without an order ID nothing can be recorded.
+	 */
+	if (t->has_exprs)
+	{
+		expr_problem = evaluate_expressions(t, tup, &failed);
+		if (expr_problem != NULL && failed == S2S_F_ORDER_ID)
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("order was not reported to endpoint \"%s\"", t->endpoint),
+					 errdetail_internal("%s", expr_problem)));
+			return PointerGetDatum(NULL);
+		}
+	}
 
 	/* Without an order ID there is no dedupe key: nothing can be reported once. */
 	order_id = field_text(&t->f[S2S_F_ORDER_ID], tup, desc, 0);
@@ -991,7 +1259,8 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 	memset(&facts, 0, sizeof(facts));
 	facts.kind = t->kind;
 	facts.judged_at_s = (int64) timestamptz_to_time_t(GetCurrentStatementStartTimestamp());
-	facts.click_ttl_s = s2s_click_ttl_s;
+	/* the endpoint's window (the program's session duration), else the setting */
+	facts.click_ttl_s = t->window_s > 0 ? t->window_s : s2s_click_ttl_s;
 	facts.click_max_skew_s = s2s_click_max_skew_s;
 	facts.cookie_max_ids = s2s_cookie_max_ids;
 	set_text(&d, S2S_DC_ENDPOINT, t->endpoint);
@@ -1007,14 +1276,14 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 	else if (t->kind == S2S_KIND_AFFILAE)
 	{
 		raw_click_ids = field_text(&t->f[S2S_F_CLICK_IDS], tup, desc, '-');
-		if (raw_click_ids == NULL || raw_click_ids[0] == '\0')
+		if ((raw_click_ids == NULL || raw_click_ids[0] == '\0') && expr_problem == NULL)
 			return PointerGetDatum(NULL);
 		facts.click_ids = raw_click_ids;
 	}
 	else
 	{
 		s = field_text(&t->f[S2S_F_USER_ID], tup, desc, 0);
-		if (s == NULL || s[0] == '\0')
+		if ((s == NULL || s[0] == '\0') && expr_problem == NULL)
 			return PointerGetDatum(NULL);
 		set_text(&d, S2S_DC_USER_ID, s);
 		facts.user_id = s;
@@ -1023,7 +1292,25 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 		facts.event_id = s;
 	}
 
-	/* amount: mandatory for Affilae, optional for a Swaarm postback */
+	/*
+	 * The click's age is measured at the time the order was placed (order_time), never at
+	 * validation; without it, now: the order is validated as it is inserted, or the
+	 * mapping says nothing better (doc/orders.md).
+	 */
+	if (field_given(&t->f[S2S_F_ORDER_TIME]))
+	{
+		Datum		placed = field_datum(&t->f[S2S_F_ORDER_TIME], tup, desc, &isnull);
+
+		if (!isnull)
+		{
+			facts.judged_at_s = (int64) timestamptz_to_time_t(DatumGetTimestampTz(placed));
+			d.values[S2S_DC_ORDERED_AT] = placed;
+			d.isnull[S2S_DC_ORDERED_AT] = false;
+		}
+	}
+
+	/* amount: mandatory for an Affilae sale (a mapping without one sends leads) */
+	facts.amount_required = t->kind == S2S_KIND_AFFILAE && field_given(&t->f[S2S_F_AMOUNT]);
 	amount = field_amount(&t->f[S2S_F_AMOUNT], tup, desc, &isnull);
 	if (!isnull)
 	{
@@ -1061,7 +1348,10 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 	}
 
 	set_text(&d, S2S_DC_CUSTOMER, field_text(&t->f[S2S_F_CUSTOMER], tup, desc, 0));
-	set_text(&d, S2S_DC_PAYMENT, field_text(&t->f[S2S_F_PAYMENT], tup, desc, 0));
+	s = field_text(&t->f[S2S_F_PAYMENT], tup, desc, 0);
+	if (s != NULL && t->npayment_map > 0)
+		s = map_payment(t, s);
+	set_text(&d, S2S_DC_PAYMENT, s);
 	set_text(&d, S2S_DC_VOUCHER, field_text(&t->f[S2S_F_VOUCHER], tup, desc, ';'));
 	set_text(&d, S2S_DC_CV, field_text(&t->f[S2S_F_CV], tup, desc, 0));
 	facts.user_agent = field_text(&t->f[S2S_F_USER_AGENT], tup, desc, 0);
@@ -1073,6 +1363,8 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 
 	/* the rules s2s.retry applies again (delivery_check.c) */
 	d.skip_reason = s2s_delivery_problem(&facts, &click_ids);
+	if (expr_problem)
+		d.skip_reason = expr_problem;
 	if (t->kind_problem)
 		d.skip_reason = t->kind_problem;
 	if (t->kind == S2S_KIND_AFFILAE && raw_click_ids != NULL)

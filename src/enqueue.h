@@ -10,6 +10,7 @@
 #include "fmgr.h"
 #include "utils/rel.h"
 
+#include "mapping_expr.h"
 #include "trigger_args.h"
 
 /* How a column's value becomes what the delivery needs. */
@@ -27,12 +28,17 @@ typedef enum S2SValueHow
 	S2S_HOW_INT8,
 	S2S_HOW_MONEY,
 	S2S_HOW_INET,				/* inet, cidr */
-	S2S_HOW_ENUM				/* status: compared by enum value OID */
+	S2S_HOW_ENUM,				/* status: compared by enum value OID */
+	S2S_HOW_TIMESTAMPTZ,		/* order_time */
+	S2S_HOW_BOOL				/* validated_when */
 } S2SValueHow;
 
 typedef struct S2SFieldInfo
 {
 	AttrNumber	attnum;			/* column, or 0 */
+	S2SMappingExpr *expr;		/* or an expression over the row, or NULL */
+	Datum		value;			/* expr: this row's value, set before use */
+	bool		isnull;
 	S2SValueHow how;
 	const char *constant;		/* S2S_HOW_CONSTANT */
 	FmgrInfo	out;			/* S2S_HOW_OUTPUT */
@@ -64,6 +70,11 @@ typedef struct S2SOrderTrigger
 	int			nvalidated;
 	char	  **validated;		/* text statuses (S2S_HOW_TEXT / BPCHAR) */
 	Oid		   *validated_oids; /* enum statuses (S2S_HOW_ENUM) */
+	bool		has_exprs;		/* a field other than validated_when is an expression */
+	int64		window_s;		/* endpoints.attribution_window; 0: the setting */
+	int			npayment_map;	/* payment_map: shop value -> Affilae value */
+	char	  **payment_from;
+	char	  **payment_to;
 } S2SOrderTrigger;
 
 /*

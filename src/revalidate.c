@@ -19,20 +19,25 @@
 
 PG_FUNCTION_INFO_V1(s2s_delivery_problem_sql);
 
+/* NULL also for an argument the SQL function of an earlier 0.4.0 script does not pass */
 static const char *
 text_arg(FunctionCallInfo fcinfo, int argno)
 {
-	return PG_ARGISNULL(argno) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	return argno >= PG_NARGS() || PG_ARGISNULL(argno) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(argno));
 }
 
 /*
  * s2s_private.delivery_problem(endpoint_kind text, delivery_kind text, click_ids text,
  *		amount numeric, currency text, user_id text, event_id text, has_client_ip boolean,
- *		user_agent text, judged_at timestamptz, OUT problem text, OUT click_ids text)
+ *		user_agent text, judged_at timestamptz, attribution_window_s bigint,
+ *		last_error text, OUT problem text, OUT click_ids text)
  *
  * A delivery's values judged by the rules the orders trigger applied (delivery_check.c),
- * with the current click-ID settings, the click IDs at judged_at (when the trigger judged
- * them). problem is NULL when the delivery may be sent; click_ids is then, for an Affilae
+ * with the current click-ID settings, the click IDs at judged_at (when the order was
+ * placed, or when the trigger judged them) and with the endpoint's attribution window in
+ * seconds (NULL: s2s_tracking.click_ttl), as the trigger judges them. An Affilae
+ * conversion without an amount is one without a sale (a lead), unless the trigger skipped
+ * it for that very reason (last_error): a sale stays refused until its amount is filled in. problem is NULL when the delivery may be sent; click_ids is then, for an Affilae
  * conversion, its valid click IDs normalised.
  */
 Datum
@@ -59,6 +64,8 @@ s2s_delivery_problem_sql(PG_FUNCTION_ARGS)
 		f.is_event = dkind != NULL && strcmp(dkind, "event") == 0;
 		f.click_ids = text_arg(fcinfo, 2);
 		f.has_amount = !PG_ARGISNULL(3);
+		f.amount_required = f.kind == S2S_KIND_AFFILAE && !f.is_event && text_arg(fcinfo, 11) != NULL &&
+			strcmp(text_arg(fcinfo, 11), S2S_REASON_AMOUNT_NULL) == 0;
 		if (f.has_amount)
 			f.amount = PG_GETARG_NUMERIC(3);
 		f.currency = text_arg(fcinfo, 4);
@@ -69,7 +76,8 @@ s2s_delivery_problem_sql(PG_FUNCTION_ARGS)
 		f.judged_at_s = PG_ARGISNULL(9) ?
 			(int64) timestamptz_to_time_t(GetCurrentTransactionStartTimestamp()) :
 			(int64) timestamptz_to_time_t(PG_GETARG_TIMESTAMPTZ(9));
-		f.click_ttl_s = s2s_click_ttl_s;
+		f.click_ttl_s = PG_NARGS() <= 10 || PG_ARGISNULL(10) || PG_GETARG_INT64(10) <= 0 ?
+			s2s_click_ttl_s : PG_GETARG_INT64(10);
 		f.click_max_skew_s = s2s_click_max_skew_s;
 		f.cookie_max_ids = s2s_cookie_max_ids;
 		problem = s2s_delivery_problem(&f, &click_ids);

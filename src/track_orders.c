@@ -36,6 +36,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
@@ -43,6 +44,7 @@
 #include "endpoint_lock.h"
 #include "endpoint_triggers.h"
 #include "enqueue.h"
+#include "mapping_expr.h"
 #include "trigger_args.h"
 
 PG_FUNCTION_INFO_V1(s2s_track_orders);
@@ -55,9 +57,75 @@ PG_FUNCTION_INFO_V1(s2s_untrack_orders);
 static int
 field_argno(S2SField f)
 {
-	return f <= S2S_F_STATUS ? (int) f + 2 : (int) f + 3;
+	switch (f)
+	{
+		case S2S_F_ORDER_TIME:
+			return 17;
+		case S2S_F_VALIDATED_WHEN:
+			return 19;
+		default:
+			return f <= S2S_F_STATUS ? (int) f + 2 : (int) f + 3;
+	}
 }
 #define ARG_VALIDATED 14
+#define ARG_PAYMENT_MAP 18
+
+/*
+ * Whether argument argno is given and not NULL: the SQL function of an older version,
+ * still installed until ALTER EXTENSION UPDATE, passes fewer arguments.
+ */
+#define ARG_GIVEN(argno) ((argno) < PG_NARGS() && !PG_ARGISNULL(argno))
+
+/* Whether s is a plain SQL identifier, such as a column name written without quotes. */
+static bool
+is_plain_identifier(const char *s)
+{
+	const char *c;
+
+	if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
+		return false;
+	for (c = s; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '_' ||
+			  *c == '$' || (*c >= '0' && *c <= '9')))
+			return false;
+	return true;
+}
+
+/*
+ * The trigger argument for mapping f given as value: "f=column" when value names a column
+ * of rel (as before expressions existed: a column's name verbatim) or looks like one (so
+ * that a misspelt column is reported as such), "f='constant'" for a constant, else the
+ * expression, checked (mapping_expr.c) and kept in its canonical text, "f:expr=text". An
+ * expression that is just a column becomes that column.
+ */
+static char *
+mapping_argument(Relation rel, S2SField f, const char *value)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	size_t		len = strlen(value);
+	Node	   *expr;
+	int			i;
+
+	if (len == 0 || (len >= 2 && value[0] == '\'' && value[len - 1] == '\''))
+		return psprintf("%s=%s", s2s_field_names[f], value);
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), value) == 0)
+			return psprintf("%s=%s", s2s_field_names[f], value);
+	}
+	if (is_plain_identifier(value) || f == S2S_F_STATUS)
+		return psprintf("%s=%s", s2s_field_names[f], value);
+	expr = s2s_mapping_expr_check(rel, s2s_field_names[f], value,
+								  f == S2S_F_VALIDATED_WHEN ? S2S_EXPR_BOOLEAN :
+								  f == S2S_F_ORDER_TIME ? S2S_EXPR_TIMESTAMPTZ :
+								  S2S_EXPR_SCALAR);
+	if (IsA(expr, Var))
+		return psprintf("%s=%s", s2s_field_names[f],
+						NameStr(TupleDescAttr(desc, ((Var *) expr)->varattno - 1)->attname));
+	return psprintf("%s:expr=%s", s2s_field_names[f], s2s_mapping_expr_deparse(rel, expr));
+}
 
 /*
  * "s2s_track_<endpoint>": deterministic, so that running track_orders again finds and
@@ -225,13 +293,21 @@ s2s_track_orders(PG_FUNCTION_ARGS)
 	endpoint = required_text(fcinfo, 1, "endpoint");
 	(void) required_text(fcinfo, 2, "order_id");
 
+	check_privileges(relid, endpoint, true);
+	/* the lock CREATE TRIGGER takes: two track_orders on one table run one after the other */
+	rel = open_orders(relid, ShareRowExclusiveLock);
+
 	/* the trigger's arguments, in a fixed order */
 	args = lappend(args, psprintf("endpoint=%s", endpoint));
 	for (f = 0; f < S2S_NFIELDS; f++)
-		if (!PG_ARGISNULL(field_argno((S2SField) f)))
-			args = lappend(args, psprintf("%s=%s", s2s_field_names[f],
-										  text_to_cstring(PG_GETARG_TEXT_PP(field_argno((S2SField) f)))));
-	if (!PG_ARGISNULL(ARG_VALIDATED))
+		if (ARG_GIVEN(field_argno((S2SField) f)))
+			args = lappend(args, mapping_argument(rel, (S2SField) f,
+												  text_to_cstring(PG_GETARG_TEXT_PP(field_argno((S2SField) f)))));
+	if (ARG_GIVEN(ARG_PAYMENT_MAP))
+		args = lappend(args, psprintf("payment_map=%s",
+									  DatumGetCString(DirectFunctionCall1(jsonb_out,
+																		  PG_GETARG_DATUM(ARG_PAYMENT_MAP)))));
+	if (ARG_GIVEN(ARG_VALIDATED))
 	{
 		Datum	   *elems;
 		bool	   *nulls;
@@ -259,14 +335,31 @@ s2s_track_orders(PG_FUNCTION_ARGS)
 	foreach(lc, args)
 		argv[i++] = lfirst(lc);
 
-	check_privileges(relid, endpoint, true);
-	/* the lock CREATE TRIGGER takes: two track_orders on one table run one after the other */
-	rel = open_orders(relid, ShareRowExclusiveLock);
 	/* the endpoint stays as checked until commit (see the header) */
 	s2s_endpoint_lock(endpoint, false);
 	memset(&check, 0, sizeof(check));
 	check.cxt = CurrentMemoryContext;
 	s2s_order_trigger_build(&check, rel, NULL, nargs, argv);
+
+	/* Affilae matches a conversion to its click partly by the shopper's IP (x-ae-d-ip) */
+	if (check.kind == S2S_KIND_AFFILAE && !ARG_GIVEN(field_argno(S2S_F_CLIENT_IP)))
+		ereport(NOTICE,
+				(errmsg("endpoint \"%s\" is tracked without client_ip", endpoint),
+				 errdetail("Affilae's postback carries the shopper's IP address in the x-ae-d-ip header."),
+				 errhint("Give client_ip, the column (or expression) that keeps the shopper's IP address when the order is placed.")));
+
+	/*
+	 * An order validated after it is inserted, without order_time: its click IDs are
+	 * judged when it is validated, which the networks never do (doc/orders.md says why
+	 * the trigger does not record the insert time itself).
+	 */
+	if (check.kind == S2S_KIND_AFFILAE && !ARG_GIVEN(field_argno(S2S_F_ORDER_TIME)) &&
+		(ARG_GIVEN(field_argno(S2S_F_STATUS)) || ARG_GIVEN(field_argno(S2S_F_VALIDATED_WHEN))))
+		ereport(NOTICE,
+				(errmsg("endpoint \"%s\" is tracked without order_time", endpoint),
+				 errdetail("The click IDs of an order validated after it was inserted are then judged when it is validated, not when it was placed."),
+				 errhint("Give order_time, the column (or expression) that says when the order was placed.")));
+
 
 	tgname = trigger_name(endpoint);
 	relname = qualified_name(rel);
@@ -297,7 +390,8 @@ s2s_track_orders(PG_FUNCTION_ARGS)
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "CREATE TRIGGER %s AFTER INSERT%s ON %s FOR EACH ROW",
 					 quote_identifier(tgname),
-					 check.f[S2S_F_STATUS].attnum != InvalidAttrNumber ? " OR UPDATE" : "",
+					 check.f[S2S_F_STATUS].attnum != InvalidAttrNumber ||
+					 check.f[S2S_F_VALIDATED_WHEN].expr != NULL ? " OR UPDATE" : "",
 					 relname);
 	appendStringInfoString(&sql, " EXECUTE FUNCTION s2s.enqueue_conversion(");
 	for (i = 0; i < nargs; i++)

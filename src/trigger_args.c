@@ -15,8 +15,15 @@
 
 const char *const s2s_field_names[S2S_NFIELDS] = {
 	"order_id", "amount", "currency", "click_ids", "customer", "payment", "voucher",
-	"cv", "client_ip", "user_agent", "referer", "status", "user_id", "event_id"
+	"cv", "client_ip", "user_agent", "referer", "status", "user_id", "event_id",
+	"order_time", "validated_when"
 };
+
+bool
+s2s_payment_value_is_valid(const char *v)
+{
+	return strcmp(v, "online") == 0 || strcmp(v, "bankwire") == 0 || strcmp(v, "other") == 0;
+}
 
 /*
  * Constants make sense only for free text copied as is. The order ID, the amount, the
@@ -84,6 +91,7 @@ s2s_trigger_args_parse(int nargs, char **args, S2STriggerArgs *out)
 		const char *value;
 		size_t		keylen;
 		size_t		vlen;
+		bool		is_expr = false;
 		int			f;
 
 		if (eq == NULL)
@@ -106,16 +114,36 @@ s2s_trigger_args_parse(int nargs, char **args, S2STriggerArgs *out)
 			out->validated[out->nvalidated++] = value;
 			continue;
 		}
+		if (keylen == 11 && strncmp(arg, "payment_map", 11) == 0)
+		{
+			if (out->payment_map != NULL)
+				return pstrdup("The payment_map is given more than once.");
+			out->payment_map = value;
+			continue;
+		}
+		/* "amount:expr": the value is an expression, not a column name */
+		if (keylen > 5 && strncmp(eq - 5, ":expr", 5) == 0)
+		{
+			is_expr = true;
+			keylen -= 5;
+		}
 		for (f = 0; f < S2S_NFIELDS; f++)
 			if (strlen(s2s_field_names[f]) == keylen &&
 				strncmp(arg, s2s_field_names[f], keylen) == 0)
 				break;
 		if (f == S2S_NFIELDS)
 			return psprintf("Unknown argument \"%.*s\".", (int) keylen, arg);
-		if (out->fields[f].column != NULL || out->fields[f].constant != NULL)
+		if (out->fields[f].column != NULL || out->fields[f].constant != NULL ||
+			out->fields[f].expr != NULL)
 			return psprintf("Argument \"%s\" is given more than once.", s2s_field_names[f]);
 
-		if (value[0] == '\'' && vlen >= 2 && value[vlen - 1] == '\'')
+		if (is_expr)
+		{
+			if (f == S2S_F_STATUS)
+				return pstrdup("Argument \"status\" must name a column; validated_when takes an expression.");
+			out->fields[f].expr = value;
+		}
+		else if (value[0] == '\'' && vlen >= 2 && value[vlen - 1] == '\'')
 		{
 			char	   *constant;
 
@@ -136,12 +164,15 @@ s2s_trigger_args_parse(int nargs, char **args, S2STriggerArgs *out)
 
 	if (out->endpoint == NULL)
 		return pstrdup("No endpoint is given.");
-	if (out->fields[S2S_F_ORDER_ID].column == NULL)
+	if (out->fields[S2S_F_ORDER_ID].column == NULL && out->fields[S2S_F_ORDER_ID].expr == NULL)
 		return pstrdup("The order_id column is required: it makes each order's delivery unique.");
 	if (out->fields[S2S_F_STATUS].column != NULL && out->nvalidated == 0)
 		return pstrdup("A status column is given without validated statuses.");
 	if (out->fields[S2S_F_STATUS].column == NULL && out->nvalidated > 0)
 		return pstrdup("Validated statuses are given without a status column.");
+	if (out->payment_map != NULL && out->fields[S2S_F_PAYMENT].column == NULL &&
+		out->fields[S2S_F_PAYMENT].expr == NULL)
+		return pstrdup("A payment_map is given without a payment column or expression.");
 	return NULL;
 }
 
@@ -170,21 +201,24 @@ s2s_endpoint_kind_name(S2SEndpointKind kind)
 static bool
 given(const S2STriggerArgs *a, S2SField f)
 {
-	return a->fields[f].column != NULL || a->fields[f].constant != NULL;
+	return a->fields[f].column != NULL || a->fields[f].constant != NULL ||
+		a->fields[f].expr != NULL;
 }
 
 char *
 s2s_trigger_args_check_kind(const S2STriggerArgs *a, S2SEndpointKind kind)
 {
-	static const S2SField affilae_req[] = {S2S_F_AMOUNT, S2S_F_CLICK_IDS};
+	/* amount only for a sale: a lead or a sign-up has none (SPEC) */
+	static const S2SField affilae_req[] = {S2S_F_CLICK_IDS};
 	static const S2SField affilae_no[] = {S2S_F_USER_ID, S2S_F_EVENT_ID};
 	static const S2SField postback_req[] = {S2S_F_USER_ID, S2S_F_EVENT_ID};
+	/* order_time serves the click window, which only Affilae click IDs have */
 	static const S2SField postback_no[] = {S2S_F_CLICK_IDS, S2S_F_CUSTOMER, S2S_F_PAYMENT,
-	S2S_F_VOUCHER, S2S_F_CV, S2S_F_REFERER};
+	S2S_F_VOUCHER, S2S_F_CV, S2S_F_REFERER, S2S_F_ORDER_TIME};
 	static const S2SField s2sevent_req[] = {S2S_F_USER_ID, S2S_F_EVENT_ID, S2S_F_CLIENT_IP,
 	S2S_F_USER_AGENT};
 	static const S2SField s2sevent_no[] = {S2S_F_AMOUNT, S2S_F_CURRENCY, S2S_F_CLICK_IDS,
-		S2S_F_CUSTOMER, S2S_F_PAYMENT, S2S_F_VOUCHER, S2S_F_CV, S2S_F_REFERER};
+		S2S_F_CUSTOMER, S2S_F_PAYMENT, S2S_F_VOUCHER, S2S_F_CV, S2S_F_REFERER, S2S_F_ORDER_TIME};
 	const S2SField *req;
 	const S2SField *no;
 	int			nreq;

@@ -6,6 +6,9 @@
  * s2s.track_orders writes one trigger argument per setting, "key=value":
  *		endpoint=NAME					the s2s.endpoints row (always first)
  *		order_id=COLUMN					a column of the orders table, its name verbatim
+ *		amount:expr=EXPRESSION			an SQL expression over the row (mapping_expr.c),
+ *										in its deparsed form
+ *		payment_map={"card":"online"}	jsonb text: the shop's payment values to Affilae's
  *		event_id='purchase'				a constant: the value is an SQL string literal
  *		validated_status=paid			one argument per validated status
  * The key ends at the first '='; everything after it is the value, so a column name may
@@ -36,6 +39,8 @@ typedef enum S2SField
 	S2S_F_STATUS,
 	S2S_F_USER_ID,
 	S2S_F_EVENT_ID,
+	S2S_F_ORDER_TIME,			/* when the order was placed: timestamptz */
+	S2S_F_VALIDATED_WHEN,		/* boolean gate, besides status */
 	S2S_NFIELDS
 } S2SField;
 
@@ -51,6 +56,7 @@ typedef struct S2SFieldArg
 {
 	const char *column;			/* column name, or NULL */
 	const char *constant;		/* constant value (unquoted), or NULL */
+	const char *expr;			/* SQL expression over the row, or NULL */
 } S2SFieldArg;
 
 typedef struct S2STriggerArgs
@@ -59,7 +65,11 @@ typedef struct S2STriggerArgs
 	S2SFieldArg fields[S2S_NFIELDS];
 	int			nvalidated;
 	const char **validated;		/* the validated statuses, nvalidated of them */
+	const char *payment_map;	/* jsonb text, or NULL */
 } S2STriggerArgs;
+
+/* The values payment_map may map to (Affilae's payment parameter). */
+extern bool s2s_payment_value_is_valid(const char *v);
 
 /* "order_id", "amount", ...: the key of each field (and track_orders's argument name). */
 extern const char *const s2s_field_names[S2S_NFIELDS];
@@ -81,7 +91,7 @@ extern const char *s2s_endpoint_kind_name(S2SEndpointKind kind);
 
 /*
  * Whether the fields fit an endpoint of this kind: what each kind requires (affilae:
- * order_id, amount, click_ids; swaarm_postback: order_id, user_id, event_id;
+ * order_id, click_ids: amount only for a sale; swaarm_postback: order_id, user_id, event_id;
  * swaarm_s2sevent: those and client_ip, user_agent) and what it would silently ignore
  * (refused, so that a mapping never looks effective when it is not). NULL when they fit,
  * else a palloc'd sentence.

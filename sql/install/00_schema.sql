@@ -38,7 +38,10 @@ CREATE TABLE s2s.endpoints (
     -- roles (and their members) that may enqueue events here with s2s.track_event;
     -- 'public' stands for every role allowed to execute it; NULL or empty: nobody but
     -- the owner of this table (s2s_private.may_track_event)
-    event_roles     name[]
+    event_roles     name[],
+    -- how old a click may be when the order is placed: the program's session duration;
+    -- NULL means s2s_tracking.click_ttl
+    attribution_window interval CHECK (attribution_window > interval '0')
 );
 
 -- The key is checked at commit (DEFERRABLE): the endpoints trigger stores the secret
@@ -106,6 +109,8 @@ CREATE TABLE s2s.deliveries (
     created_at       timestamptz NOT NULL DEFAULT now(),
     sent_at          timestamptz,
     finished_at      timestamptz,
+    -- when the order was placed (track_orders' order_time): its click IDs are judged there
+    ordered_at       timestamptz,
     UNIQUE (endpoint, dedupe_key)
 );
 

@@ -203,12 +203,16 @@ $$;
 
 -- Why a delivery cannot be sent, by the very rules the orders trigger applied when it
 -- enqueued it (C, src/delivery_check.c: one copy of the rules), the click IDs judged at
--- judged_at and by the current s2s_tracking.click_ttl / click_max_skew; NULL problem when
--- it can be sent, and then the Affilae click IDs normalised. A NULL endpoint_kind means
--- the endpoint is gone.
+-- judged_at (when the order was placed, else when the trigger judged them) by the
+-- endpoint's attribution window in seconds (NULL: s2s_tracking.click_ttl) and the current
+-- s2s_tracking.click_max_skew; NULL problem when it can be sent, and then the Affilae click
+-- IDs normalised. A NULL endpoint_kind means the endpoint is gone. An Affilae conversion
+-- without an amount is one without a sale, unless last_error says the trigger skipped it
+-- for its NULL amount.
 CREATE FUNCTION s2s_private.delivery_problem(endpoint_kind text, delivery_kind text,
         click_ids text, amount numeric, currency text, user_id text, event_id text,
         has_client_ip boolean, user_agent text, judged_at timestamptz,
+        attribution_window_s bigint, last_error text,
         OUT problem text, OUT valid_click_ids text)
 RETURNS record
 LANGUAGE c STABLE
@@ -243,10 +247,14 @@ BEGIN
         RETURN false;
     END IF;
     SELECT p.* INTO chk
-      FROM (SELECT (SELECT e.kind::text FROM s2s.endpoints e WHERE e.name = d.endpoint) AS k) x,
+      FROM (SELECT e.kind::text AS k,
+                   EXTRACT(epoch FROM e.attribution_window)::bigint AS w
+              FROM (SELECT) one
+              LEFT JOIN s2s.endpoints e ON e.name = d.endpoint) x,
            s2s_private.delivery_problem(x.k, d.kind::text, d.click_ids, d.amount, d.currency,
                                         d.user_id, d.event_id, d.client_ip IS NOT NULL,
-                                        d.user_agent, d.created_at) p;
+                                        d.user_agent, coalesce(d.ordered_at, d.created_at),
+                                        x.w, d.last_error) p;
     IF chk.problem IS NOT NULL THEN
         RAISE EXCEPTION 'delivery % cannot be sent', delivery_id
             USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -288,7 +296,9 @@ BEGIN
                s2s_private.delivery_problem(e.kind::text, d.kind::text, d.click_ids, d.amount,
                                             d.currency, d.user_id, d.event_id,
                                             d.client_ip IS NOT NULL, d.user_agent,
-                                            d.created_at) p
+                                            coalesce(d.ordered_at, d.created_at),
+                                            EXTRACT(epoch FROM e.attribution_window)::bigint,
+                                            d.last_error) p
          WHERE d.status = 'failed'
            AND (retry_failed.endpoint IS NULL OR d.endpoint = retry_failed.endpoint)
          ORDER BY d.id

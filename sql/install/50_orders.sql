@@ -5,7 +5,9 @@
 -- conversion per validated order into s2s.deliveries, in the order's own transaction.
 -- s2s.untrack_orders removes it. Both run as the caller (creating a trigger needs the
 -- TRIGGER right on the orders table) and are administrative: no EXECUTE for PUBLIC.
--- Column-name arguments are quoted, never spliced (src/track_orders.c); see doc/orders.md.
+-- Column-name arguments are quoted, never spliced (src/track_orders.c); an argument may also
+-- be an SQL expression over the row, checked and kept in canonical form (src/mapping_expr.c);
+-- see doc/orders.md.
 
 CREATE FUNCTION s2s.enqueue_conversion() RETURNS trigger
     LANGUAGE c
@@ -30,13 +32,17 @@ CREATE FUNCTION s2s.track_orders(
     status text DEFAULT NULL,
     validated_statuses text[] DEFAULT NULL,
     user_id text DEFAULT NULL,
-    event_id text DEFAULT NULL)
+    event_id text DEFAULT NULL,
+    order_time text DEFAULT NULL,
+    payment_map jsonb DEFAULT NULL,
+    validated_when text DEFAULT NULL)
 RETURNS text
     LANGUAGE c VOLATILE
     SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 's2s_track_orders';
 COMMENT ON FUNCTION s2s.track_orders(regclass, text, text, text, text, text, text, text, text,
-                                     text, text, text, text, text, text[], text, text) IS
+                                     text, text, text, text, text, text[], text, text, text,
+                                     jsonb, text) IS
     'Makes a table of orders feed an endpoint: checks the columns and (re)creates the trigger; returns its name.';
 
 CREATE FUNCTION s2s.untrack_orders(orders regclass, endpoint text) RETURNS void
@@ -58,6 +64,6 @@ CREATE TRIGGER endpoints_changed
 REVOKE EXECUTE ON FUNCTION s2s.enqueue_conversion() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION s2s.track_orders(regclass, text, text, text, text, text, text, text,
                                             text, text, text, text, text, text, text[], text,
-                                            text) FROM PUBLIC;
+                                            text, text, jsonb, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION s2s.untrack_orders(regclass, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION s2s_private.endpoints_changed() FROM PUBLIC;

@@ -6,7 +6,8 @@
  * parse either fails with a sentence or yields a configuration that respects the rules
  * trigger_args.h states (endpoint and order_id present, constants only where allowed and
  * never empty, a status column exactly when validated statuses are given), and every
- * column or constant comes from the arguments (a constant is the literal unquoted).
+ * column, constant or expression ("key:expr=TEXT") comes from the arguments (a constant is
+ * the literal unquoted); payment_map needs a payment mapping.
  */
 #include "postgres.h"
 
@@ -62,7 +63,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	FUZZ_CHECK(a.endpoint != NULL && a.endpoint[0] != '\0', "no endpoint");
 	FUZZ_CHECK(arg_has_value(nargs, args, "endpoint", a.endpoint), "endpoint not from the args");
-	FUZZ_CHECK(a.fields[S2S_F_ORDER_ID].column != NULL, "no order_id column");
+	FUZZ_CHECK(a.fields[S2S_F_ORDER_ID].column != NULL || a.fields[S2S_F_ORDER_ID].expr != NULL,
+			   "no order_id column or expression");
+	FUZZ_CHECK(a.fields[S2S_F_STATUS].expr == NULL, "status as an expression");
+	if (a.payment_map)
+		FUZZ_CHECK(arg_has_value(nargs, args, "payment_map", a.payment_map) &&
+				   (a.fields[S2S_F_PAYMENT].column || a.fields[S2S_F_PAYMENT].expr),
+				   "payment_map");
 	FUZZ_CHECK((a.fields[S2S_F_STATUS].column != NULL) == (a.nvalidated > 0), "status rule");
 	FUZZ_CHECK(a.nvalidated >= 0 && a.nvalidated <= nargs, "nvalidated %d", a.nvalidated);
 	for (int i = 0; i < a.nvalidated; i++)
@@ -73,7 +80,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	{
 		const S2SFieldArg *fa = &a.fields[f];
 
-		FUZZ_CHECK(fa->column == NULL || fa->constant == NULL, "both column and constant");
+		FUZZ_CHECK((fa->column != NULL) + (fa->constant != NULL) + (fa->expr != NULL) <= 1,
+				   "more than one of column, constant and expression");
+		if (fa->expr)
+		{
+			char	   *key = psprintf("%s:expr", s2s_field_names[f]);
+
+			FUZZ_CHECK(fa->expr[0] != '\0' && arg_has_value(nargs, args, key, fa->expr),
+					   "expression does not come from the args");
+		}
 		if (fa->column)
 			FUZZ_CHECK(fa->column[0] != '\0' &&
 					   arg_has_value(nargs, args, s2s_field_names[f], fa->column), "column");

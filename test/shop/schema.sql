@@ -43,12 +43,17 @@ INSERT INTO s2s.endpoints (name, kind, url, secret) VALUES
      'demo-swaarm-s2s-token');
 
 -- A validated order is an Affilae sale: the trigger enqueues one conversion per order,
--- in the order's own transaction, when its status becomes 'validated'.
+-- in the order's own transaction, when its status becomes 'validated'. A mapping is a
+-- column or an SQL expression over the row (checked by track_orders, compiled once per
+-- backend): the currency upper-cased, blank click IDs and vouchers left out. The click
+-- IDs are judged at created_at, when the order was placed, not when it is validated.
 SELECT s2s.track_orders('shop.orders', 'affilae',
-    order_id => 'id', amount => 'amount', currency => 'currency', click_ids => 'aecid',
-    customer => 'customer', payment => 'payment', voucher => 'voucher',
+    order_id => 'id', amount => 'amount', currency => $$upper(currency)$$,
+    click_ids => $$nullif(btrim(aecid), '')$$,
+    customer => 'customer', payment => 'payment', voucher => $$nullif(btrim(voucher), '')$$,
     client_ip => 'client_ip', user_agent => 'user_agent', referer => 'referer',
-    status => 'status', validated_statuses => '{validated}');
+    status => 'status', validated_statuses => '{validated}',
+    order_time => 'created_at');
 
 -- The same order, when its visitor came from a Swaarm campaign, is a Swaarm postback
 -- event "order" for the user identified by the clkid column (event_id is a constant here:

@@ -3,7 +3,8 @@
 # trigger) become the ones track_orders makes now (AFTER INSERT OR UPDATE), keeping their
 # name, arguments, enabled state and comment, on plain and partitioned tables; a table
 # without a status column keeps its INSERT trigger; a delivery that 0.3.0 skipped for a bad
-# currency (left NULL) gets its currency back, so that s2s.retry refuses it.
+# currency (left NULL) gets its currency back, so that s2s.retry refuses it; a role granted
+# track_orders keeps it although its signature grows.
 use strict;
 use warnings;
 use FindBin;
@@ -70,7 +71,14 @@ my $defs = "SELECT string_agg(tgrelid::regclass::text || ' ' || tgenabled::text 
                               || coalesce(' -- ' || obj_description(oid, 'pg_trigger'), ''), E'\\n'
                               ORDER BY tgrelid::regclass::text, tgname)
               FROM pg_trigger WHERE tgfoid = 's2s.enqueue_conversion'::regproc";
+# A delegated administrator granted track_orders under 0.3.0 keeps it through the new
+# signature (the update drops and creates the function).
+$node->sql("CREATE ROLE \"Shop Admin\"; GRANT EXECUTE ON FUNCTION s2s.track_orders TO \"Shop Admin\"");
 $node->sql('ALTER EXTENSION s2s_tracking UPDATE');
+is($node->sql("SELECT has_function_privilege('Shop Admin', "
+	  . "'s2s.track_orders(regclass, text, text, text, text, text, text, text, text, text, text, "
+	  . "text, text, text, text[], text, text, text, jsonb, text)', 'EXECUTE')"),
+	't', 'a grant on track_orders survives its new signature');
 my $after = $node->sql($defs);
 unlike($after, qr/UPDATE OF/, 'no tracking trigger fires on UPDATE OF a column list any more')
   or diag($after);
