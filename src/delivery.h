@@ -43,6 +43,7 @@
 	"s.secret AS s2s_secret, " \
 	"e.http_method AS s2s_http_method, " \
 	"e.token_in_query AS s2s_token_in_query, " \
+	"e.refused_pattern AS s2s_refused_pattern, " \
 	"e.max_concurrency AS s2s_max_concurrency, " \
 	"(extract(epoch FROM e.request_timeout) OPERATOR(pg_catalog.*) 1000::pg_catalog.numeric)" \
 	"::pg_catalog.int8 AS s2s_request_timeout_ms, " \
@@ -80,6 +81,7 @@ typedef struct S2SDeliveryColumns
 	int			secret;
 	int			http_method;
 	int			token_in_query;
+	int			refused_pattern;
 	int			max_concurrency;
 	int			request_timeout_ms;
 	int			retry_window_s;
@@ -113,6 +115,7 @@ typedef struct S2SDelivery
 	int32		max_concurrency;	/* endpoint override; 0 = the setting */
 	int64		request_timeout_ms; /* endpoint override; 0 = the setting */
 	int64		retry_window_s; /* endpoint override; -1 = the setting */
+	char	   *refused_pattern;	/* endpoint's refused_pattern (refused.c); NULL: none */
 	S2SEndpointConf endpoint_conf;
 	S2SDeliveryData data;
 } S2SDelivery;

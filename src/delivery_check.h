@@ -28,7 +28,7 @@ typedef struct S2SDeliveryFacts
 	const char *click_ids;		/* Affilae: '-'-joined, raw or normalised; or NULL */
 	bool		has_amount;
 	Numeric		amount;
-	const char *currency;		/* NULL: the endpoint's currency */
+	const char *currency;		/* the delivery's, else the endpoint's; NULL: neither */
 	const char *user_id;		/* Swaarm */
 	const char *event_id;		/* Swaarm */
 	bool		has_client_ip;

@@ -23,7 +23,9 @@ CREATE TABLE s2s.endpoints (
     url             text NOT NULL,
     secret          text,
     enabled         boolean NOT NULL DEFAULT true,
-    currency        text NOT NULL DEFAULT 'EUR' CHECK (currency ~ '^[A-Z]{3}$'),
+    -- the currency of an amount that comes without one; no default: NULL means none, and
+    -- such an amount is refused (track_event) or skipped (the orders trigger)
+    currency        text CHECK (currency ~ '^[A-Z]{3}$'),
     paused_at       timestamptz,
     pause_reason    text,
     -- per-endpoint overrides; NULL means the s2s_tracking.* setting
@@ -38,7 +40,11 @@ CREATE TABLE s2s.endpoints (
     -- roles (and their members) that may enqueue events here with s2s.track_event;
     -- 'public' stands for every role allowed to execute it; NULL or empty: nobody but
     -- the owner of this table (s2s_private.may_track_event)
-    event_roles     name[]
+    event_roles     name[],
+    -- a POSIX extended regular expression (ERE): a 2xx answer whose body matches it is a
+    -- refusal (the delivery fails with the body as the reason); NULL: every 2xx is sent.
+    -- Checked when set (30_endpoints.sql, s2s_private.check_refused_pattern).
+    refused_pattern text
 );
 
 -- The key is checked at commit (DEFERRABLE): the endpoints trigger stores the secret
