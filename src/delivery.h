@@ -26,8 +26,9 @@
 
 /*
  * Text columns carry their value's text form: amounts are numeric's output ("123.45",
- * exact, never through a float); the client IP is host(inet), without a netmask. The
- * currency is the delivery's, else the endpoint's default. Every function and type is
+ * exact, never through a float; render.c shapes them for the currency); the client IP is
+ * host(inet), without a netmask. The currency is the delivery's, else the endpoint's (NULL
+ * when neither has one: no implied currency). Every function and type is
  * schema-qualified and every operator exact (the worker runs this; see queue.c);
  * EXTRACT(... FROM ...) is pg_catalog.extract by the grammar.
  */
