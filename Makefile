@@ -61,10 +61,11 @@ endif
 check-tap:
 	$(prove_installcheck)
 
-# Standalone C unit tests (test/unit/): the pure retry, netcheck and redaction modules and the
+# Standalone C unit tests (test/unit/): the pure retry, netcheck, redaction and amount modules and the
 # libcurl client, linked directly, without a server. http_test starts test/receiver/receiver.py
 # on loopback. Each prints TAP lines and a "NAME: N passed, M failed" line.
-UNIT_TESTS = test/unit/retry_test test/unit/http_test test/unit/netcheck_test test/unit/redact_test
+UNIT_TESTS = test/unit/retry_test test/unit/http_test test/unit/netcheck_test test/unit/redact_test \
+	test/unit/amount_test
 EXTRA_CLEAN += $(UNIT_TESTS)
 
 test/unit/retry_test: test/unit/retry_test.c src/retry.c src/retry.h src/http.h test/unit/unit.h
@@ -78,6 +79,9 @@ test/unit/netcheck_test: test/unit/netcheck_test.c src/netcheck.c src/netcheck.h
 
 test/unit/redact_test: test/unit/redact_test.c src/redact.c src/redact.h test/unit/unit.h
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ test/unit/redact_test.c src/redact.c
+
+test/unit/amount_test: test/unit/amount_test.c src/amount.c src/amount.h test/unit/unit.h
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ test/unit/amount_test.c src/amount.c
 
 .PHONY: check-unit
 check-unit: $(UNIT_TESTS)

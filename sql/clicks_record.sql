@@ -95,8 +95,9 @@ SELECT s2s.record_click('603ed1800000000000000000', network => NULL);
 SELECT s2s.record_click('603ed1800000000000000000', network => 'Swaarm');
 SELECT s2s.record_click('', network => 'swaarm');
 SELECT s2s.record_click('a b', network => 'swaarm');
-SELECT s2s.record_click(repeat('x', 129), network => 'swaarm');
-SELECT s2s.record_click('abc;def', network => 'swaarm');
+SELECT s2s.record_click(repeat('x', 257), network => 'swaarm');
+SELECT s2s.record_click(E'abc\tdef', network => 'swaarm');
+SELECT s2s.record_click('abcdé', network => 'swaarm');
 -- Expired (older than s2s_tracking.click_ttl) and future (beyond click_max_skew). The ID
 -- is built in the statement that records it, so that the age in the message is exact.
 SELECT clicks_record.error_of($$SELECT s2s.record_click(clicks_record.id('31 days', x'c11c0003'::int))$$);

@@ -109,4 +109,29 @@ DELETE FROM s2s.endpoints WHERE name = 'sec';
 SELECT count(*) AS orphan_secrets FROM s2s_private.endpoint_secrets
  WHERE endpoint NOT IN (SELECT name FROM s2s.endpoints);
 
+-- refused_pattern: a POSIX extended regular expression, NULL by default, checked when set
+-- with the worker's own compiler (2201B, with the engine's words)
+\set SHOW_CONTEXT never
+SELECT count(*) AS with_a_pattern FROM s2s.endpoints
+ WHERE name LIKE 'ep\_%' AND refused_pattern IS NOT NULL;
+UPDATE s2s.endpoints SET refused_pattern = '"status" *: *"(error|refused)"|[Uu]nknown click'
+ WHERE name = 'ep_aff';
+SELECT refused_pattern FROM s2s.endpoints WHERE name = 'ep_aff';
+UPDATE s2s.endpoints SET refused_pattern = '(unbalanced' WHERE name = 'ep_aff';
+\echo :LAST_ERROR_SQLSTATE
+UPDATE s2s.endpoints SET refused_pattern = 'a{2,1}' WHERE name = 'ep_aff';
+\echo :LAST_ERROR_SQLSTATE
+UPDATE s2s.endpoints SET refused_pattern = '' WHERE name = 'ep_aff';
+\echo :LAST_ERROR_SQLSTATE
+UPDATE s2s.endpoints SET refused_pattern = repeat('a', 1025) WHERE name = 'ep_aff';
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO s2s.endpoints (name, kind, url, refused_pattern)
+    VALUES ('bad', 'affilae', 'https://lb.affilae.com/', '*');
+\echo :LAST_ERROR_SQLSTATE
+-- a refused change keeps the pattern; NULL turns it off
+SELECT refused_pattern FROM s2s.endpoints WHERE name = 'ep_aff';
+UPDATE s2s.endpoints SET refused_pattern = NULL WHERE name = 'ep_aff';
+SELECT refused_pattern IS NULL AS off FROM s2s.endpoints WHERE name = 'ep_aff';
+\set SHOW_CONTEXT errors
+
 DELETE FROM s2s.endpoints WHERE name LIKE 'ep\_%' OR name = 'bad';

@@ -78,5 +78,31 @@ SELECT s2s.track_event('t_swp', 'u', 'e', NULL, NULL, dedupe_key => 'order:1001'
 \echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS deliveries_from_errors FROM s2s.deliveries WHERE user_id IN ('u', '');
 
+-- No implied currency: a sale_amount without one, to an endpoint that names none, is
+-- refused (22023, with a hint); given a currency, or without an amount, it is fine.
+INSERT INTO s2s.endpoints (name, kind, url, secret, enabled) VALUES
+    ('t_swp_nocur', 'swaarm_postback', 'https://track.shop.swaarm-app.com', 'T0KEN', false);
+SELECT currency IS NULL AS no_currency FROM s2s.endpoints WHERE name = 't_swp_nocur';
+SELECT s2s.track_event('t_swp_nocur', 'u-nc', 'purchase', NULL, NULL, 5);
+\echo :LAST_ERROR_SQLSTATE
+SELECT s2s.track_event('t_swp_nocur', 'u-nc', 'purchase', NULL, NULL, 5, 'CHF') AS id_chf \gset
+SELECT s2s.track_event('t_swp_nocur', 'u-nc', 'register', NULL, NULL) AS id_noamount \gset
+SELECT id = :id_chf AS chf, amount, currency FROM s2s.deliveries
+ WHERE id IN (:id_chf, :id_noamount) ORDER BY id;
+SELECT p.url FROM s2s.preview(:id_chf) p;
+
+-- Swaarm's attribution-only s2sevent: an empty event_id, for swaarm_s2sevent endpoints
+-- only (sent as "event_id="); a postback still refuses it.
+SELECT s2s.track_event('t_sws', 'user-attr', '', '::ffff:192.0.2.44', 'UA/attr') AS id_attr \gset
+SELECT event_id = '' AS empty_event_id, status FROM s2s.deliveries WHERE id = :id_attr;
+SELECT p.url FROM s2s.preview(:id_attr) p;
+SELECT s2s.track_event('t_swp', 'user-attr', '', NULL, NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT s2s.track_event('t_sws', 'user-attr', NULL, '192.0.2.44', 'UA/attr');
+\echo :LAST_ERROR_SQLSTATE
+-- a retry judges it by the same rule (an empty event_id is fine for an s2sevent)
+UPDATE s2s.deliveries SET status = 'failed' WHERE id = :id_attr;
+SELECT s2s.retry(:id_attr) AS retried;
+
 DELETE FROM s2s.deliveries WHERE endpoint LIKE 't\_%';
 DELETE FROM s2s.endpoints WHERE name LIKE 't\_%';

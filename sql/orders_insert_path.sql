@@ -5,6 +5,8 @@ SET client_min_messages = warning;
 CREATE SCHEMA ip;
 INSERT INTO s2s.endpoints (name, kind, url, secret, enabled)
     VALUES ('ip_aff', 'affilae', 'https://lb.affilae.com/', 'k', false);
+-- no implied currency since 0.4.0: these endpoints name theirs
+UPDATE s2s.endpoints SET currency = 'EUR' WHERE name = 'ip_aff';
 SELECT lpad(to_hex(extract(epoch FROM now())::bigint - 3600), 8, '0') || '0000000000000001' AS c1
 \gset
 CREATE TABLE ip.orders (number text, amount numeric, status text, cids text, ua text);

@@ -7,6 +7,8 @@ INSERT INTO s2s.endpoints (name, kind, url, secret, enabled) VALUES
     ('ot_aff', 'affilae', 'https://lb.affilae.com/', '0123456789abcdef01234567-0123456789abcdef01234567', false),
     ('ot_sw', 'swaarm_postback', 'https://track.example.swaarm-app.com', 'tok', false),
     ('ot_sev', 'swaarm_s2sevent', 'https://track.example.swaarm-app.com', 'tok', false);
+-- no implied currency since 0.4.0: these endpoints name theirs
+UPDATE s2s.endpoints SET currency = 'EUR' WHERE name IN ('ot_aff', 'ot_sw');
 CREATE TYPE ot.order_status AS ENUM ('new', 'paid', 'shipped', 'cancelled');
 CREATE TYPE ot.address AS (street text, city text);
 CREATE TABLE ot.orders (

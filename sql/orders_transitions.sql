@@ -5,6 +5,8 @@ SET client_min_messages = warning;
 CREATE SCHEMA tt;
 INSERT INTO s2s.endpoints (name, kind, url, secret, enabled) VALUES
     ('tt_aff', 'affilae', 'https://lb.affilae.com/', '0123456789abcdef01234567-0123456789abcdef01234567', false);
+-- no implied currency since 0.4.0: these endpoints name theirs
+UPDATE s2s.endpoints SET currency = 'EUR' WHERE name = 'tt_aff';
 SELECT lpad(to_hex(extract(epoch FROM now())::bigint - 3600), 8, '0') || '0000000000000001' AS c1
 \gset
 CREATE TABLE tt.orders (
@@ -90,6 +92,7 @@ CREATE TRIGGER state_from_paid BEFORE UPDATE ON tt.orders_e
     FOR EACH ROW EXECUTE FUNCTION tt.state_from_paid();
 INSERT INTO s2s.endpoints (name, kind, url, secret, enabled) VALUES
     ('tt_aff2', 'affilae', 'https://lb.affilae.com/', '0123456789abcdef01234567-0123456789abcdef01234567', false);
+UPDATE s2s.endpoints SET currency = 'EUR' WHERE name = 'tt_aff2';
 SELECT s2s.track_orders('tt.orders_e', 'tt_aff', order_id => 'number', amount => 'amount',
                         click_ids => 'click_ids', status => 'state',
                         validated_statuses => ARRAY['paid']);

@@ -15,6 +15,8 @@ INSERT INTO s2s.endpoints (name, kind, url, secret, enabled, http_method, token_
     ('r_swp_q', 'swaarm_postback', 'https://track.shop.swaarm-app.com', 'T0KEN', false, 'GET', true),
     ('r_swp_post', 'swaarm_postback', 'https://track.shop.swaarm-app.com/', 'T0KEN', false, 'POST', false),
     ('r_swp_post_q', 'swaarm_postback', 'https://track.shop.swaarm-app.com', 'T0KEN', false, 'POST', true);
+-- no implied currency since 0.4.0: these endpoints name theirs
+UPDATE s2s.endpoints SET currency = 'EUR' WHERE name LIKE 'r\_%' AND name <> 'r_aff_q';
 UPDATE s2s.endpoints SET currency = 'USD' WHERE name = 'r_aff_q';
 
 -- Hostile values: & = space + % # ? / unicode (2- and 4-byte UTF-8), newline.
@@ -58,6 +60,36 @@ SELECT d.endpoint, p.* FROM s2s.deliveries d, s2s.preview(d.id) p
  WHERE d.endpoint = 'r_sws' ORDER BY d.id;
 \x off
 
+-- Amounts as the networks show them: the currency's ISO 4217 minor unit, trailing zeros
+-- beyond it dropped, never a real fraction rounded away; a currency without a minor
+-- unit: the shortest exact form. An IPv4-mapped client address goes out as IPv4.
+CREATE TEMP TABLE amounts (k text, amount numeric(20,6), currency text);
+INSERT INTO amounts VALUES ('eur-4dp', 123.4500, 'EUR'), ('eur-1dp', 123.4, 'EUR'),
+    ('jpy', 100, 'JPY'), ('kwd', 1.25, 'KWD'), ('eur-frac', 1.2345, 'EUR'),
+    ('clf', 2, 'CLF'), ('xau', 10.5, 'XAU');
+INSERT INTO s2s.deliveries (endpoint, kind, dedupe_key, conversion_id, amount, currency,
+        click_ids, client_ip)
+SELECT 'r_aff', 'conversion', 'amount-' || k, k, amount, currency,
+       '603ed1800000000000000000', '::ffff:192.0.2.1' FROM amounts;
+SELECT d.dedupe_key, d.amount, d.currency, substring(p.url from 'amount=([^&]*)') AS sent,
+       p.headers
+  FROM s2s.deliveries d, s2s.preview(d.id) p
+ WHERE d.endpoint = 'r_aff' AND d.dedupe_key LIKE 'amount-%' ORDER BY d.id;
+-- Swaarm: sale_amount the same way; a POST carries its parameters in the query, no body;
+-- the attribution-only s2sevent sends an empty event_id.
+INSERT INTO s2s.deliveries (endpoint, kind, dedupe_key, user_id, event_id, amount, currency,
+        client_ip, user_agent)
+VALUES ('r_swp_post', 'event', 'amount-jpy', 'u', 'purchase', 1500.0000, 'JPY',
+        '::ffff:10.9.8.7', 'ua'),
+       ('r_swp_post_q', 'event', 'amount-kwd', 'u', 'purchase', 0.5, 'KWD', NULL, NULL),
+       ('r_sws', 'event', 'attribution', 'u', '', NULL, NULL, '::FFFF:10.0.0.2', 'ua'),
+       ('r_sws', 'event', 'v6', 'u', 'e', NULL, NULL, '2001:db8::ffff:10.0.0.2', 'ua');
+\x on
+SELECT d.endpoint, d.dedupe_key, p.* FROM s2s.deliveries d, s2s.preview(d.id) p
+ WHERE d.dedupe_key IN ('amount-jpy', 'amount-kwd', 'attribution', 'v6')
+   AND d.endpoint IN ('r_swp_post', 'r_swp_post_q', 'r_sws') ORDER BY d.id;
+\x off
+
 -- The mask hides the secret wherever it goes, and the real value appears nowhere.
 SELECT count(*) AS previews_showing_a_secret
   FROM s2s.deliveries d, s2s.preview(d.id) p
@@ -70,8 +102,19 @@ INSERT INTO s2s.deliveries (endpoint, kind, dedupe_key, conversion_id, amount, c
 VALUES ('r_aff_nokey', 'conversion', 'x', 'O-9', 1, '603ed1800000000000000000'),
        ('r_aff', 'conversion', 'no-cids', 'O-9', 1, NULL),
        ('r_aff', 'conversion', 'no-id', NULL, 1, '603ed1800000000000000000');
+-- no implied currency: an endpoint that names none, a delivery that gives none
+INSERT INTO s2s.endpoints (name, kind, url, secret, enabled) VALUES
+    ('r_aff_nocur', 'affilae', 'https://lb.affilae.com/', 'k', false),
+    ('r_swp_nocur', 'swaarm_postback', 'https://track.shop.swaarm-app.com', 'T', false);
+INSERT INTO s2s.deliveries (endpoint, kind, dedupe_key, conversion_id, amount, click_ids,
+        user_id, event_id)
+VALUES ('r_aff_nocur', 'conversion', 'no-currency', 'O-9', 1, '603ed1800000000000000000',
+        NULL, NULL),
+       ('r_swp_nocur', 'event', 'amount-no-currency', NULL, 1, NULL, 'u', 'e'),
+       ('r_swp_nocur', 'event', 'no-amount-no-currency', NULL, NULL, NULL, 'u', 'e');
 INSERT INTO s2s.deliveries (endpoint, kind, dedupe_key, user_id, event_id, client_ip, user_agent)
 VALUES ('r_swp', 'event', 'no-user', NULL, 'e', NULL, NULL),
+       ('r_sws', 'event', 'null-event', 'u', NULL, '10.0.0.1', 'ua'),
        ('r_swp', 'event', 'no-event', 'u', '', NULL, NULL),
        ('r_sws', 'event', 'no-ip', 'u', 'e', NULL, 'ua'),
        ('r_sws', 'event', 'no-ua', 'u', 'e', '10.0.0.1', NULL);
@@ -85,7 +128,9 @@ EXCEPTION WHEN OTHERS THEN
     RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, 'delivery -?\d+', 'delivery N');
 END $$;
 SELECT k, pg_temp.preview_error(k)
-  FROM unnest(ARRAY['x', 'no-cids', 'no-id', 'no-user', 'no-event', 'no-ip', 'no-ua']) AS k;
+  FROM unnest(ARRAY['x', 'no-cids', 'no-id', 'no-user', 'no-event', 'no-ip', 'no-ua',
+                    'null-event', 'no-currency', 'amount-no-currency',
+                    'no-amount-no-currency']) AS k;
 SELECT * FROM s2s.preview(-1);
 \echo :LAST_ERROR_SQLSTATE
 -- NULL in, NULL out (the function is strict)

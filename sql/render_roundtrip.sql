@@ -26,6 +26,8 @@ INSERT INTO s2s.endpoints (name, kind, url, secret, enabled) VALUES
     ('rt_swp', 'swaarm_postback', 'https://track.example.com', 'T', false);
 INSERT INTO s2s.endpoints (name, kind, url, secret, enabled, http_method) VALUES
     ('rt_post', 'swaarm_postback', 'https://track.example.com', 'T', false, 'POST');
+-- no implied currency since 0.4.0: these endpoints name theirs
+UPDATE s2s.endpoints SET currency = 'EUR' WHERE name LIKE 'rt\_%';
 CREATE TEMP TABLE rt AS
 SELECT i, pg_temp.random_text(1 + (random() * 40)::int) AS a,
           pg_temp.random_text(1 + (random() * 40)::int) AS b,

@@ -902,3 +902,374 @@ REVOKE EXECUTE ON FUNCTION s2s_private.delivery_problem(text, text, text, numeri
     FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION s2s.retry(bigint) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION s2s.retry_failed(text) FROM PUBLIC;
+
+-- == networks' documents (issue 12) ==
+
+-- No implied currency: an endpoint's currency has no default and may be NULL (none).
+-- Existing endpoints keep the currency they have (every one has one: the column was NOT
+-- NULL DEFAULT 'EUR').
+ALTER TABLE s2s.endpoints ALTER COLUMN currency DROP DEFAULT;
+ALTER TABLE s2s.endpoints ALTER COLUMN currency DROP NOT NULL;
+
+-- What "sent" means: a 2xx whose body matches refused_pattern is a refusal.
+ALTER TABLE s2s.endpoints ADD COLUMN refused_pattern text;
+
+-- Raises 2201B unless pattern is a refused_pattern the worker can compile: a POSIX
+-- extended regular expression, compiled by PostgreSQL's engine as the worker compiles it
+-- (C: src/refused.c). NULL is fine (no pattern).
+CREATE FUNCTION s2s_private.check_refused_pattern(pattern text) RETURNS void
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 's2s_check_refused_pattern';
+
+CREATE OR REPLACE FUNCTION s2s_private.endpoints_guard() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    mask CONSTANT text := '********';
+BEGIN
+    -- Checked when set, not on every update: the worker pausing an http endpoint (in a
+    -- session where allow_http is off) must not fail on a URL accepted earlier.
+    IF TG_OP = 'INSERT' OR NEW.url IS DISTINCT FROM OLD.url OR NEW.kind <> OLD.kind THEN
+        PERFORM s2s_private.check_endpoint_url(NEW.kind, NEW.url);
+    END IF;
+    IF NEW.kind <> 'swaarm_postback' AND (NEW.http_method <> 'GET' OR NEW.token_in_query) THEN
+        RAISE EXCEPTION 'http_method and token_in_query apply to swaarm_postback endpoints only'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('Endpoint "%s" is of kind %s, which is always sent with GET.',
+                                  NEW.name, NEW.kind);
+    END IF;
+    -- checked when set, with the worker's own compiler (a pattern it cannot run would
+    -- otherwise be found out only at the first answer)
+    IF NEW.refused_pattern IS NOT NULL
+       AND (TG_OP = 'INSERT' OR NEW.refused_pattern IS DISTINCT FROM OLD.refused_pattern) THEN
+        PERFORM s2s_private.check_refused_pattern(NEW.refused_pattern);
+    END IF;
+
+    IF TG_OP = 'UPDATE' THEN
+        NEW.updated_at := now();
+        -- the orders triggers name their endpoint and fit its kind: such a change would
+        -- leave them without an endpoint to report to (32_endpoint_references.sql)
+        IF NEW.name <> OLD.name OR NEW.kind <> OLD.kind THEN
+            PERFORM s2s_private.refuse_tracked_endpoint_change(OLD.name,
+                CASE WHEN NEW.name <> OLD.name THEN 'rename' ELSE 'kind' END);
+        END IF;
+        IF NEW.name <> OLD.name THEN
+            -- follow a rename here: the cascade on endpoint_secrets would collide with a
+            -- secret written below under the new name
+            UPDATE s2s_private.endpoint_secrets SET endpoint = NEW.name
+             WHERE endpoint = OLD.name;
+            -- and in the queue, once the transactions enqueuing to the old name are done
+            -- (32_endpoint_references.sql)
+            PERFORM s2s_private.carry_endpoint_rename(OLD.name, NEW.name);
+        END IF;
+    END IF;
+
+    -- The secret: the mask (or, in an UPDATE, an unchanged value) keeps what is stored;
+    -- NULL removes it; anything else replaces it.
+    IF NEW.secret = mask OR (TG_OP = 'UPDATE' AND NEW.secret IS NOT DISTINCT FROM OLD.secret) THEN
+        IF TG_OP = 'UPDATE' THEN
+            NEW.secret := OLD.secret;
+        END IF;
+    ELSIF NEW.secret IS NULL THEN
+        DELETE FROM s2s_private.endpoint_secrets WHERE endpoint = NEW.name;
+    ELSE
+        IF NEW.secret = '' OR NEW.secret ~ '[[:cntrl:]]' THEN
+            RAISE EXCEPTION 'endpoint secret must not be empty or contain control characters'
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Set secret to NULL for an endpoint without a secret.';
+        END IF;
+        INSERT INTO s2s_private.endpoint_secrets AS s (endpoint, secret)
+        VALUES (NEW.name, NEW.secret)
+        ON CONFLICT (endpoint) DO UPDATE SET secret = EXCLUDED.secret;
+        NEW.secret := mask;
+    END IF;
+
+    -- Re-enabled or resumed (by s2s.resume or by clearing paused_at): the deliveries that
+    -- waited are due now, and the time spent paused does not count against their retry
+    -- window (their first_attempt_at moves forward by that much). A rename was carried
+    -- over to them above.
+    IF TG_OP = 'UPDATE'
+       AND ((NEW.enabled AND NOT OLD.enabled)
+            OR (OLD.paused_at IS NOT NULL AND NEW.paused_at IS NULL)) THEN
+        UPDATE s2s.deliveries d
+           SET next_attempt_at = least(d.next_attempt_at, now()),
+               first_attempt_at = CASE
+                   WHEN d.first_attempt_at IS NOT NULL AND NEW.paused_at IS NULL
+                        AND OLD.paused_at IS NOT NULL
+                   THEN least(d.first_attempt_at + (now() - OLD.paused_at), now())
+                   ELSE d.first_attempt_at END
+         WHERE d.endpoint = NEW.name AND d.status IN ('pending', 'retrying');
+    END IF;
+
+    -- Sendable again (or new): wake the worker when this transaction commits.
+    IF NEW.enabled AND NEW.paused_at IS NULL
+       AND (TG_OP = 'INSERT' OR NOT OLD.enabled OR OLD.paused_at IS NOT NULL) THEN
+        PERFORM s2s.wake();
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+-- Enqueues one Swaarm event; returns its delivery id. A dedupe_key already used on this
+-- endpoint returns the existing delivery's id and enqueues nothing; without a dedupe_key
+-- every call is a new event. Only the roles the endpoint's event_roles names may
+-- (s2s_private.may_track_event): new endpoints are closed to everyone but the owner.
+CREATE OR REPLACE FUNCTION s2s.track_event(endpoint text, user_id text, event_id text, ip inet,
+                                user_agent text, sale_amount numeric DEFAULT NULL,
+                                currency text DEFAULT NULL,
+                                aggregated_event_value numeric DEFAULT NULL,
+                                event_value text DEFAULT NULL, dedupe_key text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    ep record;
+    roles name[];
+    new_id bigint;
+    key text := dedupe_key;
+    caller text;
+BEGIN
+    IF track_event.endpoint IS NULL THEN
+        RAISE EXCEPTION 'endpoint must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- The caller, as this SECURITY DEFINER function can know it: the role set with SET
+    -- ROLE, else the session's login role (current_user is this function's owner).
+    caller := CASE WHEN current_setting('role') = 'none' THEN session_user::text
+                   ELSE current_setting('role') END;
+    -- Permission first: before the endpoint's lock, so that a caller who may not use the
+    -- endpoint cannot make its deletion or renaming wait; and with the same answer for an
+    -- endpoint that does not exist, so that such a caller does not learn which do.
+    SELECT e.event_roles INTO roles FROM s2s.endpoints e WHERE e.name = track_event.endpoint;
+    IF NOT FOUND AND s2s_private.may_track_event(NULL, caller) THEN
+        RAISE EXCEPTION 'endpoint "%" does not exist', track_event.endpoint
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    IF NOT FOUND OR NOT s2s_private.may_track_event(roles, caller) THEN
+        PERFORM s2s_private.deny_track_event(track_event.endpoint, caller);
+    END IF;
+    -- held against deletion and renaming until commit (32_endpoint_references.sql)
+    PERFORM s2s_private.hold_endpoint(track_event.endpoint);
+    -- again under the lock: the endpoint's event_roles may have changed meanwhile
+    SELECT e.name, e.kind, e.currency, e.event_roles INTO ep
+      FROM s2s.endpoints e WHERE e.name = track_event.endpoint;
+    IF NOT FOUND OR NOT s2s_private.may_track_event(ep.event_roles, caller) THEN
+        PERFORM s2s_private.deny_track_event(track_event.endpoint, caller);
+    END IF;
+    IF ep.kind NOT IN ('swaarm_postback', 'swaarm_s2sevent') THEN
+        RAISE EXCEPTION 'endpoint "%" is of kind %, not a Swaarm endpoint', ep.name, ep.kind
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'track_event sends to swaarm_postback and swaarm_s2sevent endpoints; Affilae conversions come from s2s.track_orders.';
+    END IF;
+    IF track_event.user_id IS NULL THEN
+        RAISE EXCEPTION 'user_id must not be null' USING ERRCODE = 'null_value_not_allowed',
+            DETAIL = 'Swaarm requires the id of the user who performed the event.';
+    ELSIF track_event.user_id = '' THEN
+        RAISE EXCEPTION 'user_id must not be empty' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'Swaarm requires the id of the user who performed the event.';
+    END IF;
+    IF track_event.event_id IS NULL THEN
+        RAISE EXCEPTION 'event_id must not be null' USING ERRCODE = 'null_value_not_allowed',
+            DETAIL = 'Swaarm requires the event''s mapping id.';
+    ELSIF track_event.event_id = '' AND ep.kind <> 'swaarm_s2sevent' THEN
+        -- an empty one is the attribution-only s2sevent ("...&event_id=&user_ip=..."),
+        -- which Swaarm's document describes for /s2sevent only
+        RAISE EXCEPTION 'event_id must not be empty' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'Swaarm requires the event''s mapping id.',
+            HINT = 'Only a swaarm_s2sevent endpoint takes an empty event_id (an attribution-only event).';
+    END IF;
+    IF ep.kind = 'swaarm_s2sevent' THEN
+        IF ip IS NULL THEN
+            RAISE EXCEPTION 'ip must not be null for a swaarm_s2sevent endpoint'
+                USING ERRCODE = 'null_value_not_allowed',
+                      DETAIL = 'Swaarm attribution events require user_ip.';
+        END IF;
+        IF track_event.user_agent IS NULL THEN
+            RAISE EXCEPTION 'user_agent must not be null for a swaarm_s2sevent endpoint'
+                USING ERRCODE = 'null_value_not_allowed',
+                      DETAIL = 'Swaarm attribution events require user_ua.';
+        ELSIF track_event.user_agent = '' THEN
+            RAISE EXCEPTION 'user_agent must not be empty for a swaarm_s2sevent endpoint'
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = 'Swaarm attribution events require user_ua.';
+        END IF;
+    END IF;
+    IF sale_amount = 'NaN' OR abs(sale_amount) = 'Infinity' THEN
+        RAISE EXCEPTION 'sale_amount must be a finite number, not %', sale_amount
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF aggregated_event_value = 'NaN' OR abs(aggregated_event_value) = 'Infinity' THEN
+        RAISE EXCEPTION 'aggregated_event_value must be a finite number, not %',
+                        aggregated_event_value
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF currency IS NOT NULL AND currency !~ '^[A-Z]{3}$' THEN
+        RAISE EXCEPTION 'currency "%" is not an ISO 4217 code', currency
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use three capital letters, e.g. EUR.';
+    END IF;
+    -- no implied currency: Swaarm's sale_amount always travels with its currency
+    IF sale_amount IS NOT NULL AND currency IS NULL AND ep.currency IS NULL
+       AND ep.kind = 'swaarm_postback' THEN
+        RAISE EXCEPTION 'sale_amount needs a currency' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('No currency was given and endpoint "%s" names none.', ep.name),
+            HINT = 'Pass currency (e.g. ''EUR''), or set the endpoint''s currency in s2s.endpoints.';
+    END IF;
+    IF key = '' THEN
+        RAISE EXCEPTION 'dedupe_key must not be empty' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Pass NULL to send every call as a new event.';
+    END IF;
+    -- The orders trigger's keys: an event under one would stand for that order's
+    -- conversion (the trigger then finds the key taken) and tell the caller about it.
+    IF key LIKE 'order:%' THEN
+        RAISE EXCEPTION 'dedupe_key must not start with "order:"' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'Keys starting with "order:" are those of the conversions the orders trigger enqueues.',
+            HINT = 'Use another prefix, e.g. ''purchase:'' || the order number.';
+    END IF;
+
+    -- Without a key every event is distinct; a random one keeps the unique constraint.
+    IF key IS NULL THEN
+        key := 'event:' || gen_random_uuid()::text;
+    END IF;
+
+    INSERT INTO s2s.deliveries AS d
+           (endpoint, kind, dedupe_key, user_id, event_id, client_ip, user_agent, amount,
+            currency, aggregated_event_value, event_value)
+    VALUES (ep.name, 'event', key, track_event.user_id, track_event.event_id, ip,
+            track_event.user_agent, sale_amount,
+            -- an amount without a currency is in the endpoint's, fixed now
+            CASE WHEN sale_amount IS NOT NULL THEN coalesce(currency, ep.currency)
+                 ELSE currency END,
+            aggregated_event_value, event_value)
+    ON CONFLICT (endpoint, dedupe_key) DO NOTHING
+    RETURNING d.id INTO new_id;
+
+    IF new_id IS NULL THEN
+        SELECT d.id INTO new_id FROM s2s.deliveries d
+         WHERE d.endpoint = ep.name AND d.dedupe_key = key;
+        IF new_id IS NULL THEN
+            RAISE EXCEPTION 'event with dedupe_key "%" was enqueued and removed concurrently', key
+                USING ERRCODE = 'serialization_failure', HINT = 'Try again.';
+        END IF;
+    ELSE
+        PERFORM s2s.wake();
+    END IF;
+    RETURN new_id;
+END
+$$;
+
+-- Sends a delivery again: failed, skipped or retrying -> pending, due now, with a fresh
+-- retry window. Its attempts count is kept (the audit trail in s2s.attempts goes on with
+-- the next number). True when re-queued; false when it is already pending or being sent;
+-- a delivery already sent is refused (a duplicate must never be sent on purpose), and so
+-- is one whose values still fail the rules the orders trigger applied (expired click IDs,
+-- an amount that is NULL, negative or not a number, a currency that is not ISO 4217 ...),
+-- with the reason: what the trigger skipped is never sent on a retry unless corrected.
+CREATE OR REPLACE FUNCTION s2s.retry(delivery_id bigint) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    d s2s.deliveries;
+    chk record;
+BEGIN
+    SELECT * INTO d FROM s2s.deliveries x WHERE x.id = delivery_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'delivery % does not exist', coalesce(delivery_id::text, 'NULL')
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    IF d.status = 'sent' THEN
+        RAISE EXCEPTION 'delivery % was already sent', delivery_id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Sending it again would report a duplicate to the network.';
+    END IF;
+    IF d.status IN ('pending', 'sending') THEN
+        RETURN false;
+    END IF;
+    SELECT p.* INTO chk
+      FROM (SELECT e.kind::text AS k, e.currency AS c,
+                   EXTRACT(epoch FROM e.attribution_window)::bigint AS w
+              FROM (SELECT) one
+              LEFT JOIN s2s.endpoints e ON e.name = d.endpoint) x,
+           s2s_private.delivery_problem(x.k, d.kind::text, d.click_ids, d.amount,
+                                        coalesce(d.currency, x.c),
+                                        d.user_id, d.event_id, d.client_ip IS NOT NULL,
+                                        d.user_agent, coalesce(d.ordered_at, d.created_at),
+                                        x.w, d.last_error) p;
+    IF chk.problem IS NOT NULL THEN
+        RAISE EXCEPTION 'delivery % cannot be sent', delivery_id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = chk.problem,
+                  HINT = 'Correct the delivery in s2s.deliveries (or the setting that refuses it), then retry it.';
+    END IF;
+    UPDATE s2s.deliveries x
+       SET status = 'pending', next_attempt_at = now(), first_attempt_at = NULL,
+           finished_at = NULL, claim_token = NULL, lease_until = NULL,
+           click_ids = coalesce(chk.valid_click_ids, x.click_ids)
+     WHERE x.id = delivery_id;
+    PERFORM s2s.wake();
+    RETURN true;
+END
+$$;
+
+-- retry() for every failed delivery (of one endpoint, or of all). Skipped deliveries are
+-- left alone: they lack data and would be skipped again. A failed delivery whose values
+-- no longer pass the trigger's rules (edited, or judged by changed settings) stays failed:
+-- a NOTICE counts them and names the first with its reason. Returns how many were
+-- re-queued.
+CREATE OR REPLACE FUNCTION s2s.retry_failed(endpoint text DEFAULT NULL) RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    n integer := 0;
+    refused integer := 0;
+    first_refused text;
+BEGIN
+    IF endpoint IS NOT NULL THEN
+        PERFORM s2s_private.require_endpoint(endpoint);
+    END IF;
+    FOR r IN
+        SELECT d.id, p.problem, p.valid_click_ids
+          FROM s2s.deliveries d
+          LEFT JOIN s2s.endpoints e ON e.name = d.endpoint,
+               s2s_private.delivery_problem(e.kind::text, d.kind::text, d.click_ids, d.amount,
+                                            coalesce(d.currency, e.currency), d.user_id,
+                                            d.event_id,
+                                            d.client_ip IS NOT NULL, d.user_agent,
+                                            coalesce(d.ordered_at, d.created_at),
+                                            EXTRACT(epoch FROM e.attribution_window)::bigint,
+                                            d.last_error) p
+         WHERE d.status = 'failed'
+           AND (retry_failed.endpoint IS NULL OR d.endpoint = retry_failed.endpoint)
+         ORDER BY d.id
+           FOR UPDATE OF d
+    LOOP
+        IF r.problem IS NOT NULL THEN
+            refused := refused + 1;
+            first_refused := coalesce(first_refused, format('Delivery %s: %s', r.id, r.problem));
+            CONTINUE;
+        END IF;
+        UPDATE s2s.deliveries d
+           SET status = 'pending', next_attempt_at = now(), first_attempt_at = NULL,
+               finished_at = NULL, claim_token = NULL, lease_until = NULL,
+               click_ids = coalesce(r.valid_click_ids, d.click_ids)
+         WHERE d.id = r.id;
+        n := n + 1;
+    END LOOP;
+    IF refused > 0 THEN
+        RAISE NOTICE '% failed deliveries were not retried: they do not pass validation', refused
+            USING DETAIL = first_refused,
+                  HINT = 's2s.retry(id) says why each is refused.';
+    END IF;
+    IF n > 0 THEN
+        PERFORM s2s.wake();
+    END IF;
+    RETURN n;
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION s2s_private.check_refused_pattern(text) FROM PUBLIC;

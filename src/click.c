@@ -226,11 +226,16 @@ s2s_affilae_check(const char *id, size_t len, int64 now_s, int64 ttl_s, int64 sk
 	return NULL;
 }
 
+/*
+ * A Swaarm click ID is whatever Swaarm's /click answers (swaarm_click.c checks its answer
+ * with s2s_swaarm_check too): one rule for both. Visible ASCII only, so that no space,
+ * control character or non-ASCII byte (which no percent-decoded clkid should carry) is
+ * stored; every value sent is percent-encoded anyway.
+ */
 static inline bool
 swaarm_char(unsigned char c)
 {
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		c == '_' || c == '.' || c == '~' || c == '-';
+	return c >= 0x21 && c <= 0x7E;
 }
 
 char *
@@ -242,7 +247,7 @@ s2s_swaarm_check(const char *id, size_t len)
 		return pstrdup("The click ID is empty.");
 	for (size_t i = 0; i < head; i++)
 		if (!swaarm_char((unsigned char) id[i]))
-			return psprintf("Character %zu is %s; a Swaarm click ID is made of letters, digits, \"_\", \".\", \"~\" and \"-\".",
+			return psprintf("Character %zu is %s; a Swaarm click ID is made of visible ASCII characters.",
 							i + 1, describe_byte((unsigned char) id[i]));
 	if (len > S2S_SWAARM_ID_MAX)
 	{

@@ -10,9 +10,10 @@
  *    click must have one spelling so that deduplication works. An ID is valid only while
  *    its embedded time t satisfies  now - ttl <= t <= now + skew  (the attribution window
  *    and the clock-skew allowance).
- *  - Swaarm (URL parameter clkid): 1 to 128 characters of [A-Za-z0-9_.~-], the characters
- *    that a URL never needs to encode (so a clkid can neither inject nor need escaping);
- *    kept exactly as given; it carries no time, so no time check.
+ *  - Swaarm (URL parameter clkid): 1 to 256 visible ASCII characters (0x21-0x7E), the
+ *    very rule s2s.swaarm_click applies to the ID Swaarm's /click answers, so that what it
+ *    returns record_click accepts; kept exactly as given; it carries no time, so no time
+ *    check.
  *  - Cookie / cids value: Affilae IDs joined by '-'. Parsing drops empty, malformed,
  *    future and expired parts, deduplicates after lower-casing, keeps the max_ids newest
  *    (by embedded time) and returns them oldest first. The result depends only on the set
@@ -27,7 +28,7 @@
 #define S2S_CLICK_H
 
 #define S2S_AFFILAE_ID_LEN	24
-#define S2S_SWAARM_ID_MAX	128
+#define S2S_SWAARM_ID_MAX	256
 
 /* Browsers keep at most 4096 bytes of name + value, and a cookie at most 400 days. */
 #define S2S_COOKIE_MAX_BYTES	4096
@@ -62,7 +63,10 @@ extern void s2s_affilae_normalize(const char *id, char *out);
 extern char *s2s_affilae_check(const char *id, size_t len, int64 now_s, int64 ttl_s,
 							   int64 skew_s, int64 *clicked_s, S2SClickProblem *problem);
 
-/* Format of one Swaarm clkid. Returns NULL when valid, else a palloc'd sentence. */
+/*
+ * Format of one Swaarm click ID, from a clkid or from Swaarm's /click answer. Returns NULL
+ * when valid, else a palloc'd sentence.
+ */
 extern char *s2s_swaarm_check(const char *id, size_t len);
 
 /*

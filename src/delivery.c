@@ -49,6 +49,7 @@ s2s_delivery_columns_init(S2SDeliveryColumns *cols, TupleDesc tupdesc)
 	cols->secret = column(tupdesc, "s2s_secret", TEXTOID);
 	cols->http_method = column(tupdesc, "s2s_http_method", TEXTOID);
 	cols->token_in_query = column(tupdesc, "s2s_token_in_query", BOOLOID);
+	cols->refused_pattern = column(tupdesc, "s2s_refused_pattern", TEXTOID);
 	cols->max_concurrency = column(tupdesc, "s2s_max_concurrency", INT4OID);
 	cols->request_timeout_ms = column(tupdesc, "s2s_request_timeout_ms", INT8OID);
 	cols->retry_window_s = column(tupdesc, "s2s_retry_window_s", INT8OID);
@@ -107,6 +108,7 @@ s2s_delivery_from_tuple(const S2SDeliveryColumns *cols, TupleDesc tupdesc,
 	out->request_timeout_ms = isnull ? 0 : DatumGetInt64(value);
 	value = heap_getattr(tuple, cols->retry_window_s, tupdesc, &isnull);
 	out->retry_window_s = isnull ? -1 : DatumGetInt64(value);
+	out->refused_pattern = get_text(tuple, tupdesc, cols->refused_pattern);
 
 	kind = get_text(tuple, tupdesc, cols->endpoint_kind);
 	if (kind == NULL || !s2s_parse_endpoint_kind(kind, &out->endpoint_conf.kind))

@@ -26,8 +26,9 @@
 
 /*
  * Text columns carry their value's text form: amounts are numeric's output ("123.45",
- * exact, never through a float); the client IP is host(inet), without a netmask. The
- * currency is the delivery's, else the endpoint's default. Every function and type is
+ * exact, never through a float; render.c shapes them for the currency); the client IP is
+ * host(inet), without a netmask. The currency is the delivery's, else the endpoint's (NULL
+ * when neither has one: no implied currency). Every function and type is
  * schema-qualified and every operator exact (the worker runs this; see queue.c);
  * EXTRACT(... FROM ...) is pg_catalog.extract by the grammar.
  */
@@ -43,6 +44,7 @@
 	"s.secret AS s2s_secret, " \
 	"e.http_method AS s2s_http_method, " \
 	"e.token_in_query AS s2s_token_in_query, " \
+	"e.refused_pattern AS s2s_refused_pattern, " \
 	"e.max_concurrency AS s2s_max_concurrency, " \
 	"(extract(epoch FROM e.request_timeout) OPERATOR(pg_catalog.*) 1000::pg_catalog.numeric)" \
 	"::pg_catalog.int8 AS s2s_request_timeout_ms, " \
@@ -80,6 +82,7 @@ typedef struct S2SDeliveryColumns
 	int			secret;
 	int			http_method;
 	int			token_in_query;
+	int			refused_pattern;
 	int			max_concurrency;
 	int			request_timeout_ms;
 	int			retry_window_s;
@@ -113,6 +116,7 @@ typedef struct S2SDelivery
 	int32		max_concurrency;	/* endpoint override; 0 = the setting */
 	int64		request_timeout_ms; /* endpoint override; 0 = the setting */
 	int64		retry_window_s; /* endpoint override; -1 = the setting */
+	char	   *refused_pattern;	/* endpoint's refused_pattern (refused.c); NULL: none */
 	S2SEndpointConf endpoint_conf;
 	S2SDeliveryData data;
 } S2SDelivery;

@@ -54,7 +54,9 @@ s2s_delivery_problem(const S2SDeliveryFacts *f, char **click_ids_out)
 	{
 		if (empty(f->user_id))
 			return "The delivery has no Swaarm user ID.";
-		if (empty(f->event_id))
+		/* an empty one is Swaarm's attribution-only s2sevent ("event_id=") */
+		if (f->event_id == NULL ||
+			(f->event_id[0] == '\0' && f->kind != S2S_KIND_SWAARM_S2SEVENT))
 			return "The order has no event ID.";
 	}
 
@@ -73,6 +75,11 @@ s2s_delivery_problem(const S2SDeliveryFacts *f, char **click_ids_out)
 	if (f->currency != NULL && !s2s_currency_is_valid(f->currency))
 		return psprintf("The order's currency \"%s\" is not an ISO 4217 code (three letters).",
 						f->currency);
+	/* no implied currency: an Affilae conversion always names one, an amount too */
+	if (f->currency == NULL &&
+		((f->kind == S2S_KIND_AFFILAE && !f->is_event) ||
+		 (f->has_amount && f->kind == S2S_KIND_SWAARM_POSTBACK)))
+		return "The order has no currency and its endpoint names none.";
 
 	if (f->kind == S2S_KIND_SWAARM_S2SEVENT)
 	{

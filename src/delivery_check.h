@@ -29,7 +29,7 @@ typedef struct S2SDeliveryFacts
 	bool		has_amount;
 	bool		amount_required;	/* an Affilae sale: the trigger maps an amount */
 	Numeric		amount;
-	const char *currency;		/* NULL: the endpoint's currency */
+	const char *currency;		/* the delivery's, else the endpoint's; NULL: neither */
 	const char *user_id;		/* Swaarm */
 	const char *event_id;		/* Swaarm */
 	bool		has_client_ip;

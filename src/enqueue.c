@@ -280,7 +280,8 @@ lookup_endpoint(const char *name, S2SEndpointKind *kind, char **currency, bool *
 		if (k == NULL || !s2s_endpoint_kind_parse(k, kind))
 			elog(ERROR, "endpoint \"%s\" has an unknown kind \"%s\"", name, k ? k : "");
 
-		*currency = MemoryContextStrdup(cxt, c ? c : "EUR");
+		/* no currency of its own: NULL, never an implied one (delivery_check.c) */
+		*currency = c ? MemoryContextStrdup(cxt, c) : NULL;
 		*sendable = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 											   3, &isnull)) && !isnull;
 		*window_s = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
@@ -1324,6 +1325,7 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 	 * currency: the order's (upper-cased), else the endpoint's. A bad one is kept, cut to
 	 * whole characters, so that the reason shows it and s2s.retry refuses it as well
 	 * (never the endpoint's currency in its place: an order in US$ is not one in EUR).
+	 * Neither: NULL, and the delivery is skipped with the reason (delivery_check.c).
 	 */
 	if (t->kind != S2S_KIND_SWAARM_S2SEVENT)
 	{

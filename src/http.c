@@ -898,6 +898,16 @@ http_client_destroy(HttpClient *client)
 	signals_restore(&saved);
 }
 
+/* Whether the request sets header name itself (names compare case-insensitively). */
+static bool
+has_header(const HttpRequest *request, const char *name)
+{
+	for (int i = 0; i < request->nheaders; i++)
+		if (strcasecmp(request->headers[i].name, name) == 0)
+			return true;
+	return false;
+}
+
 bool
 http_submit(HttpClient *client, const HttpRequest *request, char *errbuf, size_t errlen)
 {
@@ -951,6 +961,21 @@ http_submit(HttpClient *client, const HttpRequest *request, char *errbuf, size_t
 	if (ok)
 	{
 		struct curl_slist *l = curl_slist_append(t->headers, "Expect:");
+
+		if (l)
+			t->headers = l;
+		else
+			ok = false;
+	}
+	/*
+	 * A POST without a body (Swaarm's postback: the parameters are in the query) goes
+	 * with "Content-Length: 0" and no Content-Type: libcurl would otherwise announce a
+	 * form that is not there.
+	 */
+	if (ok && strcmp(request->method, "GET") != 0 && strcmp(request->method, "HEAD") != 0 &&
+		request->body_len == 0 && !has_header(request, "Content-Type"))
+	{
+		struct curl_slist *l = curl_slist_append(t->headers, "Content-Type:");
 
 		if (l)
 			t->headers = l;

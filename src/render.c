@@ -12,7 +12,10 @@
  *	  is always sent (empty when unknown), as Affilae documents it;
  *	- header values (user agent, referer) cannot be percent-encoded, so control characters
  *	  (CR and LF among them) are replaced by spaces: no header can be injected;
- *	- the Swaarm tracking domain may end with slashes; they are dropped before the path.
+ *	- the Swaarm tracking domain may end with slashes; they are dropped before the path;
+ *	- amounts go out as the networks show them: with the currency's ISO 4217 minor unit,
+ *	  never rounded (amount.c); an IPv4-mapped IPv6 client address (::ffff:192.0.2.1), what
+ *	  a dual-stack server sees of an IPv4 shopper, goes out as the IPv4 address it is.
  *
  * Nothing here touches the catalog, the network or ereport: problems are returned as
  * messages that never contain the secret.
@@ -21,6 +24,7 @@
 
 #include "lib/stringinfo.h"
 
+#include "amount.h"
 #include "render.h"
 
 static const char hexdigits[] = "0123456789ABCDEF";
@@ -133,6 +137,38 @@ missing(const char *value)
 	return value == NULL || value[0] == '\0';
 }
 
+/* An amount as the networks show it in currency (amount.c); NULL stays NULL. */
+static const char *
+amount_text(const char *amount, const char *currency)
+{
+	char	   *out;
+
+	if (amount == NULL)
+		return NULL;
+	out = palloc(S2S_AMOUNT_BUFSIZE(strlen(amount)));
+	s2s_amount_format(amount, currency, out);
+	return out;
+}
+
+/*
+ * The client's address as the networks expect it: an IPv4-mapped IPv6 address
+ * ("::ffff:192.0.2.1", any case, as host(inet) prints it) is the IPv4 address it carries;
+ * anything else as it is.
+ */
+static const char *
+client_ip_text(const char *ip)
+{
+	const char *v4;
+
+	if (ip == NULL || pg_strncasecmp(ip, "::ffff:", 7) != 0)
+		return ip;
+	v4 = ip + 7;
+	/* only the dotted form: "::ffff:1:2" is not a mapped address */
+	if (strspn(v4, "0123456789.") != strlen(v4) || strchr(v4, '.') == NULL)
+		return ip;
+	return v4;
+}
+
 /*
  * The Swaarm tracking domain followed by path ("/postback"), trailing slashes of the
  * domain dropped. The domain may not carry a query or fragment (the endpoints trigger
@@ -188,7 +224,7 @@ render_affilae(const S2SEndpointConf *ep, const S2SDeliveryData *d, bool mask,
 	pl.first = true;
 	param_secret(&pl, "key", ep->secret, mask);
 	param_always(&pl, "id", d->conversion_id);
-	param_opt(&pl, "amount", d->amount);
+	param_opt(&pl, "amount", amount_text(d->amount, d->currency));
 	param_always(&pl, "currency", d->currency);
 	param_always(&pl, "payment", d->payment);
 	param_opt(&pl, "customer", d->customer);
@@ -199,7 +235,7 @@ render_affilae(const S2SEndpointConf *ep, const S2SDeliveryData *d, bool mask,
 	out->method = "GET";
 	out->url = url.data;
 	if (!missing(d->client_ip))
-		add_header(out, "x-ae-d-ip", header_value(d->client_ip));
+		add_header(out, "x-ae-d-ip", header_value(client_ip_text(d->client_ip)));
 	if (!missing(d->user_agent))
 		add_header(out, "x-ae-d-ua", header_value(d->user_agent));
 	if (!missing(d->referer))
@@ -207,15 +243,17 @@ render_affilae(const S2SEndpointConf *ep, const S2SDeliveryData *d, bool mask,
 	return NULL;
 }
 
+/*
+ * Swaarm's postback. GET and POST alike carry the parameters in the query string, as
+ * Swaarm's own POST example does (with the Authorization header): a POST has no body.
+ */
 static const char *
 render_swaarm_postback(const S2SEndpointConf *ep, const S2SDeliveryData *d, bool mask,
 					   S2SRequest *out)
 {
 	StringInfoData url;
-	StringInfoData params;
 	ParamList	pl;
 	const char *err;
-	bool		post;
 
 	if (missing(ep->url))
 		return "the endpoint has no URL";
@@ -225,63 +263,43 @@ render_swaarm_postback(const S2SEndpointConf *ep, const S2SDeliveryData *d, bool
 		return "the event has no user_id";
 	if (missing(d->event_id))
 		return "the event has no event_id";
-	post = ep->http_method != NULL && strcmp(ep->http_method, "POST") == 0;
+	/* a sale_amount always travels with its currency: Swaarm implies none */
+	if (!missing(d->amount) && missing(d->currency))
+		return "the event has a sale_amount but no currency";
 
 	initStringInfo(&url);
-	if ((err = swaarm_base(&url, ep->url, "/postback")) != NULL)
+	if ((err = swaarm_base(&url, ep->url, "/postback?")) != NULL)
 		return err;
-
-	/* The parameters: the query string of a GET, the form body of a POST. */
-	initStringInfo(&params);
-	pl.buf = &params;
+	pl.buf = &url;
 	pl.first = true;
+	/* the token: first in the query, or (by default) the Authorization header */
+	if (ep->token_in_query)
+		param_secret(&pl, "s2s_token", ep->secret, mask);
+	else
+		add_header(out, "Authorization",
+				   mask ? pstrdup(S2S_SECRET_MASK) : header_value(ep->secret));
 	param_always(&pl, "user_id", d->user_id);
 	param_always(&pl, "event_id", d->event_id);
-	param_opt(&pl, "ip_address", d->client_ip);
+	param_opt(&pl, "ip_address", client_ip_text(d->client_ip));
 	param_opt(&pl, "user_agent", d->user_agent);
-	param_opt(&pl, "sale_amount", d->amount);
-	/* a currency says nothing without an amount (it would be the endpoint's default) */
 	if (!missing(d->amount))
+	{
+		param_opt(&pl, "sale_amount", amount_text(d->amount, d->currency));
 		param_opt(&pl, "sale_amount_currency", d->currency);
+	}
 	param_opt(&pl, "aggregated_event_value", d->aggregated_event_value);
 	param_opt(&pl, "event_value", d->event_value);
 
-	if (ep->token_in_query)
-	{
-		/* s2s_token goes first in the URL's query, for GET and POST alike */
-		ParamList	ql;
-
-		appendStringInfoChar(&url, '?');
-		ql.buf = &url;
-		ql.first = true;
-		param_secret(&ql, "s2s_token", ep->secret, mask);
-		if (!post)
-			appendStringInfo(&url, "&%s", params.data);
-	}
-	else
-	{
-		add_header(out, "Authorization",
-				   mask ? pstrdup(S2S_SECRET_MASK) : header_value(ep->secret));
-		if (!post)
-			appendStringInfo(&url, "?%s", params.data);
-	}
-
+	out->method = (ep->http_method != NULL && strcmp(ep->http_method, "POST") == 0) ?
+		"POST" : "GET";
 	out->url = url.data;
-	if (post)
-	{
-		out->method = "POST";
-		add_header(out, "Content-Type", pstrdup("application/x-www-form-urlencoded"));
-		out->body = params.data;
-		out->body_len = params.len;
-	}
-	else
-	{
-		out->method = "GET";
-		pfree(params.data);
-	}
 	return NULL;
 }
 
+/*
+ * Swaarm's attribution event. An empty event_id is the document's attribution-only call
+ * ("...&event_id=&user_ip=..."): sent as it is; a missing (NULL) one is refused.
+ */
 static const char *
 render_swaarm_s2sevent(const S2SEndpointConf *ep, const S2SDeliveryData *d, bool mask,
 					   S2SRequest *out)
@@ -296,7 +314,7 @@ render_swaarm_s2sevent(const S2SEndpointConf *ep, const S2SDeliveryData *d, bool
 		return "the endpoint has no s2s token (secret)";
 	if (missing(d->user_id))
 		return "the event has no user_id";
-	if (missing(d->event_id))
+	if (d->event_id == NULL)
 		return "the event has no event_id";
 	if (missing(d->client_ip))
 		return "the event has no user_ip (client IP), which s2sevent requires";
@@ -311,7 +329,7 @@ render_swaarm_s2sevent(const S2SEndpointConf *ep, const S2SDeliveryData *d, bool
 	param_secret(&pl, "token", ep->secret, mask);
 	param_always(&pl, "user_id", d->user_id);
 	param_always(&pl, "event_id", d->event_id);
-	param_always(&pl, "user_ip", d->client_ip);
+	param_always(&pl, "user_ip", client_ip_text(d->client_ip));
 	param_always(&pl, "user_ua", d->user_agent);
 
 	out->method = "GET";

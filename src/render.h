@@ -57,7 +57,7 @@ typedef struct S2SRequest
 	int			nheaders;
 	const char *header_names[S2S_MAX_HEADERS];
 	char	   *header_values[S2S_MAX_HEADERS];
-	char	   *body;			/* NULL for GET */
+	char	   *body;			/* NULL: no body (a Swaarm POST has none either) */
 	int			body_len;
 } S2SRequest;
 

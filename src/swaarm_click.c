@@ -29,6 +29,7 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
+#include "click.h"
 #include "http.h"
 #include "redact.h"
 #include "render.h"
@@ -481,6 +482,7 @@ s2s_swaarm_click(PG_FUNCTION_ARGS)
 	size_t		body_len = 0;
 	bool		body_cut = false;
 	char	   *id;
+	char	   *problem;
 	size_t		ulen;
 
 	if (PG_ARGISNULL(0))
@@ -669,6 +671,14 @@ s2s_swaarm_click(PG_FUNCTION_ARGS)
 				 errmsg("endpoint \"%s\" answered the click request without a click ID", name),
 				 errdetail("Expected a JSON object with an \"id\"; the response began: %s",
 						   body_excerpt(body, body_len, ep.secret, body_cut))));
+
+	/* the one rule for Swaarm click IDs: what this returns, record_click accepts */
+	problem = s2s_swaarm_check(id, strlen(id));
+	if (problem != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("endpoint \"%s\" answered the click request with an invalid click ID", name),
+				 errdetail("%s", problem)));
 
 	/* the token leaves no copy behind in this backend's memory */
 	explicit_bzero(ep.secret, strlen(ep.secret));

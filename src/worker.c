@@ -51,6 +51,7 @@
 #include "http.h"
 #include "queue.h"
 #include "redact.h"
+#include "refused.h"
 #include "render.h"
 #include "retry.h"
 #include "settings.h"
@@ -97,6 +98,8 @@ typedef struct Slot
 	int64		retry_window_s;
 	char	   *secret;			/* the endpoint's secret as sent (worker_cxt), to mask it
 								 * in what is stored; NULL when none */
+	char	   *refused_pattern;	/* the endpoint's refused_pattern (worker_cxt); NULL:
+									 * none */
 	TimestampTz lease_until;	/* the row's lease_until, as committed */
 	struct Slot *next_free;
 } Slot;
@@ -288,6 +291,43 @@ attempt_error(const HttpResult *res, const char *reason, const char *secret)
 	return pstrdup(reason);
 }
 
+/*
+ * A 2xx whose body matches the endpoint's refused_pattern is the network saying no
+ * (Affilae may answer 200 with an error text for an unknown click ID): the delivery fails,
+ * for good, with the body (as stored: the secret masked, valid text) as the reason. Final,
+ * not retried: the network has read the conversion and answered; sending it again would
+ * get the same answer, or count it twice if it was in fact recorded. A pattern that
+ * cannot be run leaves the 2xx sent, the reason recorded beside it.
+ */
+static void
+judge_refusal(QueueResult *r, const Slot *slot)
+{
+	const char *body = r->response ? r->response : "";
+	char	   *message = NULL;
+
+	if (slot->refused_pattern == NULL)
+		return;
+	switch (s2s_refused_match(endpoints[slot->endpoint].name, slot->refused_pattern,
+							  body, strlen(body), &message))
+	{
+		case S2S_REFUSAL_NONE:
+			break;
+		case S2S_REFUSAL_MATCH:
+			{
+				int			keep = pg_mbcliplen(body, strlen(body), S2S_REFUSED_REASON_MAX);
+
+				r->outcome = QUEUE_FAILED;
+				r->error = psprintf("HTTP %d: refused: the answer matches the endpoint's refused_pattern: %.*s",
+									r->http_status, keep, body);
+				break;
+			}
+		case S2S_REFUSAL_UNKNOWN:
+			r->error = psprintf("HTTP %d: counted as sent; refused_pattern could not be matched: %s",
+								r->http_status, message);
+			break;
+	}
+}
+
 /* Judges one completed transfer and turns it into a write-back row (in batch_cxt). */
 static void
 judge_result(Pass *pass, HttpResult *res, TimestampTz now)
@@ -315,6 +355,7 @@ judge_result(Pass *pass, HttpResult *res, TimestampTz now)
 	{
 		case S2S_OUTCOME_SENT:
 			r->outcome = QUEUE_SENT;
+			judge_refusal(r, slot);
 			break;
 		case S2S_OUTCOME_RETRY:
 			{
@@ -376,6 +417,11 @@ judge_result(Pass *pass, HttpResult *res, TimestampTz now)
 		explicit_bzero(slot->secret, strlen(slot->secret));
 		pfree(slot->secret);
 		slot->secret = NULL;
+	}
+	if (slot->refused_pattern != NULL)
+	{
+		pfree(slot->refused_pattern);
+		slot->refused_pattern = NULL;
 	}
 	endpoints[slot->endpoint].in_flight--;
 	in_flight--;
@@ -888,6 +934,8 @@ submit_claims(Pass *pass, TimestampTz now)
 					next_renewal = slot->lease_until - (int64) s2s_lease_s * USECS_PER_SEC / 2;
 				slot->secret = c->delivery.endpoint_conf.secret != NULL ?
 					MemoryContextStrdup(worker_cxt, c->delivery.endpoint_conf.secret) : NULL;
+				slot->refused_pattern = c->delivery.refused_pattern != NULL ?
+					MemoryContextStrdup(worker_cxt, c->delivery.refused_pattern) : NULL;
 				endpoints[ep].in_flight++;
 				in_flight++;
 				continue;

@@ -23,7 +23,9 @@ CREATE TABLE s2s.endpoints (
     url             text NOT NULL,
     secret          text,
     enabled         boolean NOT NULL DEFAULT true,
-    currency        text NOT NULL DEFAULT 'EUR' CHECK (currency ~ '^[A-Z]{3}$'),
+    -- the currency of an amount that comes without one; no default: NULL means none, and
+    -- such an amount is refused (track_event) or skipped (the orders trigger)
+    currency        text CHECK (currency ~ '^[A-Z]{3}$'),
     paused_at       timestamptz,
     pause_reason    text,
     -- per-endpoint overrides; NULL means the s2s_tracking.* setting
@@ -41,7 +43,11 @@ CREATE TABLE s2s.endpoints (
     event_roles     name[],
     -- how old a click may be when the order is placed: the program's session duration;
     -- NULL means s2s_tracking.click_ttl
-    attribution_window interval CHECK (attribution_window > interval '0')
+    attribution_window interval CHECK (attribution_window > interval '0'),
+    -- a POSIX extended regular expression (ERE): a 2xx answer whose body matches it is a
+    -- refusal (the delivery fails with the body as the reason); NULL: every 2xx is sent.
+    -- Checked when set (30_endpoints.sql, s2s_private.check_refused_pattern).
+    refused_pattern text
 );
 
 -- The key is checked at commit (DEFERRABLE): the endpoints trigger stores the secret

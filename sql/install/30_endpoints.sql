@@ -1,7 +1,8 @@
 -- s2s_tracking install script, part 30: the endpoints guard.
 --
 -- A BEFORE INSERT OR UPDATE trigger on s2s.endpoints that
---   * refuses a URL the worker must never call (see s2s_private.check_endpoint_url);
+--   * refuses a URL the worker must never call (see s2s_private.check_endpoint_url), and
+--     a refused_pattern the worker cannot compile (s2s_private.check_refused_pattern);
 --   * moves the secret into s2s_private.endpoint_secrets and leaves only a mask in
 --     s2s.endpoints.secret, so that no grant on schema s2s can ever reveal it;
 --   * keeps updated_at current;
@@ -106,6 +107,13 @@ BEGIN
 END
 $$;
 
+-- Raises 2201B unless pattern is a refused_pattern the worker can compile: a POSIX
+-- extended regular expression, compiled by PostgreSQL's engine as the worker compiles it
+-- (C: src/refused.c). NULL is fine (no pattern).
+CREATE FUNCTION s2s_private.check_refused_pattern(pattern text) RETURNS void
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 's2s_check_refused_pattern';
+
 CREATE FUNCTION s2s_private.endpoints_guard() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -123,6 +131,12 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = format('Endpoint "%s" is of kind %s, which is always sent with GET.',
                                   NEW.name, NEW.kind);
+    END IF;
+    -- checked when set, with the worker's own compiler (a pattern it cannot run would
+    -- otherwise be found out only at the first answer)
+    IF NEW.refused_pattern IS NOT NULL
+       AND (TG_OP = 'INSERT' OR NEW.refused_pattern IS DISTINCT FROM OLD.refused_pattern) THEN
+        PERFORM s2s_private.check_refused_pattern(NEW.refused_pattern);
     END IF;
 
     IF TG_OP = 'UPDATE' THEN

@@ -99,9 +99,12 @@ BEGIN
     IF track_event.event_id IS NULL THEN
         RAISE EXCEPTION 'event_id must not be null' USING ERRCODE = 'null_value_not_allowed',
             DETAIL = 'Swaarm requires the event''s mapping id.';
-    ELSIF track_event.event_id = '' THEN
+    ELSIF track_event.event_id = '' AND ep.kind <> 'swaarm_s2sevent' THEN
+        -- an empty one is the attribution-only s2sevent ("...&event_id=&user_ip=..."),
+        -- which Swaarm's document describes for /s2sevent only
         RAISE EXCEPTION 'event_id must not be empty' USING ERRCODE = 'invalid_parameter_value',
-            DETAIL = 'Swaarm requires the event''s mapping id.';
+            DETAIL = 'Swaarm requires the event''s mapping id.',
+            HINT = 'Only a swaarm_s2sevent endpoint takes an empty event_id (an attribution-only event).';
     END IF;
     IF ep.kind = 'swaarm_s2sevent' THEN
         IF ip IS NULL THEN
@@ -132,6 +135,13 @@ BEGIN
         RAISE EXCEPTION 'currency "%" is not an ISO 4217 code', currency
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Use three capital letters, e.g. EUR.';
+    END IF;
+    -- no implied currency: Swaarm's sale_amount always travels with its currency
+    IF sale_amount IS NOT NULL AND currency IS NULL AND ep.currency IS NULL
+       AND ep.kind = 'swaarm_postback' THEN
+        RAISE EXCEPTION 'sale_amount needs a currency' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('No currency was given and endpoint "%s" names none.', ep.name),
+            HINT = 'Pass currency (e.g. ''EUR''), or set the endpoint''s currency in s2s.endpoints.';
     END IF;
     IF key = '' THEN
         RAISE EXCEPTION 'dedupe_key must not be empty' USING ERRCODE = 'invalid_parameter_value',
@@ -247,11 +257,12 @@ BEGIN
         RETURN false;
     END IF;
     SELECT p.* INTO chk
-      FROM (SELECT e.kind::text AS k,
+      FROM (SELECT e.kind::text AS k, e.currency AS c,
                    EXTRACT(epoch FROM e.attribution_window)::bigint AS w
               FROM (SELECT) one
               LEFT JOIN s2s.endpoints e ON e.name = d.endpoint) x,
-           s2s_private.delivery_problem(x.k, d.kind::text, d.click_ids, d.amount, d.currency,
+           s2s_private.delivery_problem(x.k, d.kind::text, d.click_ids, d.amount,
+                                        coalesce(d.currency, x.c),
                                         d.user_id, d.event_id, d.client_ip IS NOT NULL,
                                         d.user_agent, coalesce(d.ordered_at, d.created_at),
                                         x.w, d.last_error) p;
@@ -294,7 +305,8 @@ BEGIN
           FROM s2s.deliveries d
           LEFT JOIN s2s.endpoints e ON e.name = d.endpoint,
                s2s_private.delivery_problem(e.kind::text, d.kind::text, d.click_ids, d.amount,
-                                            d.currency, d.user_id, d.event_id,
+                                            coalesce(d.currency, e.currency), d.user_id,
+                                            d.event_id,
                                             d.client_ip IS NOT NULL, d.user_agent,
                                             coalesce(d.ordered_at, d.created_at),
                                             EXTRACT(epoch FROM e.attribution_window)::bigint,

@@ -87,9 +87,9 @@ EOF
 # disabled: the worker never sends, so the figures are the trigger's cost alone.
 "$bin/psql" -q -v ON_ERROR_STOP=1 <<'EOF'
 CREATE EXTENSION s2s_tracking;
-INSERT INTO s2s.endpoints (name, kind, url, secret, enabled)
+INSERT INTO s2s.endpoints (name, kind, url, secret, enabled, currency)
      VALUES ('bench_affilae', 'affilae', 'https://lb.affilae.com/',
-             '0123456789abcdef01234567-0123456789abcdef01234567', false);
+             '0123456789abcdef01234567-0123456789abcdef01234567', false, 'EUR');
 CREATE SEQUENCE order_number_seq;
 CREATE TABLE orders_plain (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

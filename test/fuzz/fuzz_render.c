@@ -11,12 +11,17 @@
  *    no byte below 0x21 past the configured base (no request splitting);
  *  - with secrets masked, the request does not depend on the secret at all (rendering
  *    again with another secret gives the same bytes), so preview can never show it;
- *  - every query parameter we add decodes back to the delivery's value.
+ *  - every query parameter we add decodes back to the delivery's value, except that an
+ *    amount may differ from it only in trailing fractional zeros (the same number, in
+ *    the currency's ISO 4217 minor unit: amount.c) and an IPv4-mapped IPv6 client
+ *    address goes out as its IPv4 address;
+ *  - a Swaarm POST has no body: its parameters are in the query, like a GET's.
  */
 #include "postgres.h"
 
 #include "lib/stringinfo.h"
 
+#include "amount.h"
 #include "render.h"
 #include "fuzz.h"
 
@@ -108,6 +113,62 @@ check_param(const char *query, const char *name, const char *value, bool always)
 	else
 		FUZZ_CHECK(got != NULL && strcmp(got, value) == 0, "%s: sent \"%s\", expected \"%s\"",
 				   name, got ? got : "(absent)", value);
+}
+
+/* value without trailing fractional zeros (and a point left bare): "1.500" -> "1.5" */
+static char *
+number_core(const char *value)
+{
+	char	   *copy = pstrdup(value);
+	char	   *point = strchr(copy, '.');
+	size_t		len = strlen(copy);
+
+	if (point == NULL)
+		return copy;
+	while (len > 0 && copy[len - 1] == '0' && copy + len - 1 > point)
+		copy[--len] = '\0';
+	if (copy + len - 1 == point)
+		copy[--len] = '\0';
+	return copy;
+}
+
+/*
+ * The amount parameter: absent when the delivery has none, else what amount.c makes of
+ * it, which differs from the value only in trailing fractional zeros.
+ */
+static void
+check_amount(const char *query, const char *name, const char *amount, const char *currency)
+{
+	char	   *got = query_param(query, name);
+	char	   *want;
+
+	if (absent(amount))
+	{
+		FUZZ_CHECK(got == NULL, "%s should be absent", name);
+		return;
+	}
+	want = palloc(S2S_AMOUNT_BUFSIZE(strlen(amount)));
+	s2s_amount_format(amount, currency, want);
+	FUZZ_CHECK(got != NULL && strcmp(got, want) == 0, "%s: sent \"%s\", expected \"%s\"",
+			   name, got ? got : "(absent)", want);
+	FUZZ_CHECK(strcmp(number_core(got), number_core(amount)) == 0 ||
+			   strcmp(got, amount) == 0, "%s: \"%s\" is not the value \"%s\"", name, got, amount);
+}
+
+/* A client address parameter: the value, or the IPv4 address of an IPv4-mapped one. */
+static void
+check_ip(const char *query, const char *name, const char *ip, bool always)
+{
+	char	   *got = query_param(query, name);
+
+	if (!absent(ip) && got != NULL && strcmp(got, ip) != 0)
+	{
+		FUZZ_CHECK(pg_strncasecmp(ip, "::ffff:", 7) == 0 && strcmp(got, ip + 7) == 0 &&
+				   strchr(got, '.') != NULL && strspn(got, "0123456789.") == strlen(got),
+				   "%s: sent \"%s\" for \"%s\"", name, got, ip);
+		return;
+	}
+	check_param(query, name, ip, always);
 }
 
 static void
@@ -233,7 +294,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!(flags & 4))
 			check_param(query, "key", ep.secret, true);
 		check_param(query, "id", d.conversion_id, true);
-		check_param(query, "amount", d.amount, false);
+		check_amount(query, "amount", d.amount, d.currency);
 		check_param(query, "currency", d.currency, true);
 		check_param(query, "payment", d.payment, true);
 		check_param(query, "customer", d.customer, false);
@@ -245,19 +306,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	{
 		check_param(query, "user_id", d.user_id, true);
 		check_param(query, "event_id", d.event_id, true);
-		check_param(query, "user_ip", d.client_ip, true);
+		check_ip(query, "user_ip", d.client_ip, true);
 		check_param(query, "user_ua", d.user_agent, true);
 	}
 	else if (ep.kind == S2S_KIND_SWAARM_POSTBACK)
 	{
-		const char *params = req.body ? req.body : query;
+		const char *params = query;
 
-		FUZZ_CHECK(req.body == NULL || (int) strlen(req.body) == req.body_len, "body_len");
+		FUZZ_CHECK(req.body == NULL, "a Swaarm postback has no body");
+		FUZZ_CHECK(strcmp(req.method, (flags & 8) ? "POST" : "GET") == 0, "method");
 		check_param(params, "user_id", d.user_id, true);
 		check_param(params, "event_id", d.event_id, true);
-		check_param(params, "ip_address", d.client_ip, false);
+		check_ip(params, "ip_address", d.client_ip, false);
 		check_param(params, "user_agent", d.user_agent, false);
-		check_param(params, "sale_amount", d.amount, false);
+		check_amount(params, "sale_amount", d.amount, d.currency);
+		if (!absent(d.amount))
+			check_param(params, "sale_amount_currency", d.currency, true);
 		check_param(params, "event_value", d.event_value, false);
 		check_param(params, "aggregated_event_value", d.aggregated_event_value, false);
 		if (ep.token_in_query)

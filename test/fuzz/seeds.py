@@ -51,6 +51,26 @@ write("render", "postback-get", bytes([1]) + F("https://t.swaarm-app.com//", "to
 write("render", "postback-post", bytes([1 | 8]) + F("https://t.swaarm-app.com", "tok", *full))
 write("render", "postback-query", bytes([1 | 16 | 4]) + F("https://t.swaarm-app.com", "tok", *full))
 write("render", "s2sevent", bytes([2]) + F("https://t.swaarm-app.com/", "tok", *full))
+# amounts as numeric(12,4) stores them, in currencies of 0, 2, 3 and 4 decimals and none
+# known; an IPv4-mapped client address; Swaarm's attribution-only s2sevent (empty event_id)
+def with_(i, v, base=full):
+    f = list(base)
+    f[i] = v
+    return f
+write("render", "amount-4dp", bytes([0]) + F("https://lb.affilae.com/", "k", *with_(1, "123.4500")))
+write("render", "amount-jpy", bytes([1]) + F("https://t.swaarm-app.com", "tok",
+                                             *with_(2, "JPY", with_(1, "100.0000"))))
+write("render", "amount-kwd", bytes([0]) + F("https://lb.affilae.com/", "k",
+                                             *with_(2, "KWD", with_(1, "1.2"))))
+write("render", "amount-clf", bytes([1 | 8]) + F("https://t.swaarm-app.com", "tok",
+                                                 *with_(2, "CLF", with_(1, "-2.12345"))))
+write("render", "amount-unknown", bytes([0]) + F("https://lb.affilae.com/", "k",
+                                                 *with_(2, "XAU", with_(1, "10.500"))))
+write("render", "ip-mapped", bytes([0]) + F("https://lb.affilae.com/", "k", *with_(12, "::ffff:192.0.2.1")))
+write("render", "ip-mapped-post", bytes([1 | 8 | 16]) + F("https://t.swaarm-app.com", "tok",
+                                                         *with_(12, "::FFFF:10.1.2.3")))
+write("render", "s2sevent-attribution", bytes([2]) + F("https://t.swaarm-app.com", "tok",
+                                                       *with_(9, "", with_(12, "::ffff:198.51.100.4"))))
 write("render", "unicode", bytes([2]) + F("https://t.example", "t\u00e9", *[v + " \u20ac" for v in full]))
 
 A = lambda *args: b"\0".join(a.encode() for a in args)

@@ -110,6 +110,21 @@ for my $a (@answers)
 	is($got, $a->[1], "answer $a->[2]");
 }
 
+# --- one rule for Swaarm click IDs: whatever swaarm_click returns, record_click (network
+# 'swaarm') and is_valid_click_id accept (issue 12) ---
+for my $body ('{"id": "o\\"k/+=;,\\\\A%20"}', '{"id": "' . ('z' x 256) . '"}', '{"id": 12345}',
+	'{"id": "clk-1.~_x"}')
+{
+	$r->reset;
+	$r->behave(path_prefix => '/click', body => $body, times => 1);
+	my ($got, $e) = run_sql(click_sql('sw', '192.0.2.1', 'UA'));
+	like($got, qr/^\S+$/, 'swaarm_click returned an id for ' . substr($body, 0, 40));
+	my ($rec, $e2) = run_sql("SELECT s2s.record_click(\$cid\$$got\$cid\$, network => 'swaarm') > 0, "
+		  . "s2s.is_valid_click_id(\$cid\$$got\$cid\$, 'swaarm')");
+	is($rec, 't|t', "record_click and is_valid_click_id accept what swaarm_click returned ($got)"
+		  =~ s/z{256}/z x 256/r);
+}
+
 my @bad = (
 	[ '{"error": "x"}', 'no id member' ],
 	[ 'not json', 'not JSON' ],

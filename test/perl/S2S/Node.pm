@@ -124,6 +124,10 @@ sub add_endpoint
 	$cols{secret} //= $kind eq 'affilae'
 	  ? '0123456789abcdef01234567-89abcdef0123456789abcdef'
 	  : 'test-s2s-token';
+	# endpoints have no implied currency since 0.4.0: EUR unless the test says otherwise
+	# (currency => undef: none)
+	$cols{currency} = 'EUR' unless exists $cols{currency};
+	delete $cols{currency} unless defined $cols{currency};
 	my @names = ('name', 'kind', 'url', sort keys %cols);
 	my @values = ($name, $kind, $url, map { $cols{$_} } sort keys %cols);
 	my $list = join(', ', map { quote_literal($_) } @values);
