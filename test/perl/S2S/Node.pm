@@ -18,6 +18,7 @@ package S2S::Node;
 use strict;
 use warnings;
 use Carp;
+use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -66,6 +67,33 @@ sub create
 }
 
 # Polls until the query returns 't' (bounded); one test assertion named $what.
+# PostgreSQL::Test::Cluster's poll_query_until feeds the query to psql's standard input:
+# while the server refuses connections (restarting after a worker killed with SIGKILL, as
+# the crash tests do), psql may exit before reading it, and IPC::Run then dies on the broken
+# pipe instead of trying again. The same loop, with the query given by -c.
+sub poll_query_until
+{
+	my ($self, $dbname, $query, $expected) = @_;
+	local %ENV = $self->_get_env();
+	$expected //= 't';
+	my ($stdout, $stderr) = ('', '');
+	my $max_attempts = 10 * $PostgreSQL::Test::Utils::timeout_default;
+	for (my $attempt = 0; $attempt < $max_attempts; $attempt++)
+	{
+		my @cmd = ($self->installed_command('psql'), '-XAt', '-d', $self->connstr($dbname));
+		push @cmd, '-c', $query if defined $query;
+		IPC::Run::run(\@cmd, '<', \'', '>', \$stdout, '2>', \$stderr);
+		chomp($stdout);
+		chomp($stderr);
+		return 1 if $stdout eq $expected && $stderr eq '';
+		sleep(0.1);
+	}
+	diag("poll_query_until timed out executing this query:\n"
+		  . ($query // '(connection attempt only)')
+		  . "\nexpecting this output:\n$expected\nlast actual query output:\n$stdout\nwith stderr:\n$stderr");
+	return 0;
+}
+
 sub poll
 {
 	my ($self, $query, $what, $expected) = @_;
