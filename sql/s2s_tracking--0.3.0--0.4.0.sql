@@ -679,6 +679,30 @@ SELECT pg_catalog.pg_extension_config_dump('s2s_private.home', '');
 -- because the database was a copy (those paused for another reason stay paused).
 -- Returns how many were resumed.
 CREATE FUNCTION s2s.adopt_home() RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    resumed integer;
+BEGIN
+    DELETE FROM s2s_private.home;
+    INSERT INTO s2s_private.home (system_identifier, database_oid)
+    SELECT h.system_identifier, h.database_oid FROM s2s_private.current_home() h;
+    UPDATE s2s.endpoints e SET paused_at = NULL, pause_reason = NULL
+     WHERE e.paused_at IS NOT NULL
+       AND starts_with(e.pause_reason, 'this database is a copy (');
+    GET DIAGNOSTICS resumed = ROW_COUNT;
+    RETURN resumed;
+END
+$$;
+
+COMMENT ON FUNCTION s2s.adopt_home() IS
+    'Confirms that the queue now lives in this database of this cluster (after a restore meant for production) and resumes the endpoints paused because it was a copy.';
+
+REVOKE ALL ON TABLE s2s_private.home FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION s2s_private.current_home() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION s2s.adopt_home() FROM PUBLIC;
+
 -- == mappings (issue 12) ==
 -- Mappings as expressions over the row, order_time, payment_map and validated_when
 -- (s2s.track_orders gains three parameters: dropped and created again, the old call forms
@@ -780,25 +804,6 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    resumed integer;
-BEGIN
-    DELETE FROM s2s_private.home;
-    INSERT INTO s2s_private.home (system_identifier, database_oid)
-    SELECT h.system_identifier, h.database_oid FROM s2s_private.current_home() h;
-    UPDATE s2s.endpoints e SET paused_at = NULL, pause_reason = NULL
-     WHERE e.paused_at IS NOT NULL
-       AND starts_with(e.pause_reason, 'this database is a copy (');
-    GET DIAGNOSTICS resumed = ROW_COUNT;
-    RETURN resumed;
-END
-$$;
-
-COMMENT ON FUNCTION s2s.adopt_home() IS
-    'Confirms that the queue now lives in this database of this cluster (after a restore meant for production) and resumes the endpoints paused because it was a copy.';
-
-REVOKE ALL ON TABLE s2s_private.home FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION s2s_private.current_home() FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION s2s.adopt_home() FROM PUBLIC;
     d s2s.deliveries;
     chk record;
 BEGIN
@@ -816,11 +821,12 @@ BEGIN
         RETURN false;
     END IF;
     SELECT p.* INTO chk
-      FROM (SELECT e.kind::text AS k,
+      FROM (SELECT e.kind::text AS k, e.currency AS c,
                    EXTRACT(epoch FROM e.attribution_window)::bigint AS w
               FROM (SELECT) one
               LEFT JOIN s2s.endpoints e ON e.name = d.endpoint) x,
-           s2s_private.delivery_problem(x.k, d.kind::text, d.click_ids, d.amount, d.currency,
+           s2s_private.delivery_problem(x.k, d.kind::text, d.click_ids, d.amount,
+                                        coalesce(d.currency, x.c),
                                         d.user_id, d.event_id, d.client_ip IS NOT NULL,
                                         d.user_agent, coalesce(d.ordered_at, d.created_at),
                                         x.w, d.last_error) p;
@@ -863,7 +869,8 @@ BEGIN
           FROM s2s.deliveries d
           LEFT JOIN s2s.endpoints e ON e.name = d.endpoint,
                s2s_private.delivery_problem(e.kind::text, d.kind::text, d.click_ids, d.amount,
-                                            d.currency, d.user_id, d.event_id,
+                                            coalesce(d.currency, e.currency), d.user_id,
+                                            d.event_id,
                                             d.client_ip IS NOT NULL, d.user_agent,
                                             coalesce(d.ordered_at, d.created_at),
                                             EXTRACT(epoch FROM e.attribution_window)::bigint,
