@@ -43,6 +43,14 @@ my $ok = PostgreSQL::Test::Utils::run_log(
 ok($ok, 'pg_restore --single-transaction without error') or diag($stderr);
 $dst->wait_worker;
 
+# The restored queue's recorded home is the old server: the worker takes the database for a
+# copy of production and pauses its endpoints (those not paused already) until the move is
+# confirmed (doc/hardening.md, "Copies of production").
+$dst->poll("SELECT count(*) > 0 AND bool_and(paused_at IS NOT NULL) FROM s2s.endpoints",
+	'the restored endpoints are paused until the new home is adopted');
+is($r->count, 0, 'nothing sent before');
+cmp_ok($dst->sql('SELECT s2s.adopt_home()'), '>', 0, 's2s.adopt_home() confirms the move');
+
 # What does not move: the secrets, the finished deliveries and their attempts.
 is($dst->sql("SELECT endpoint || '=' || secret FROM s2s_private.endpoint_secrets ORDER BY endpoint"),
 	$m->{secrets}, 'every secret restored');

@@ -90,7 +90,10 @@ cmp_ok($secs, '<', 20, 'promptly');
 # 4. A restart between PREPARE and COMMIT PREPARED (the inbox in shared memory is gone).
 $r->reset;
 $node->sql(prepare_order(4, 'o4'));
-$node->restart;
+# (stop and start rather than restart: pg_ctl restart runs the binary recorded in
+# postmaster.opts, which bypasses the wrapper of the ASan runs, test/asan/run)
+$node->stop;
+$node->start;
 $node->wait_worker;
 $node->sql("COMMIT PREPARED 'o4'");
 ($n, $secs) = delivered_within(1, 20);

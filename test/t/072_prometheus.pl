@@ -192,7 +192,9 @@ is(value($s, 's2s_endpoint_enabled', endpoint => 'off'), 1, 'off is enabled');
 
 # No worker: the library not preloaded (a restart without it), the metrics say so.
 $node->append_conf('postgresql.conf', "shared_preload_libraries = ''\n");
-$node->restart;
+# (stop and start: pg_ctl restart bypasses the wrapper of the ASan runs, test/asan/run)
+$node->stop;
+$node->start;
 $s = scrape_until(sub { defined value($_[0], 's2s_worker_up') && value($_[0], 's2s_worker_up') == 0 });
 is(value($s, 's2s_worker_up'), 0, 'without the worker: s2s_worker_up 0');
 is(value($s, 's2s_worker_standby'), 0, '(on a primary: an alert)');
