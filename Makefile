@@ -11,7 +11,7 @@
 # unprivileged user on a tree it can write (./run-tests does all of this for you).
 
 EXTENSION  = s2s_tracking
-EXTVERSION = 0.4.0
+EXTVERSION = 0.5.0
 
 MODULE_big = s2s_tracking
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))

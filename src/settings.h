@@ -10,7 +10,7 @@
 
 #include "netcheck.h"
 
-#define S2S_VERSION "0.4.0"
+#define S2S_VERSION "0.5.0"
 
 extern char *s2s_database;			/* s2s_tracking.database */
 extern int	s2s_max_databases;		/* s2s_tracking.max_databases */

@@ -14,7 +14,7 @@ $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION s2s_tracking');
 is($node->safe_psql('postgres',
 	"SELECT extversion FROM pg_extension WHERE extname = 's2s_tracking'"),
-	'0.4.0', 'extension created in a server that preloads the library');
+	'0.5.0', 'extension created in a server that preloads the library');
 
 ok($node->poll_query_until('postgres',
 	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 's2s_tracking worker' AND datname = 'postgres'"),

@@ -86,7 +86,7 @@ is_deeply(S2S::Receiver::query_params($q),
 	{ no_redirect => 'true', user_ip => '2001:db8::1', user_ua => $ua =~ s/é/\xc3\xa9/r,
 	  s2stoken => $token },
 	'query decodes to the given values');
-is(S2S::Receiver::header($q, 'User-Agent'), 's2s_tracking/0.4.0', 'User-Agent names the extension');
+is(S2S::Receiver::header($q, 'User-Agent'), 's2s_tracking/0.5.0', 'User-Agent names the extension');
 
 $r->reset;
 ($id) = run_sql(click_sql('swpb', '192.0.2.1/32', 'UA'));
