@@ -747,6 +747,8 @@ unit_purge(void *arg)
 
 	pgstat_report_activity(STATE_RUNNING, "purging finished deliveries");
 	*n = queue_purge(s2s_retention_s, PURGE_BATCH);
+	/* and the first-seen times of orders never validated: another batch while either fills one */
+	*n = Max(*n, queue_purge_first_seen(s2s_retention_s, PURGE_BATCH));
 }
 
 /* The earliest time a lease of a request in flight or a held result needs renewing. */
