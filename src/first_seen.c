@@ -42,62 +42,60 @@ s2s_first_seen_installed(void)
 	return OidIsValid(nsp) && OidIsValid(get_relname_relid("order_first_seen", nsp));
 }
 
-void
-s2s_first_seen_record(const char *endpoint, const char *order_id, TimestampTz at)
+/*
+ * Connects SPI and runs sql (prepared once into *plan) with the endpoint and the order ID
+ * as $1 and $2, and more values after them, on a fresh snapshot. The caller reads the
+ * result, then calls SPI_finish.
+ */
+static void
+run_keyed(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types, Datum *values,
+		  int expected)
 {
-	Datum		values[3];
 	int			rc;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (record_plan == NULL)
-	{
-		Oid			types[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
+	if (*plan == NULL)
+		*plan = s2s_prepare_kept(sql, nargs, types);
+	rc = SPI_execute_snapshot(*plan, values, NULL, GetLatestSnapshot(), InvalidSnapshot,
+							  false, false, 0);
+	if (rc != expected)
+		elog(ERROR, "\"%s\" failed: %s", sql, SPI_result_code_string(rc));
+}
 
-		record_plan = s2s_prepare_kept("INSERT INTO s2s_private.order_first_seen"
-									   "            (endpoint, order_id, first_seen_at)"
-									   "     VALUES ($1, $2, $3)"
-									   " ON CONFLICT (endpoint, order_id) DO NOTHING",
-									   3, types);
-	}
+void
+s2s_first_seen_record(const char *endpoint, const char *order_id, TimestampTz at)
+{
+	Oid			types[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
+	Datum		values[3];
+
 	values[0] = CStringGetTextDatum(endpoint);
 	values[1] = CStringGetTextDatum(order_id);
 	values[2] = TimestampTzGetDatum(at);
-	rc = SPI_execute_snapshot(record_plan, values, NULL, GetLatestSnapshot(), InvalidSnapshot,
-							  false, false, 0);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "insert into s2s_private.order_first_seen failed: %s",
-			 SPI_result_code_string(rc));
+	run_keyed(&record_plan,
+			  "INSERT INTO s2s_private.order_first_seen (endpoint, order_id, first_seen_at)"
+			  "     VALUES ($1, $2, $3)"
+			  " ON CONFLICT (endpoint, order_id) DO NOTHING",
+			  3, types, values, SPI_OK_INSERT);
 	SPI_finish();
 }
 
 bool
 s2s_first_seen_take(const char *endpoint, const char *order_id, TimestampTz *at)
 {
+	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		values[2];
 	bool		found = false;
 	bool		isnull;
-	int			rc;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (take_plan == NULL)
-	{
-		Oid			types[2] = {TEXTOID, TEXTOID};
-
-		take_plan = s2s_prepare_kept("DELETE FROM s2s_private.order_first_seen"
-									 " WHERE endpoint OPERATOR(pg_catalog.=) $1"
-									 "   AND order_id OPERATOR(pg_catalog.=) $2"
-									 " RETURNING first_seen_at",
-									 2, types);
-	}
 	values[0] = CStringGetTextDatum(endpoint);
 	values[1] = CStringGetTextDatum(order_id);
-	rc = SPI_execute_snapshot(take_plan, values, NULL, GetLatestSnapshot(), InvalidSnapshot,
-							  false, false, 0);
-	if (rc != SPI_OK_DELETE_RETURNING)
-		elog(ERROR, "delete from s2s_private.order_first_seen failed: %s",
-			 SPI_result_code_string(rc));
+	run_keyed(&take_plan,
+			  "DELETE FROM s2s_private.order_first_seen"
+			  " WHERE endpoint OPERATOR(pg_catalog.=) $1"
+			  "   AND order_id OPERATOR(pg_catalog.=) $2"
+			  " RETURNING first_seen_at",
+			  2, types, values, SPI_OK_DELETE_RETURNING);
 	if (SPI_processed > 0)
 	{
 		*at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
