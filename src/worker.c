@@ -747,7 +747,10 @@ unit_purge(void *arg)
 
 	pgstat_report_activity(STATE_RUNNING, "purging finished deliveries");
 	*n = queue_purge(s2s_retention_s, PURGE_BATCH);
-	/* and the first-seen times of orders never validated: another batch while either fills one */
+	/*
+	 * and the first-seen times of orders never validated: another round while either
+	 * fills a batch
+	 */
 	*n = Max(*n, queue_purge_first_seen(s2s_retention_s, PURGE_BATCH));
 }
 
