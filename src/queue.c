@@ -190,8 +190,8 @@ static const char *purge_sql =
 static const char *purge_first_seen_sql =
 "DELETE FROM s2s_private.order_first_seen f USING ("
 "  SELECT endpoint, order_id FROM s2s_private.order_first_seen"
-"   WHERE first_seen_at OPERATOR(pg_catalog.<) pg_catalog.now() OPERATOR(pg_catalog.-)"
-"         ($1::pg_catalog.float8 OPERATOR(pg_catalog.*) '1 second'::pg_catalog.interval)"
+"   WHERE first_seen_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-)"
+"         ($1::pg_catalog.float8 OPERATOR(pg_catalog.*) '1 second'::pg_catalog.interval))"
 "   LIMIT $2"
 ") p WHERE f.endpoint OPERATOR(pg_catalog.=) p.endpoint"
 "      AND f.order_id OPERATOR(pg_catalog.=) p.order_id";
