@@ -125,18 +125,6 @@ answer_scalar(void *state, char *token, JsonTokenType type)
 	S2S_JSON_ACTION_DONE(true);
 }
 
-static int
-hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * The body as the parser is given it, or NULL when it nests containers too deep to hold
  * an ID; one pass over its strings and brackets, for two things the parser cannot be
@@ -167,8 +155,8 @@ prepare_body(const char *body, size_t len)
 
 	for (size_t i = 0; i < len; i++)
 	{
-		unsigned int code = 0;
-		size_t		h;
+		char		hex[5];
+		unsigned long code;
 
 		if (!in_string)
 		{
@@ -191,12 +179,13 @@ prepare_body(const char *body, size_t len)
 		if (body[i] != '\\' || i + 1 >= len)
 			continue;
 		i++;
-		if (body[i] != 'u')
+		if (body[i] != 'u' || len - i < 5)
 			continue;
-		for (h = i + 1; h < len && h < i + 5 && hex_value(body[h]) >= 0; h++)
-			code = code * 16 + hex_value(body[h]);
-		if (h != i + 5)
+		memcpy(hex, body + i + 1, 4);
+		hex[4] = '\0';
+		if (strspn(hex, "0123456789abcdefABCDEF") != 4)
 			continue;			/* not four hex digits: the parser refuses it */
+		code = strtoul(hex, NULL, 16);
 		if (code == 0 || code > 0x7f)
 		{
 			if (copy == NULL)
