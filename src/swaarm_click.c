@@ -9,8 +9,8 @@
  * certificate verification, no redirects, no address outside s2s_tracking.allowed_networks
  * that netcheck.c refuses, connect and total timeouts, body capped), and the backend waits
  * on the client's descriptor and its latch, so that a cancel or statement_timeout
- * interrupts it at once. The function is SECURITY DEFINER: the app role calls it without being able
- * to read the token, and the token never appears in an error message.
+ * interrupts it at once. The function is SECURITY DEFINER: the app role calls it without
+ * being able to read the token, and the token never appears in an error message.
  *
  * The client is kept between calls of one backend (keep-alive: a landing page does not pay
  * a TLS handshake per visitor) and destroyed on any error, so that no transfer outlives
