@@ -1,11 +1,14 @@
 /*
- * render_bench.c
- *		Micro-benchmark: our percent-encoder and URL building (src/render.c) against what
- *		libcurl offers for the same job (curl_easy_escape, the curl_url API), on the values
- *		of one delivery. Prints, per variant, the time per delivery and whether its output
- *		is byte for byte what we send (the wire format is the contract: doc/transport.md).
+ * library_bench.c
+ *		Hand-written or library, measured (doc/transport.md): our percent-encoder and URL
+ *		building (src/render.c) against what libcurl offers for the same job
+ *		(curl_easy_escape, the curl_url API) on the values of one delivery, http.c's
+ *		host key against curl_url's parse, and retry.c's Retry-After dates against
+ *		curl_getdate. Prints, per variant, the time per delivery and whether its output is
+ *		byte for byte what we send (the wire format is the contract), and for the dates
+ *		which values the two read differently.
  *
- *   make PG_CONFIG=... test/bench/render_bench && test/bench/render_bench [ROUNDS]
+ *   make PG_CONFIG=... test/bench/library_bench && test/bench/library_bench [ROUNDS]
  *
  * Runs outside the server: palloc is test/fuzz/shim.c's, StringInfo comes from the frontend
  * libpgcommon. Each variant runs ROUNDS (default 200,000) times, three times over, and the
@@ -21,6 +24,7 @@
 
 #include "fuzz.h"
 #include "render.h"
+#include "retry.h"
 
 /* What one Affilae delivery carries (test/fuzz/seeds.py's "full" delivery). */
 static const S2SEndpointConf affilae = {S2S_KIND_AFFILAE, "https://lb.affilae.com/", "aaaa-bbbb",
@@ -170,6 +174,41 @@ run(const char *label, void (*variant) (StringInfo), const char *expected, long 
 	}
 }
 
+/*
+ * Retry-After dates: the three forms RFC 9110 defines, then malformed ones. Returns how
+ * many values s2s_parse_retry_after and curl_getdate read differently.
+ */
+static int
+compare_dates(void)
+{
+	static const char *const dates[] = {
+		"Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT",
+		"Sun Nov  6 08:49:37 1994", "Sunday, 06-Nov-30 08:49:37 GMT",
+		"Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 06 Nov 1994 08:49:37", "06 Nov 1994 08:49:37 GMT",
+		"Sun, 6 Nov 1994 08:49:37 GMT", "sun, 06 nov 1994 08:49:37 gmt",
+		"Sun, 31 Feb 1994 08:49:37 GMT", "Sun, 06 Nov 1994 08:49:37 +0200", "Nov 6 1994",
+		"Sun,  06 Nov 1994 08:49:37 GMT", "Sun, 06 Nov 1994 08:49 GMT",
+		"Sun, 06 Nov 1994 08:49:37 GMT junk", "Sun, 06 Nov 1994 25:49:37 GMT",
+		"1994-11-06T08:49:37Z", "tomorrow"
+	};
+	int			differ = 0;
+
+	for (int i = 0; i < (int) lengthof(dates); i++)
+	{
+		int64		ours_ms = -1;
+		bool		ours = s2s_parse_retry_after(dates[i], 0, &ours_ms);
+		time_t		theirs = curl_getdate(dates[i], NULL);
+
+		if (ours ? (theirs == -1 || (int64) theirs * 1000 != ours_ms) : theirs != -1)
+		{
+			differ++;
+			printf("    %-36s ours: %s, curl_getdate: %s\n", dates[i],
+				   ours ? "read" : "refused", theirs == -1 ? "refused" : "read");
+		}
+	}
+	return differ;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -223,6 +262,8 @@ main(int argc, char **argv)
 	run("query: curl_easy_escape", query_curl_escape, expected_url, rounds);
 	run("query: curl_url APPENDQUERY|URLENCODE", query_curl_url, expected_url, rounds);
 	run("host key: curl_url parse + HOST + PORT", host_key_curl_url, "lb.affilae.com:8443", rounds);
+	printf("Retry-After dates read differently by curl_getdate:\n");
+	printf("%d of 18\n", compare_dates());
 	free(expected_url);
 
 	curl_global_cleanup();
