@@ -12,7 +12,12 @@
 # unprivileged user on a tree it can write (./run-tests does all of this for you).
 
 EXTENSION  = s2s_tracking
-EXTVERSION = 0.5.0
+# The version is the control file's default_version, and only there: the install script's
+# name and the C code's S2S_VERSION (the User-Agent) follow from it.
+EXTVERSION := $(shell sed -nE "s/^default_version *= *'([^']+)'.*/\1/p" $(EXTENSION).control)
+ifeq ($(EXTVERSION),)
+$(error no default_version in $(EXTENSION).control)
+endif
 
 MODULE_big = s2s_tracking
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
@@ -23,7 +28,7 @@ OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
 
-PG_CPPFLAGS = -I$(srcdir)/src
+PG_CPPFLAGS = -I$(srcdir)/src -DS2S_VERSION='"$(EXTVERSION)"'
 SHLIB_LINK = -lcurl
 ifeq ($(WERROR),1)
 PG_CFLAGS += -Werror
@@ -53,8 +58,8 @@ include $(PGXS)
 sql/$(EXTENSION)--$(EXTVERSION).sql: $(sort $(wildcard sql/install/*.sql))
 	cat $^ > $@
 
-# Headers are few; rebuild every object when any of them changes.
-$(OBJS): $(wildcard src/*.h)
+# Headers are few; rebuild every object when any of them changes, or the version does.
+$(OBJS): $(wildcard src/*.h) $(EXTENSION).control
 
 .PHONY: check-regress check-isolation check-tap
 check-regress:
