@@ -12,8 +12,8 @@
 #define S2S_COMPAT_H
 
 #include "catalog/pg_class.h"
-#include "common/jsonapi.h"
 #include "catalog/pg_proc.h"
+#include "common/jsonapi.h"
 #include "storage/latch.h"		/* 18: includes storage/waiteventset.h */
 #include "utils/acl.h"
 #include "utils/guc.h"
