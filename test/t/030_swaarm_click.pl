@@ -9,6 +9,7 @@ use lib "$FindBin::RealBin/../perl";
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use S2S::Node;
 use S2S::Receiver;
 
 my $r = S2S::Receiver->start;
@@ -86,7 +87,7 @@ is_deeply(S2S::Receiver::query_params($q),
 	{ no_redirect => 'true', user_ip => '2001:db8::1', user_ua => $ua =~ s/é/\xc3\xa9/r,
 	  s2stoken => $token },
 	'query decodes to the given values');
-is(S2S::Receiver::header($q, 'User-Agent'), 's2s_tracking/0.5.0', 'User-Agent names the extension');
+is(S2S::Receiver::header($q, 'User-Agent'), 's2s_tracking/' . S2S::Node::control_version(), 'User-Agent names the extension');
 
 $r->reset;
 ($id) = run_sql(click_sql('swpb', '192.0.2.1/32', 'UA'));
@@ -101,6 +102,9 @@ my @answers = (
 	[ '{"id": 12345}', '12345', 'an integer id' ],
 	[ ' { "x": {"id": "inner", "a": [1, 2.5e3, true, null, "s"]}, "id" : "o\\"k\\u0041" } ',
 	  'o"kA', 'the top-level id, escapes decoded, nested members skipped' ],
+	[ '{"note": "caf\\u00e9 \\u0000 \\ud800", "n": 0, "id": "ok1"}', 'ok1',
+	  'escapes that no ID holds (non-ASCII, U+0000, a lone surrogate) elsewhere in the answer' ],
+	[ '{"a":' . ('[' x 64) . (']' x 64) . ', "id": "ok2"}', 'ok2', 'nesting 64 deep inside' ],
 );
 for my $a (@answers)
 {
@@ -138,6 +142,10 @@ my @bad = (
 	[ '{"id": "x\\u00e9"}', 'a non-ASCII id' ],
 	[ ('[' x 100) . (']' x 100), 'deep nesting' ],
 	[ '{"a":' . ('[' x 100) . (']' x 100) . ', "id": "x"}', 'deep nesting inside' ],
+	[ '{"a":' . ('[' x 65) . (']' x 65) . ', "id": "x"}', 'nesting 65 deep inside' ],
+	[ '{"id": "x", "a":' . ('[' x 20000), 'nesting as deep as the capped body allows' ],
+	[ '{"id": "x\\u0000"}', 'an id holding U+0000' ],
+	[ '{"id": 0123}', 'a number with a leading zero (not JSON)' ],
 );
 for my $b (@bad)
 {
