@@ -19,6 +19,33 @@ CREATE OR REPLACE FUNCTION ms.net(numeric) RETURNS numeric LANGUAGE sql IMMUTABL
 INSERT INTO ms.orders VALUES (2, :'c1', '192.0.2.1', 10);
 SELECT conversion_id, amount FROM s2s.deliveries WHERE endpoint = 'ms_aff' ORDER BY conversion_id;
 
+-- A polymorphic function or operator outside pg_catalog is refused: the trigger looks it
+-- up again by name in every backend, and an overload with the row's exact types, added
+-- later by a role that may create in its schema, would then run instead, as whoever writes
+-- the order.
+CREATE ROLE ms_creator;
+GRANT USAGE, CREATE ON SCHEMA ms TO ms_creator;
+CREATE FUNCTION ms.label(anyelement) RETURNS text LANGUAGE sql STABLE AS $$SELECT 'label-' || $1$$;
+CREATE FUNCTION ms.cat(anyelement, anyelement) RETURNS text LANGUAGE sql STABLE AS $$SELECT $1 || '-' || $2$$;
+CREATE OPERATOR ms.### (LEFTARG = anyelement, RIGHTARG = anyelement, FUNCTION = ms.cat);
+\set VERBOSITY default
+SELECT s2s.track_orders('ms.orders', 'ms_aff', order_id => 'number', click_ids => 'aecid',
+                        cv => 'ms.label(number)', client_ip => 'ip');
+SELECT s2s.track_orders('ms.orders', 'ms_aff', order_id => 'number', click_ids => 'aecid',
+                        cv => 'number OPERATOR(ms.###) number', client_ip => 'ip');
+\set VERBOSITY terse
+SET ROLE ms_creator;
+CREATE FUNCTION ms.label(integer) RETURNS text LANGUAGE sql IMMUTABLE AS $$SELECT 'planted, run as ' || current_user$$;
+CREATE FUNCTION ms.cat2(integer, integer) RETURNS text LANGUAGE sql IMMUTABLE AS $$SELECT 'planted, run as ' || current_user$$;
+CREATE OPERATOR ms.### (LEFTARG = integer, RIGHTARG = integer, FUNCTION = ms.cat2);
+RESET ROLE;
+-- a new backend, as every connection of the shop's pool will be one day
+\c
+SET client_min_messages = warning;
+INSERT INTO ms.orders VALUES (3, :'c1', '192.0.2.1', 10);
+SELECT conversion_id, cv FROM s2s.deliveries WHERE endpoint = 'ms_aff' AND conversion_id = '3';
+
 DROP SCHEMA ms CASCADE;
+DROP ROLE ms_creator;
 DELETE FROM s2s.deliveries WHERE endpoint = 'ms_aff';
 DELETE FROM s2s.endpoints WHERE name = 'ms_aff';

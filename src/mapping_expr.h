@@ -31,6 +31,13 @@ extern Node *s2s_mapping_expr_check(Relation rel, const char *mapping, const cha
 									S2SExprResult want);
 
 /*
+ * For s2s.track_orders, on a checked expression: raises 0A000 when it calls a function or
+ * operator outside pg_catalog that takes a polymorphic argument, which the trigger's own
+ * look-up by name could later resolve to an overload added to its schema.
+ */
+extern void s2s_mapping_expr_check_resolution(const char *mapping, Node *expr);
+
+/*
  * The canonical text of a checked expression, as the trigger's argument keeps it: what
  * pg_get_expr would show, functions outside pg_catalog schema-qualified.
  */
