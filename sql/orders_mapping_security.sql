@@ -19,6 +19,16 @@ CREATE OR REPLACE FUNCTION ms.net(numeric) RETURNS numeric LANGUAGE sql IMMUTABL
 INSERT INTO ms.orders VALUES (2, :'c1', '192.0.2.1', 10);
 SELECT conversion_id, amount FROM s2s.deliveries WHERE endpoint = 'ms_aff' ORDER BY conversion_id;
 
+-- A data exception that quotes the row (a cast's input) is kept as the reason, cut to its
+-- first 512 bytes: a shopper's 100 kB of metadata is not copied into the queue.
+SELECT s2s.track_orders('ms.orders', 'ms_aff', order_id => 'number', click_ids => 'aecid',
+                        amount => $$(metadata->>'net')::numeric$$, client_ip => 'ip');
+INSERT INTO ms.orders (number, aecid, ip, metadata)
+VALUES (4, :'c1', '192.0.2.1', jsonb_build_object('net', repeat('é', 50000)));
+SELECT status, octet_length(last_error) BETWEEN 500 AND 600 AS reason_cut,
+       left(last_error, 110) AS reason
+  FROM s2s.deliveries WHERE endpoint = 'ms_aff' AND conversion_id = '4';
+
 -- A polymorphic function or operator outside pg_catalog is refused: the trigger looks it
 -- up again by name in every backend, and an overload with the row's exact types, added
 -- later by a role that may create in its schema, would then run instead, as whoever writes

@@ -36,6 +36,7 @@
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
+#include "mb/pg_wchar.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
 #include "parser/parse_coerce.h"
@@ -354,7 +355,10 @@ s2s_mapping_expr_eval(S2SMappingExpr **exprs, int n, HeapTuple tup,
 		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
 			ReThrowError(edata);
 		*failed = i;
-		problem = pstrdup(edata->message);
+		/* it may quote the row's data (a cast's input): the first bytes say enough */
+		problem = pnstrdup(edata->message,
+						   pg_mbcliplen(edata->message, strlen(edata->message),
+										S2S_MAPPING_PROBLEM_MAX));
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();

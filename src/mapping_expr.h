@@ -57,11 +57,14 @@ typedef struct S2SMappingExpr
 /* Compiles expr (from s2s_mapping_expr_check) in CurrentMemoryContext, for rel's rows. */
 extern S2SMappingExpr *s2s_mapping_expr_compile(Relation rel, Node *expr);
 
+/* Longest message of a data exception that s2s_mapping_expr_eval returns, in bytes. */
+#define S2S_MAPPING_PROBLEM_MAX 512
+
 /*
  * Evaluates the n expressions over tup into values/isnull (copied into
  * CurrentMemoryContext), under a subtransaction: a data exception (SQLSTATE class 22,
  * such as a cast of one row's metadata that fails) is not raised but returned as a
- * palloc'd message, with *failed set to the index of the expression that raised. Any
+ * palloc'd message (its first S2S_MAPPING_PROBLEM_MAX bytes, whole characters), with *failed set to the index of the expression that raised. Any
  * other error is raised. NULL when every expression was evaluated. exprs[i] may be NULL
  * (skipped).
  */
