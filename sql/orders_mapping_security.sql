@@ -29,6 +29,23 @@ SELECT status, octet_length(last_error) BETWEEN 500 AND 600 AS reason_cut,
        left(last_error, 110) AS reason
   FROM s2s.deliveries WHERE endpoint = 'ms_aff' AND conversion_id = '4';
 
+-- Compiling an expression checks the EXECUTE right of the role writing the order: one
+-- compiled in this backend for another role is compiled again, so a role without that
+-- right never runs the function through a configuration that a superuser's order built.
+CREATE FUNCTION ms.label_of(integer) RETURNS text LANGUAGE sql STABLE AS $$SELECT 'label-' || $1$$;
+REVOKE EXECUTE ON FUNCTION ms.label_of(integer) FROM PUBLIC;
+CREATE ROLE ms_app;
+GRANT USAGE ON SCHEMA ms TO ms_app;
+GRANT INSERT ON ms.orders TO ms_app;
+SELECT s2s.track_orders('ms.orders', 'ms_aff', order_id => 'number', click_ids => 'aecid',
+                        cv => 'ms.label_of(number)', client_ip => 'ip');
+INSERT INTO ms.orders VALUES (5, :'c1', '192.0.2.1', 10);
+SET ROLE ms_app;
+INSERT INTO ms.orders VALUES (6, :'c1', '192.0.2.1', 10);
+RESET ROLE;
+SELECT conversion_id, cv FROM s2s.deliveries
+ WHERE endpoint = 'ms_aff' AND conversion_id IN ('5', '6') ORDER BY conversion_id;
+
 -- A polymorphic function or operator outside pg_catalog is refused: the trigger looks it
 -- up again by name in every backend, and an overload with the row's exact types, added
 -- later by a role that may create in its schema, would then run instead, as whoever writes
@@ -57,5 +74,6 @@ SELECT conversion_id, cv FROM s2s.deliveries WHERE endpoint = 'ms_aff' AND conve
 
 DROP SCHEMA ms CASCADE;
 DROP ROLE ms_creator;
+DROP ROLE ms_app;
 DELETE FROM s2s.deliveries WHERE endpoint = 'ms_aff';
 DELETE FROM s2s.endpoints WHERE name = 'ms_aff';

@@ -692,6 +692,27 @@ s2s_order_trigger_build(S2SOrderTrigger *t, Relation rel, const char *trigname,
 	MemoryContextSwitchTo(old);
 }
 
+/*
+ * Whether a cached configuration serves this row as it is. Compiling an expression checks
+ * the current user's EXECUTE right on each function it calls (and inlines or folds only
+ * what that user may run): one compiled for another user (a SET ROLE, a SECURITY DEFINER
+ * function writing the order) is compiled again.
+ */
+static bool
+usable(S2SOrderTrigger *t, TriggerData *td)
+{
+	int			f;
+
+	if (!t->valid || !t->complete || t->relid != RelationGetRelid(td->tg_relation))
+		return false;
+	if (t->built_as == GetUserId())
+		return true;
+	for (f = 0; f < S2S_NFIELDS; f++)
+		if (t->f[f].expr != NULL)
+			return false;
+	return true;
+}
+
 /* The configuration of the firing trigger: cached, built on first use or when stale. */
 static S2SOrderTrigger *
 get_order_trigger(TriggerData *td)
@@ -703,13 +724,14 @@ get_order_trigger(TriggerData *td)
 
 	lookup_extension_objects();
 	t = hash_search(trigger_cache, &tg->tgoid, HASH_ENTER, &found);
-	if (found && t->valid && t->complete && t->relid == relid)
+	if (found && usable(t, td))
 		return t;
 	if (found && t->cxt)
 		MemoryContextDelete(t->cxt);
 	t->cxt = AllocSetContextCreate(CacheMemoryContext, "s2s_tracking order trigger",
 								   ALLOCSET_SMALL_SIZES);
 	t->relid = relid;
+	t->built_as = GetUserId();
 	/* an invalidation that arrives while building clears valid: rebuilt next row */
 	t->valid = true;
 	t->complete = false;
@@ -726,8 +748,7 @@ order_trigger_cached(TriggerData *td)
 
 	lookup_extension_objects();
 	t = hash_search(trigger_cache, &td->tg_trigger->tgoid, HASH_FIND, NULL);
-	return t != NULL && t->valid && t->complete &&
-		t->relid == RelationGetRelid(td->tg_relation);
+	return t != NULL && usable(t, td);
 }
 
 /*
