@@ -9,8 +9,9 @@
  * the engine's DFA matches one in time proportional to the body (at most
  * s2s_tracking.response_limit bytes) times the pattern's states; the engine also bounds a
  * pattern's compiled size (REG_ETOOBIG). That product is still large: 1 KB of bounded
- * repetitions (a[ab]{255}[ab]{255}...c) costs its DFA a cache miss per byte of a random
- * body, some 45 s for 64 kB, during which the worker judges nothing else. So a match gets
+ * repetitions (a[ab]{255}[ab]{255}...c) has thousands of states, and its DFA misses its
+ * cache on every byte of a random body, for tens of seconds on a body of tens of kB,
+ * during which the worker judges nothing else (TAP 064). So a match gets
  * S2S_REFUSED_MATCH_MS: a timeout then raises the flags of a query cancel, which the
  * engine checks as it goes (PostgreSQL 15 returns REG_CANCEL, 16 and later raise the
  * cancel's error from CHECK_FOR_INTERRUPTS, which is caught here, being ours, and only
