@@ -64,9 +64,9 @@ extern S2SMappingExpr *s2s_mapping_expr_compile(Relation rel, Node *expr);
  * Evaluates the n expressions over tup into values/isnull (copied into
  * CurrentMemoryContext), under a subtransaction: a data exception (SQLSTATE class 22,
  * such as a cast of one row's metadata that fails) is not raised but returned as a
- * palloc'd message (its first S2S_MAPPING_PROBLEM_MAX bytes, whole characters), with *failed set to the index of the expression that raised. Any
- * other error is raised. NULL when every expression was evaluated. exprs[i] may be NULL
- * (skipped).
+ * palloc'd message (its first S2S_MAPPING_PROBLEM_MAX bytes, whole characters), with
+ * *failed set to the index of the expression that raised. Any other error is raised. NULL
+ * when every expression was evaluated. exprs[i] may be NULL (skipped).
  */
 extern char *s2s_mapping_expr_eval(S2SMappingExpr **exprs, int n, HeapTuple tup,
 								   Datum *values, bool *isnull, int *failed);

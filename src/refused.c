@@ -28,9 +28,9 @@
 #include "catalog/pg_collation.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "regex/regex.h"
 #include "utils/builtins.h"
-#include "miscadmin.h"
 #include "utils/memutils.h"
 #include "utils/timeout.h"
 
