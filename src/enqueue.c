@@ -44,10 +44,7 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/heap.h"
-#include "catalog/namespace.h"
 #include "nodes/nodeFuncs.h"
-#include "nodes/value.h"
-#include "parser/parse_func.h"
 #include "catalog/pg_enum.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -74,6 +71,7 @@
 #include "delivery_insert.h"
 #include "endpoint_lock.h"
 #include "enqueue.h"
+#include "extension_objects.h"
 #include "settings.h"
 #include "shared.h"
 
@@ -85,10 +83,6 @@ PG_FUNCTION_INFO_V1(s2s_endpoints_changed);
 
 /* Backend-local caches, all reset by relcache_callback. */
 static HTAB *trigger_cache = NULL;
-static Oid	deliveries_relid = InvalidOid;
-static Oid	endpoints_relid = InvalidOid;
-static Oid	deliveries_owner = InvalidOid;
-static Oid	enqueue_fn_oid = InvalidOid;
 static SPIPlanPtr insert_plan = NULL;
 static bool insert_plan_stale = false;
 static SPIPlanPtr endpoint_plan = NULL;
@@ -103,15 +97,14 @@ relcache_callback(Datum arg, Oid relid)
 
 	if (trigger_cache == NULL)
 		return;
-	all = (relid == InvalidOid || relid == deliveries_relid || relid == endpoints_relid);
+	all = s2s_extension_relation(relid);
 	if (all)
 	{
-		/* the extension may have been dropped and created again: look everything up */
-		deliveries_relid = InvalidOid;
-		endpoints_relid = InvalidOid;
-		deliveries_owner = InvalidOid;
-		enqueue_fn_oid = InvalidOid;
-		/* freed at its next use, never while it may be running */
+		/*
+		 * The extension may have been dropped and created again (extension_objects.c
+		 * looks its objects up again): freed at its next use, never while it may be
+		 * running.
+		 */
 		insert_plan_stale = true;
 	}
 	hash_seq_init(&seq, trigger_cache);
@@ -136,65 +129,12 @@ init_cache(void)
 	CacheRegisterRelcacheCallback(relcache_callback, (Datum) 0);
 }
 
-/* The relations of the extension and the owner the trigger's writes run as. */
+/* The trigger cache, and the extension's objects (extension_objects.c). */
 static void
 lookup_extension_objects(void)
 {
-	Oid			nsp;
-	Oid			deliveries = InvalidOid;
-	Oid			endpoints = InvalidOid;
-	Oid			owner;
-	HeapTuple	tup;
-
 	init_cache();
-	/* all three: an invalidation may have reset some of them */
-	if (OidIsValid(deliveries_owner) && OidIsValid(deliveries_relid) &&
-		OidIsValid(endpoints_relid))
-		return;
-	nsp = get_namespace_oid("s2s", true);
-	if (OidIsValid(nsp))
-	{
-		deliveries = get_relname_relid("deliveries", nsp);
-		endpoints = get_relname_relid("endpoints", nsp);
-	}
-	if (!OidIsValid(deliveries) || !OidIsValid(endpoints))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("tables s2s.deliveries and s2s.endpoints do not exist"),
-				 errhint("Is the extension s2s_tracking installed in this database?")));
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(deliveries));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", deliveries);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-
-	/*
-	 * Set together, after every catalog access (which may process invalidations that
-	 * reset them): the caller can use all three until its next catalog access.
-	 */
-	deliveries_relid = deliveries;
-	endpoints_relid = endpoints;
-	deliveries_owner = owner;
-}
-
-Oid
-s2s_endpoints_relid(void)
-{
-	lookup_extension_objects();
-	return endpoints_relid;
-}
-
-Oid
-s2s_enqueue_function_oid(void)
-{
-	static const Oid noargs[1] = {InvalidOid};
-
-	lookup_extension_objects();
-	if (!OidIsValid(enqueue_fn_oid))
-		enqueue_fn_oid = LookupFuncName(list_make2(makeString("s2s"),
-												   makeString("enqueue_conversion")),
-										0, noargs, false);
-	return enqueue_fn_oid;
+	s2s_lookup_extension_objects();
 }
 
 /*
@@ -223,9 +163,10 @@ prepare_kept(const char *sql, int nargs, Oid *argtypes)
 static void
 become_owner(Oid *save_user, int *save_sec)
 {
-	lookup_extension_objects();	/* an invalidation may have reset the owner */
+	Oid			owner = s2s_deliveries_owner(); /* an invalidation may have reset it */
+
 	GetUserIdAndSecContext(save_user, save_sec);
-	SetUserIdAndSecContext(deliveries_owner,
+	SetUserIdAndSecContext(owner,
 						   *save_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 }
@@ -977,7 +918,7 @@ insert_delivery_statement(Delivery *d, bool probe)
 		for (c = 0; c < S2S_DC_COUNT; c++)
 			types[c] = s2s_delivery_column_type((S2SDeliveryColumn) c);
 		lookup_extension_objects();
-		insert_plan = prepare_kept(s2s_delivery_insert_statement(deliveries_relid),
+		insert_plan = prepare_kept(s2s_delivery_insert_statement(s2s_deliveries_relid()),
 								   S2S_DC_COUNT, types);
 	}
 	for (c = 0; c < S2S_DC_COUNT; c++)

@@ -90,10 +90,4 @@ typedef struct S2SOrderTrigger
 extern void s2s_order_trigger_build(S2SOrderTrigger *t, Relation rel, const char *trigname,
 									int nargs, char **args);
 
-/* OID of s2s.endpoints, looked up once per backend (and again after an invalidation). */
-extern Oid	s2s_endpoints_relid(void);
-
-/* OID of s2s.enqueue_conversion(), to recognise the triggers that track_orders made. */
-extern Oid	s2s_enqueue_function_oid(void);
-
 #endif							/* S2S_ENQUEUE_H */
