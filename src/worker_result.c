@@ -94,8 +94,8 @@ judge_refusal(QueueResult *r, const WorkerSlot *slot)
 
 	if (slot->refused_pattern == NULL)
 		return;
-	switch (s2s_refused_match(s2s_worker.endpoints[slot->endpoint].name, slot->refused_pattern,
-							  body, strlen(body), &message))
+	switch (s2s_refused_match(s2s_worker.endpoints[slot->endpoint].name,
+							  slot->refused_pattern, body, strlen(body), &message))
 	{
 		case S2S_REFUSAL_NONE:
 			break;
@@ -115,7 +115,7 @@ judge_refusal(QueueResult *r, const WorkerSlot *slot)
 	}
 }
 
-/* Judges one completed transfer and turns it into a write-back row (in s2s_worker.batch_cxt). */
+/* Judges one completed transfer and turns it into a write-back row (batch memory). */
 static void
 judge_result(WorkerPass *pass, HttpResult *res, TimestampTz now)
 {
