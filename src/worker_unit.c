@@ -4,9 +4,9 @@
  *		owner, whose error is logged and rolled back without ending the loop; and the
  *		SIGTERM handler that lets a commit waiting for a synchronous standby end.
  *
- * As worker_spi does, every unit of work is its own transaction and says what it does in
- * pg_stat_activity (pgstat_report_activity); unlike worker_spi, a unit that fails does
- * not end the worker (pg_cron's habit): the loop goes on and tries again.
+ * As in worker_spi, every unit of work is its own transaction and says what it does in
+ * pg_stat_activity (pgstat_report_activity); unlike there, a unit that fails does not end
+ * the worker: the loop goes on and tries again.
  */
 #include "postgres.h"
 
