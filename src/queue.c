@@ -7,6 +7,12 @@
  * (walking only the partial index of waiting rows), the write-back a single UPDATE over
  * unnested arrays whose RETURNING feeds the INSERT of the s2s.attempts rows.
  *
+ * And from the layout (00_schema.sql): no index names a column the claim changes, so a
+ * claim is a HOT update that writes no index entry. Waiting rows are told from finished
+ * ones by finished_at IS NULL (the partial indexes' predicate), never by status: every
+ * statement here that looks for waiting rows says "finished_at IS NULL", so that the
+ * planner can use deliveries_waiting_idx, and checks status on the row itself.
+ *
  * Correctness comes from the claim token: a write-back only touches a row that is still
  * 'sending' under the token it was claimed with, so a worker whose lease expired can
  * never overwrite the result of a newer claim.
@@ -42,8 +48,10 @@
  * The claim. $1/$2: endpoints with deliveries in flight and how many; $3: default
  * per-endpoint cap; $4: most rows; $5: claim token; $6: lease in seconds.
  * Rows locked by the LATERAL but cut by the outer LIMIT stay untouched (their locks end
- * at commit). The rows are updated through "id = ANY (ARRAY(...))" so that even the
- * generic plan looks them up by primary key (joining the CTE made it hash the table).
+ * at commit). The rows are updated through "ctid = ANY (ARRAY(...))": a TID scan goes
+ * straight to the versions the LATERAL locked (no other statement can move a row this one
+ * holds locked), where looking each up by primary key cost an index descent per row, and
+ * joining the CTE made the generic plan hash the table.
  */
 static const char *claim_sql =
 "WITH busy AS ("
@@ -55,12 +63,13 @@ static const char *claim_sql =
 "    FROM s2s.endpoints e LEFT JOIN busy b ON b.name = e.name"
 "   WHERE e.enabled AND e.paused_at IS NULL"
 "), due AS ("
-"  SELECT c.id, c.next_attempt_at"
+"  SELECT c.ctid, c.next_attempt_at"
 "    FROM room r CROSS JOIN LATERAL ("
-"      SELECT d.id, d.next_attempt_at FROM s2s.deliveries d"
-"       WHERE d.endpoint = r.name AND d.status IN ('pending', 'retrying')"
+"      SELECT d.ctid, d.next_attempt_at FROM s2s.deliveries d"
+"       WHERE d.endpoint = r.name AND d.finished_at IS NULL"
 "         AND d.next_attempt_at <= pg_catalog.now()"
-"       ORDER BY d.next_attempt_at LIMIT least(r.room, $4)"
+"         AND d.status IN ('pending', 'retrying')"
+"       ORDER BY d.next_attempt_at, d.id LIMIT least(r.room, $4)"
 "       FOR UPDATE OF d SKIP LOCKED) c"
 "   ORDER BY c.next_attempt_at LIMIT $4"
 ") "
@@ -72,7 +81,7 @@ static const char *claim_sql =
 "       first_attempt_at = coalesce(d.first_attempt_at, pg_catalog.now())"
 "  FROM s2s.endpoints e"
 "  LEFT JOIN s2s_private.endpoint_secrets s ON s.endpoint = e.name"
-" WHERE d.id = ANY (ARRAY(SELECT id FROM due)) AND e.name = d.endpoint "
+" WHERE d.ctid = ANY (ARRAY(SELECT ctid FROM due)) AND e.name = d.endpoint "
 "RETURNING " S2S_DELIVERY_SELECT_LIST;
 
 /* The earliest due time still waiting on an enabled, unpaused endpoint. */
@@ -80,17 +89,18 @@ static const char *next_due_sql =
 "SELECT pg_catalog.min(c.next_attempt_at)"
 "  FROM s2s.endpoints e CROSS JOIN LATERAL ("
 "    SELECT d.next_attempt_at FROM s2s.deliveries d"
-"     WHERE d.endpoint = e.name AND d.status IN ('pending', 'retrying')"
-"     ORDER BY d.next_attempt_at LIMIT 1) c"
+"     WHERE d.endpoint = e.name AND d.finished_at IS NULL"
+"       AND d.status IN ('pending', 'retrying')"
+"     ORDER BY d.next_attempt_at, d.id LIMIT 1) c"
 " WHERE e.enabled AND e.paused_at IS NULL";
 
 /*
  * The write-back. 'give_back' returns a delivery to the queue without counting the
  * attempt (the endpoint was paused, or the worker is leaving): no s2s.attempts row, since
  * its number is reused, and no retry window started by it.
- * "status::text" on purpose: written as "status = 'sending'" it matches the predicate of
- * deliveries_leased_idx and the planner walks every leased row for every result instead
- * of looking each result up by primary key.
+ * "status::text" on purpose: should an index ever have "status = 'sending'" as its
+ * predicate again, the planner would walk it for every result instead of looking each
+ * result up by primary key.
  */
 static const char *write_back_sql =
 "WITH r AS ("
@@ -145,14 +155,45 @@ static const char *write_back_sql =
  * other attempt has not started its retry window either).
  */
 #define RECONCILE_SET \
-"UPDATE s2s.deliveries"	\
-"   SET status = CASE WHEN attempts > 1 THEN 'retrying'"	\
+"   SET status = CASE WHEN d.attempts > 1 THEN 'retrying'"	\
 "                     ELSE 'pending' END::s2s.delivery_status,"	\
-"       attempts = greatest(attempts - 1, 0), claim_token = NULL, lease_until = NULL,"	\
-"       first_attempt_at = CASE WHEN attempts <= 1 THEN NULL ELSE first_attempt_at END"
-static const char *reconcile_all_sql = RECONCILE_SET " WHERE status = 'sending'";
-static const char *reconcile_expired_sql = RECONCILE_SET
-" WHERE status = 'sending' AND lease_until < pg_catalog.now()";
+"       attempts = greatest(d.attempts - 1, 0), claim_token = NULL, lease_until = NULL,"	\
+"       first_attempt_at = CASE WHEN d.attempts <= 1 THEN NULL ELSE d.first_attempt_at END"
+static const char *reconcile_all_sql =
+"UPDATE s2s.deliveries d" RECONCILE_SET
+" WHERE d.finished_at IS NULL AND d.status = 'sending'";
+
+/*
+ * Expired leases, looked for in a chunk of at most $4 waiting rows after the key ($1, $2,
+ * $3) in deliveries_waiting_idx's order: no index names lease_until or status (a claim
+ * would not be HOT), so a whole backlog is never read at once. Returns how many were
+ * given back, how many rows the chunk read, and the key of its last row.
+ */
+static const char *reconcile_expired_sql =
+"WITH w AS ("
+"  SELECT d.id, d.endpoint, d.next_attempt_at FROM s2s.deliveries d"
+"   WHERE d.finished_at IS NULL"
+"     AND (d.endpoint, d.next_attempt_at, d.id)"
+"         > ($1::pg_catalog.text, $2::pg_catalog.timestamptz, $3::pg_catalog.int8)"
+"   ORDER BY d.endpoint, d.next_attempt_at, d.id LIMIT $4"
+"), g AS ("
+"  UPDATE s2s.deliveries d" RECONCILE_SET
+"    FROM w"
+"   WHERE d.id = w.id AND d.status = 'sending' AND d.lease_until < pg_catalog.now()"
+"  RETURNING d.id"
+"), l AS ("
+"  SELECT w.endpoint, w.next_attempt_at, w.id FROM w"
+"   ORDER BY w.endpoint DESC, w.next_attempt_at DESC, w.id DESC LIMIT 1"
+") "
+"SELECT (SELECT pg_catalog.count(*) FROM g), (SELECT pg_catalog.count(*) FROM w),"
+"       l.endpoint, l.next_attempt_at, l.id"
+"  FROM (VALUES (1)) AS one(x) LEFT JOIN l ON true";
+
+/* Rows read per look for expired leases, and where the next look starts. */
+#define RECONCILE_CHUNK 10000
+static char reconcile_after_endpoint[NAMEDATALEN * 4];
+static TimestampTz reconcile_after_due = DT_NOBEGIN;
+static int64 reconcile_after_id = 0;
 
 /*
  * Lease renewal of the deliveries whose requests are still in flight: $1/$2 their ids and
@@ -171,9 +212,9 @@ static const char *pause_sql =
 static const char *purge_sql =
 "WITH p AS ("
 "  SELECT id FROM s2s.deliveries"
-"   WHERE status IN ('sent', 'failed', 'skipped')"
-"     AND finished_at < pg_catalog.now() OPERATOR(pg_catalog.-)"
+"   WHERE finished_at < pg_catalog.now() OPERATOR(pg_catalog.-)"
 "                       ($1::pg_catalog.float8 OPERATOR(pg_catalog.*) '1 second'::pg_catalog.interval)"
+"     AND status IN ('sent', 'failed', 'skipped')"
 "   ORDER BY finished_at LIMIT $2"
 "), a AS ("
 "  DELETE FROM s2s.attempts t USING p WHERE t.delivery_id = p.id"
@@ -206,6 +247,7 @@ get_plan(PlanId id)
 	static const Oid renew_types[] = {INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID};
 	static const Oid pause_types[] = {TEXTOID, TEXTOID};
 	static const Oid purge_types[] = {INT4OID, INT4OID};
+	static const Oid reconcile_types[] = {TEXTOID, TIMESTAMPTZOID, INT8OID, INT4OID};
 	const char *sql;
 	int			nargs = 0;
 	const Oid  *types = NULL;
@@ -234,6 +276,8 @@ get_plan(PlanId id)
 			break;
 		case PLAN_RECONCILE_EXPIRED:
 			sql = reconcile_expired_sql;
+			nargs = lengthof(reconcile_types);
+			types = reconcile_types;
 			break;
 		case PLAN_RENEW:
 			sql = renew_sql;
@@ -299,13 +343,54 @@ queue_extension_owner(void)
 uint64
 queue_reconcile(bool all_sending)
 {
+	Datum		values[4];
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	uint64		given_back;
+	int64		read;
 	int			rc;
 
-	rc = SPI_execute_plan(get_plan(all_sending ? PLAN_RECONCILE_ALL : PLAN_RECONCILE_EXPIRED),
-						  NULL, NULL, false, 0);
-	if (rc != SPI_OK_UPDATE)
+	if (all_sending)
+	{
+		rc = SPI_execute_plan(get_plan(PLAN_RECONCILE_ALL), NULL, NULL, false, 0);
+		if (rc != SPI_OK_UPDATE)
+			elog(ERROR, "s2s_tracking reconcile failed: %s", SPI_result_code_string(rc));
+		return SPI_processed;
+	}
+
+	values[0] = CStringGetTextDatum(reconcile_after_endpoint);
+	values[1] = TimestampTzGetDatum(reconcile_after_due);
+	values[2] = Int64GetDatum(reconcile_after_id);
+	values[3] = Int32GetDatum(RECONCILE_CHUNK);
+	rc = SPI_execute_plan(get_plan(PLAN_RECONCILE_EXPIRED), values, NULL, false, 0);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "s2s_tracking reconcile failed: %s", SPI_result_code_string(rc));
-	return SPI_processed;
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	given_back = (uint64) DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	read = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+
+	/*
+	 * A whole chunk: the next look goes on after its last row. Else the walk reached the
+	 * end and the next one starts again from the beginning. (Kept even if the transaction
+	 * then aborts: the rows of this chunk are looked at again in the next round.)
+	 */
+	if (read == RECONCILE_CHUNK)
+	{
+		char	   *name = TextDatumGetCString(SPI_getbinval(tup, desc, 3, &isnull));
+
+		strlcpy(reconcile_after_endpoint, name, sizeof(reconcile_after_endpoint));
+		reconcile_after_due = DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull));
+		reconcile_after_id = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
+	}
+	else
+	{
+		reconcile_after_endpoint[0] = '\0';
+		reconcile_after_due = DT_NOBEGIN;
+		reconcile_after_id = 0;
+	}
+	return given_back;
 }
 
 int
