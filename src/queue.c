@@ -46,7 +46,9 @@
 
 /*
  * The claim. $1/$2: endpoints with deliveries in flight and how many; $3: default
- * per-endpoint cap; $4: most rows; $5: claim token; $6: lease in seconds.
+ * per-endpoint cap; $4: most rows; $5: claim token; $6: lease in seconds; $7/$8/$9:
+ * endpoints and the key (next_attempt_at, id) after which their walk starts (see
+ * "Where the claim starts" below).
  * Rows locked by the LATERAL but cut by the outer LIMIT stay untouched (their locks end
  * at commit). The rows are updated through "ctid = ANY (ARRAY(...))": a TID scan goes
  * straight to the versions the LATERAL locked (no other statement can move a row this one
@@ -58,15 +60,24 @@ static const char *claim_sql =
 "  SELECT b.name, b.n"
 "    FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),"
 "                    pg_catalog.unnest($2::pg_catalog.int4[])) AS b(name, n)"
+"), after AS ("
+"  SELECT a.name, a.due, a.id"
+"    FROM ROWS FROM (pg_catalog.unnest($7::pg_catalog.text[]),"
+"                    pg_catalog.unnest($8::pg_catalog.timestamptz[]),"
+"                    pg_catalog.unnest($9::pg_catalog.int8[])) AS a(name, due, id)"
 "), room AS ("
-"  SELECT e.name, greatest(coalesce(e.max_concurrency, $3) - coalesce(b.n, 0), 0) AS room"
+"  SELECT e.name, greatest(coalesce(e.max_concurrency, $3) - coalesce(b.n, 0), 0) AS room,"
+"         coalesce(a.due, '-infinity'::pg_catalog.timestamptz) AS after_due,"
+"         coalesce(a.id, 0::pg_catalog.int8) AS after_id"
 "    FROM s2s.endpoints e LEFT JOIN busy b ON b.name = e.name"
+"    LEFT JOIN after a ON a.name = e.name"
 "   WHERE e.enabled AND e.paused_at IS NULL"
 "), due AS ("
 "  SELECT c.ctid, c.next_attempt_at"
 "    FROM room r CROSS JOIN LATERAL ("
 "      SELECT d.ctid, d.next_attempt_at FROM s2s.deliveries d"
 "       WHERE d.endpoint = r.name AND d.finished_at IS NULL"
+"         AND (d.next_attempt_at, d.id) > (r.after_due, r.after_id)"
 "         AND d.next_attempt_at <= pg_catalog.now()"
 "         AND d.status IN ('pending', 'retrying')"
 "       ORDER BY d.next_attempt_at, d.id LIMIT least(r.room, $4)"
@@ -82,7 +93,105 @@ static const char *claim_sql =
 "  FROM s2s.endpoints e"
 "  LEFT JOIN s2s_private.endpoint_secrets s ON s.endpoint = e.name"
 " WHERE d.ctid = ANY (ARRAY(SELECT ctid FROM due)) AND e.name = d.endpoint "
-"RETURNING " S2S_DELIVERY_SELECT_LIST;
+"RETURNING " S2S_DELIVERY_SELECT_LIST ", d.next_attempt_at AS claimed_due";
+
+/*
+ * Where the claim starts. Finished rows leave deliveries_waiting_idx only when VACUUM
+ * removes their entries, and they are the oldest: a walk from the start of an endpoint's
+ * range steps over every row finished since the last VACUUM, on every claim, ever more of
+ * them as a backlog drains. So while an endpoint has a backlog (its last claim filled all
+ * the room it had), its next walk starts after the last row that claim took. A row can
+ * still become due behind that point: a claim given back, a row locked by someone else
+ * when the walk passed it (SKIP LOCKED), one enqueued by a transaction that started before
+ * the claim and committed after it, a retry made due at once (s2s.retry, a resumed
+ * endpoint). So the walk starts from the beginning again as soon as a claim leaves room
+ * unused (nothing due is left ahead), after anything given back, after an error, and at
+ * least every CLAIM_RESTART_MS: such a row waits that much longer at most, and only
+ * behind a backlog, never left behind.
+ */
+#define CLAIM_RESTART_MS 1000
+#define MAX_CLAIM_AFTER 64
+
+typedef struct ClaimAfter
+{
+	char		name[NAMEDATALEN * 4];
+	TimestampTz due;
+	int64		id;
+} ClaimAfter;
+
+static ClaimAfter claim_after[MAX_CLAIM_AFTER];
+static int	n_claim_after;
+static TimestampTz claim_restarted_at;
+
+/* The next claim walks every endpoint's range from its beginning. */
+static void
+claim_restart(void)
+{
+	n_claim_after = 0;
+	claim_restarted_at = GetCurrentTimestamp();
+}
+
+/* Endpoint's starting point becomes (due, id) when that is further on. */
+static void
+claim_advance(const char *endpoint, TimestampTz due, int64 id)
+{
+	int			i;
+
+	for (i = 0; i < n_claim_after; i++)
+		if (strcmp(claim_after[i].name, endpoint) == 0)
+			break;
+	if (i == n_claim_after)
+	{
+		/* more endpoints than slots, or a name that does not fit: no starting point */
+		if (n_claim_after == MAX_CLAIM_AFTER || strlen(endpoint) >= sizeof(claim_after[i].name))
+			return;
+		strlcpy(claim_after[i].name, endpoint, sizeof(claim_after[i].name));
+		claim_after[i].due = due;
+		claim_after[i].id = id;
+		n_claim_after++;
+		return;
+	}
+	if (due > claim_after[i].due || (due == claim_after[i].due && id > claim_after[i].id))
+	{
+		claim_after[i].due = due;
+		claim_after[i].id = id;
+	}
+}
+
+/*
+ * After a claim of n rows (of at most limit): each endpoint that took all the room it had
+ * (its cap less its busy count, or the claim's limit) starts its next walk after the last
+ * row it took; the others from the beginning.
+ */
+static void
+claim_keep_backlogs(const QueueClaim *claims, int n, int limit, const QueueBusy *busy,
+					const TimestampTz *dues)
+{
+	n_claim_after = 0;
+	for (int i = 0; i < n; i++)
+	{
+		const char *ep = claims[i].delivery.endpoint;
+		int			taken = 0;
+		int			room = claims[i].endpoint_cap;
+		bool		seen = false;
+
+		for (int j = 0; j < i && !seen; j++)
+			seen = (strcmp(claims[j].delivery.endpoint, ep) == 0);
+		if (seen)
+			continue;
+		for (int b = 0; b < busy->n; b++)
+			if (strcmp(busy->names[b], ep) == 0)
+				room -= busy->counts[b];
+		for (int j = i; j < n; j++)
+			if (strcmp(claims[j].delivery.endpoint, ep) == 0)
+				taken++;
+		if (taken < room && n < limit)
+			continue;
+		for (int j = i; j < n; j++)
+			if (strcmp(claims[j].delivery.endpoint, ep) == 0)
+				claim_advance(ep, dues[j], claims[j].delivery.id);
+	}
+}
 
 /* The earliest due time still waiting on an enabled, unpaused endpoint. */
 static const char *next_due_sql =
@@ -240,7 +349,7 @@ static SPIPlanPtr
 get_plan(PlanId id)
 {
 	static const Oid claim_types[] = {TEXTARRAYOID, INT4ARRAYOID, INT4OID, INT4OID,
-	INT8OID, INT4OID};
+	INT8OID, INT4OID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
 	static const Oid write_back_types[] = {INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID,
 		TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
 	TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID};
@@ -311,6 +420,7 @@ get_plan(PlanId id)
 void
 queue_forget_plans(void)
 {
+	claim_restart();
 	for (int i = 0; i < NUM_PLANS; i++)
 	{
 		if (plans[i] != NULL)
@@ -356,6 +466,8 @@ queue_reconcile(bool all_sending)
 		rc = SPI_execute_plan(get_plan(PLAN_RECONCILE_ALL), NULL, NULL, false, 0);
 		if (rc != SPI_OK_UPDATE)
 			elog(ERROR, "s2s_tracking reconcile failed: %s", SPI_result_code_string(rc));
+		if (SPI_processed > 0)
+			claim_restart();
 		return SPI_processed;
 	}
 
@@ -370,6 +482,8 @@ queue_reconcile(bool all_sending)
 	desc = SPI_tuptable->tupdesc;
 	given_back = (uint64) DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 	read = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+	if (given_back > 0)
+		claim_restart();
 
 	/*
 	 * A whole chunk: the next look goes on after its last row. Else the walk reached the
@@ -398,9 +512,13 @@ queue_claim(int64 token, int limit, int lease_s, const QueueBusy *busy,
 			QueueClaim **claims, TimestampTz *next_due)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	Datum		values[6];
+	Datum		values[9];
 	Datum	   *names;
 	Datum	   *counts;
+	Datum	   *after_names;
+	Datum	   *after_dues;
+	Datum	   *after_ids;
+	TimestampTz *dues;
 	int			rc;
 	int			n;
 	QueueClaim *out;
@@ -424,24 +542,49 @@ queue_claim(int64 token, int limit, int lease_s, const QueueBusy *busy,
 	values[4] = Int64GetDatum(token);
 	values[5] = Int32GetDatum(lease_s);
 
+	if (claim_restarted_at == 0 ||
+		TimestampDifferenceExceeds(claim_restarted_at, GetCurrentTimestamp(), CLAIM_RESTART_MS))
+		claim_restart();
+	after_names = palloc(sizeof(Datum) * Max(n_claim_after, 1));
+	after_dues = palloc(sizeof(Datum) * Max(n_claim_after, 1));
+	after_ids = palloc(sizeof(Datum) * Max(n_claim_after, 1));
+	for (int i = 0; i < n_claim_after; i++)
+	{
+		after_names[i] = CStringGetTextDatum(claim_after[i].name);
+		after_dues[i] = TimestampTzGetDatum(claim_after[i].due);
+		after_ids[i] = Int64GetDatum(claim_after[i].id);
+	}
+	values[6] = PointerGetDatum(construct_array(after_names, n_claim_after, TEXTOID, -1,
+												false, TYPALIGN_INT));
+	values[7] = PointerGetDatum(construct_array(after_dues, n_claim_after, TIMESTAMPTZOID, 8,
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[8] = PointerGetDatum(construct_array(after_ids, n_claim_after, INT8OID, 8,
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+
 	rc = SPI_execute_plan(get_plan(PLAN_CLAIM), values, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "s2s_tracking claim failed: %s", SPI_result_code_string(rc));
 
 	n = (int) SPI_processed;
 	out = MemoryContextAllocZero(cxt, sizeof(QueueClaim) * Max(n, 1));
+	dues = palloc(sizeof(TimestampTz) * Max(n, 1));
 	if (n > 0)
 	{
 		MemoryContext old = MemoryContextSwitchTo(cxt);
 		S2SDeliveryColumns cols;
+		int			due_col = SPI_fnumber(SPI_tuptable->tupdesc, "claimed_due");
 
 		s2s_delivery_columns_init(&cols, SPI_tuptable->tupdesc);
 		for (int i = 0; i < n; i++)
 		{
 			QueueClaim *c = &out[i];
 			S2SDelivery *d = &c->delivery;
+			bool		isnull;
+			Datum		due;
 
 			s2s_delivery_from_tuple(&cols, SPI_tuptable->tupdesc, SPI_tuptable->vals[i], d);
+			due = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, due_col, &isnull);
+			dues[i] = DatumGetTimestampTz(due);
 			/* RETURNING shows the row after the claim: attempts counts this one. */
 			c->attempt = d->attempts;
 			c->endpoint_cap = d->max_concurrency > 0 ? d->max_concurrency :
@@ -452,6 +595,8 @@ queue_claim(int64 token, int limit, int lease_s, const QueueBusy *busy,
 		MemoryContextSwitchTo(old);
 	}
 	*claims = out;
+
+	claim_keep_backlogs(out, n, limit, busy, dues);
 
 	/*
 	 * Nothing due (or every endpoint at its cap): find when the next one is, for the
@@ -508,6 +653,9 @@ queue_write_back(const QueueResult *results, int n, QueueCounts *counts)
 	{
 		const QueueResult *r = &results[i];
 
+		/* due again, behind the claim's starting point */
+		if (r->outcome == QUEUE_GIVE_BACK)
+			claim_restart();
 		ids[i] = Int64GetDatum(r->id);
 		tokens[i] = Int64GetDatum(r->token);
 		attempts[i] = Int32GetDatum(r->attempt);
