@@ -2,8 +2,9 @@
 #
 #   make [WERROR=1]          build (WERROR=1 turns every warning into an error, as CI does)
 #   make install             install into the server that PG_CONFIG names
-#   make check-regress       pg_regress suites (sql/ + expected/) on a temporary instance
-#   make check-isolation     pg_isolation_regress specs (specs/ + expected/) on a temporary instance
+#   make check-regress       pg_regress suites (test/sql/ + test/expected/) on a temporary instance
+#   make check-isolation     pg_isolation_regress specs (test/specs/ + test/expected/) on a
+#                            temporary instance
 #   make check-tap           TAP tests (test/t/*.pl) on throwaway clusters
 #   make installcheck        all three
 #
@@ -11,29 +12,38 @@
 # unprivileged user on a tree it can write (./run-tests does all of this for you).
 
 EXTENSION  = s2s_tracking
-EXTVERSION = 0.5.0
+# The version is the control file's default_version, and only there: the install script's
+# name and the C code's S2S_VERSION (the User-Agent) follow from it.
+EXTVERSION := $(shell sed -nE "s/^default_version *= *'([^']+)'.*/\1/p" $(EXTENSION).control)
+ifeq ($(EXTVERSION),)
+$(error no default_version in $(EXTENSION).control)
+endif
 
 MODULE_big = s2s_tracking
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
 # The install script is assembled from one fragment per concern (sql/install/NN_*.sql);
 # older versions' full scripts (frozen) and the upgrade scripts are installed as they are.
+# sql/ holds nothing else: the tests are under test/.
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
 
-PG_CPPFLAGS = -I$(srcdir)/src
+PG_CPPFLAGS = -I$(srcdir)/src -DS2S_VERSION='"$(EXTVERSION)"'
 SHLIB_LINK = -lcurl
 ifeq ($(WERROR),1)
 PG_CFLAGS += -Werror
 endif
 
-# Every sql/NAME.sql except the install scripts is a pg_regress test; "extension" (which
-# creates the extension in the test database) runs first.
-REGRESS_ALL = $(sort $(patsubst sql/%.sql,%,$(filter-out sql/$(EXTENSION)--%,$(wildcard sql/*.sql))))
+# The tests live under test/ (--inputdir): every test/sql/NAME.sql is a pg_regress test,
+# every test/specs/NAME.spec an isolation test, their outputs in test/expected/.
+# "extension" (which creates the extension in the test database) runs first.
+REGRESS_ALL = $(sort $(patsubst test/sql/%.sql,%,$(wildcard test/sql/*.sql)))
 REGRESS = extension $(filter-out extension,$(REGRESS_ALL))
-REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=$(srcdir)/test/regress.conf
-ISOLATION = $(sort $(patsubst specs/%.spec,%,$(wildcard specs/*.spec)))
-ISOLATION_OPTS = --temp-instance=tmp_check_isolation --temp-config=$(srcdir)/test/regress.conf
+REGRESS_OPTS = --inputdir=test --temp-instance=tmp_check_regress \
+	--temp-config=$(srcdir)/test/regress.conf
+ISOLATION = $(sort $(patsubst test/specs/%.spec,%,$(wildcard test/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=test --temp-instance=tmp_check_isolation \
+	--temp-config=$(srcdir)/test/regress.conf
 TAP_TESTS = 1
 PROVE_TESTS = $(or $(TAP),$(sort $(wildcard test/t/*.pl)))
 PROVE_FLAGS = -I $(srcdir)/test/perl
@@ -48,8 +58,8 @@ include $(PGXS)
 sql/$(EXTENSION)--$(EXTVERSION).sql: $(sort $(wildcard sql/install/*.sql))
 	cat $^ > $@
 
-# Headers are few; rebuild every object when any of them changes.
-$(OBJS): $(wildcard src/*.h)
+# Headers are few; rebuild every object when any of them changes, or the version does.
+$(OBJS): $(wildcard src/*.h) $(EXTENSION).control
 
 .PHONY: check-regress check-isolation check-tap
 check-regress:

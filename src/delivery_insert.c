@@ -4,12 +4,10 @@
  *		INSERT ... ON CONFLICT (endpoint, dedupe_key) DO NOTHING, with one parameter per
  *		column the trigger sets (enqueue.c prepares it once per backend and runs it).
  *
- * Until 0.4.0 the row was also written without the statement, through the table access
- * method and a copy of the executor's speculative insertion; measured against this
- * statement on PostgreSQL 15 and 17 it did not keep enough of the order's throughput to
- * be worth a second write path that each PostgreSQL version can break (doc/orders.md,
- * "Performance"). The statement applies whatever the shop adds to the table (triggers,
- * constraints, generated columns, row-level security) as any INSERT does.
+ * The statement is the only write path: it applies whatever the shop adds to the table
+ * (triggers, constraints, generated columns, row-level security) as any INSERT does, and
+ * needs nothing of the executor's internals (doc/orders.md, "Performance", says why there
+ * is no second, direct path).
  */
 #include "postgres.h"
 

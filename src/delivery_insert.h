@@ -6,8 +6,6 @@
 #ifndef S2S_DELIVERY_INSERT_H
 #define S2S_DELIVERY_INSERT_H
 
-#include "postgres.h"
-
 /*
  * The columns the trigger sets; every other column of s2s.deliveries gets its default.
  * The order is also the order of the $n of s2s_delivery_insert_statement().

@@ -6,8 +6,6 @@
 #ifndef S2S_ENDPOINT_LOCK_H
 #define S2S_ENDPOINT_LOCK_H
 
-#include "postgres.h"
-
 /*
  * Locks the endpoint's name until the end of the transaction: shared for a writer of
  * deliveries, exclusive before deleting or renaming the endpoint. Processes pending

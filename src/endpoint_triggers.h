@@ -6,8 +6,6 @@
 #ifndef S2S_ENDPOINT_TRIGGERS_H
 #define S2S_ENDPOINT_TRIGGERS_H
 
-#include "postgres.h"
-
 /*
  * Finds a trigger running s2s.enqueue_conversion for endpoint (partition clones left
  * out), on the table relid, or on any table when relid is InvalidOid. Reads pg_trigger

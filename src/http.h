@@ -27,7 +27,7 @@ typedef struct HttpClientOptions
 	long		total_timeout_ms;
 	size_t		max_response_bytes; /* body bytes kept; the rest is read and dropped */
 	bool		allow_http;			/* else only https:// is allowed */
-	const char *user_agent;			/* e.g. "s2s_tracking/0.5.0" */
+	const char *user_agent;			/* "s2s_tracking/" and the version */
 
 	/*
 	 * Where a connection may go besides the public Internet (netcheck.h): every address

@@ -10,7 +10,13 @@
 
 #include "netcheck.h"
 
-#define S2S_VERSION "0.5.0"
+/*
+ * The extension's version, for the User-Agent: the Makefile passes the control
+ * file's default_version with -D, so that it is written in one place only.
+ */
+#ifndef S2S_VERSION
+#error "S2S_VERSION is not defined: build with the Makefile (it takes default_version from s2s_tracking.control)"
+#endif
 
 extern char *s2s_database;			/* s2s_tracking.database */
 extern int	s2s_max_databases;		/* s2s_tracking.max_databases */

@@ -208,7 +208,7 @@ given(const S2STriggerArgs *a, S2SField f)
 char *
 s2s_trigger_args_check_kind(const S2STriggerArgs *a, S2SEndpointKind kind)
 {
-	/* amount only for a sale: a lead or a sign-up has none (SPEC) */
+	/* amount only for a sale: a lead or a sign-up has none (doc/orders.md) */
 	static const S2SField affilae_req[] = {S2S_F_CLICK_IDS};
 	static const S2SField affilae_no[] = {S2S_F_USER_ID, S2S_F_EVENT_ID};
 	static const S2SField postback_req[] = {S2S_F_USER_ID, S2S_F_EVENT_ID};

@@ -72,3 +72,9 @@ writable_copy() {
 	chmod 755 "$dir"
 	echo "$dir"
 }
+
+# The extension's version: the control file's default_version, its only source (the
+# Makefile derives EXTVERSION and the C code's S2S_VERSION from it).
+s2s_version() {
+	sed -nE "s/^default_version *= *'([^']+)'.*/\1/p" "$S2S_TOP/s2s_tracking.control"
+}

@@ -2,9 +2,12 @@
 # connected to s2s_tracking.database.
 use strict;
 use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use S2S::Node;
 
 my $node = PostgreSQL::Test::Cluster->new('main');
 $node->init;
@@ -14,7 +17,7 @@ $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION s2s_tracking');
 is($node->safe_psql('postgres',
 	"SELECT extversion FROM pg_extension WHERE extname = 's2s_tracking'"),
-	'0.5.0', 'extension created in a server that preloads the library');
+	S2S::Node::control_version(), 'extension created in a server that preloads the library');
 
 ok($node->poll_query_until('postgres',
 	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 's2s_tracking worker' AND datname = 'postgres'"),

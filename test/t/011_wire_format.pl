@@ -66,7 +66,7 @@ like($a->{query}, qr/id=order%201%2F%C3%A9&/, 'Affilae: values percent-encoded')
 is(S2S::Receiver::header($a, 'x-ae-d-ip'), '2001:db8::1', 'Affilae: x-ae-d-ip');
 is(S2S::Receiver::header($a, 'x-ae-d-ua'), 'Mozilla/5.0 (X11) "q"', 'Affilae: x-ae-d-ua');
 is(S2S::Receiver::header($a, 'Referer'), 'https://shop.example/p?a=1', 'Affilae: Referer');
-is(S2S::Receiver::header($a, 'User-Agent'), 's2s_tracking/0.5.0', 'User-Agent names the extension');
+is(S2S::Receiver::header($a, 'User-Agent'), 's2s_tracking/' . S2S::Node::control_version(), 'User-Agent names the extension');
 ok(!defined S2S::Receiver::header($a, 'Authorization'), 'Affilae: no Authorization header');
 
 # Swaarm postback, token in the Authorization header
@@ -80,7 +80,7 @@ is_deeply(S2S::Receiver::query_pairs($p),
 	  [ event_value => 'v=1&x' ] ],
 	'Swaarm postback: parameters');
 unlike($p->{query}, qr/tok/, 'Swaarm postback: token not in the URL');
-is(S2S::Receiver::header($p, 'User-Agent'), 's2s_tracking/0.5.0', 'Swaarm: User-Agent');
+is(S2S::Receiver::header($p, 'User-Agent'), 's2s_tracking/' . S2S::Node::control_version(), 'Swaarm: User-Agent');
 
 # Swaarm postback, POST with the token in the query
 my $q = $by_path{'/q/postback'};

@@ -9,6 +9,7 @@ use lib "$FindBin::RealBin/../perl";
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use S2S::Node;
 use S2S::Receiver;
 
 my $r = S2S::Receiver->start;
@@ -86,7 +87,7 @@ is_deeply(S2S::Receiver::query_params($q),
 	{ no_redirect => 'true', user_ip => '2001:db8::1', user_ua => $ua =~ s/é/\xc3\xa9/r,
 	  s2stoken => $token },
 	'query decodes to the given values');
-is(S2S::Receiver::header($q, 'User-Agent'), 's2s_tracking/0.5.0', 'User-Agent names the extension');
+is(S2S::Receiver::header($q, 'User-Agent'), 's2s_tracking/' . S2S::Node::control_version(), 'User-Agent names the extension');
 
 $r->reset;
 ($id) = run_sql(click_sql('swpb', '192.0.2.1/32', 'UA'));

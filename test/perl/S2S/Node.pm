@@ -18,6 +18,8 @@ package S2S::Node;
 use strict;
 use warnings;
 use Carp;
+use File::Basename qw(dirname);
+use File::Spec;
 use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -200,6 +202,20 @@ sub quote_literal
 	return 'NULL' unless defined $v;
 	$v =~ s/'/''/g;
 	return "'$v'";
+}
+
+# The extension's version: default_version in the tree's control file, the one place it
+# is written (the Makefile builds the library's User-Agent from it).
+my $CONTROL = File::Spec->rel2abs(dirname(__FILE__) . '/../../../s2s_tracking.control');
+
+sub control_version
+{
+	open(my $fh, '<', $CONTROL) or croak "cannot open $CONTROL: $!";
+	while (my $line = <$fh>)
+	{
+		return $1 if $line =~ /^default_version\s*=\s*'([^']+)'/;
+	}
+	croak "no default_version in $CONTROL";
 }
 
 1;

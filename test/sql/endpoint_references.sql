@@ -1,7 +1,7 @@
 -- s2s.deliveries.endpoint has no foreign key (its check cost the checkout a row lock per
 -- delivery); what stands for it (32_endpoint_references.sql, src/endpoint_lock.c): an
 -- endpoint with deliveries can be neither deleted nor truncated away, and a rename is
--- carried over to its deliveries. The races with enqueuing are in specs/.
+-- carried over to its deliveries. The races with enqueuing are in test/specs/.
 SET client_min_messages = warning;
 INSERT INTO s2s.endpoints (name, kind, url, secret, enabled) VALUES
     ('er_sw', 'swaarm_postback', 'https://track.example.swaarm-app.com', 'tok', false),

@@ -1,6 +1,7 @@
--- The extension installs into a server that preloads it, in schema s2s.
+-- The extension installs into a server that preloads it, in schema s2s (TAP 001 checks
+-- its version against the control file).
 CREATE EXTENSION s2s_tracking;
-SELECT extname, extversion, extnamespace::regnamespace AS schema
+SELECT extname, extnamespace::regnamespace AS schema
   FROM pg_extension WHERE extname = 's2s_tracking';
 SHOW shared_preload_libraries;
 -- Every setting is defined (names are part of the public interface).
