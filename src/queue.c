@@ -27,6 +27,7 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/xact.h"
 #include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "access/table.h"
@@ -122,6 +123,7 @@ typedef struct ClaimAfter
 static ClaimAfter claim_after[MAX_CLAIM_AFTER];
 static int	n_claim_after;
 static TimestampTz claim_restarted_at;
+static bool claim_abort_callback;
 
 /* The next claim walks every endpoint's range from its beginning. */
 static void
@@ -129,6 +131,14 @@ claim_restart(void)
 {
 	n_claim_after = 0;
 	claim_restarted_at = GetCurrentTimestamp();
+}
+
+/* A claim rolled back leaves its rows due behind the starting points it set. */
+static void
+claim_restart_on_abort(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT)
+		claim_restart();
 }
 
 /* Endpoint's starting point becomes (due, id) when that is further on. */
@@ -542,6 +552,11 @@ queue_claim(int64 token, int limit, int lease_s, const QueueBusy *busy,
 	values[4] = Int64GetDatum(token);
 	values[5] = Int32GetDatum(lease_s);
 
+	if (!claim_abort_callback)
+	{
+		RegisterXactCallback(claim_restart_on_abort, NULL);
+		claim_abort_callback = true;
+	}
 	if (claim_restarted_at == 0 ||
 		TimestampDifferenceExceeds(claim_restarted_at, GetCurrentTimestamp(), CLAIM_RESTART_MS))
 		claim_restart();
