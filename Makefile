@@ -97,6 +97,16 @@ test/unit/amount_test: test/unit/amount_test.c src/amount.c src/amount.h test/un
 check-unit: $(UNIT_TESTS)
 	@rc=0; for t in $(UNIT_TESTS); do ./$$t $(srcdir)/test/receiver/receiver.py || rc=1; done; exit $$rc
 
+# Hand-written or library, measured (doc/transport.md): the percent-encoder, URL building and
+# Retry-After dates against libcurl's. Outside the server, with the fuzz targets' palloc
+# (test/fuzz/shim.c) and the frontend libpgcommon.
+EXTRA_CLEAN += test/bench/library_bench
+test/bench/library_bench: test/bench/library_bench.c src/render.c src/render.h src/amount.c src/amount.h \
+		src/retry.c src/retry.h test/fuzz/shim.c
+	$(CC) $(CPPFLAGS) $(CFLAGS) -I$(srcdir)/test/fuzz -o $@ test/bench/library_bench.c src/render.c \
+		src/amount.c src/retry.c test/fuzz/shim.c $(pkglibdir)/libpgcommon.a $(pkglibdir)/libpgport.a \
+		-lcurl -lm -Wno-missing-prototypes
+
 # ---- hardening (doc/hardening.md) ----
 # make fuzz [FUZZ_SECONDS=20]: libFuzzer targets for the pure modules (clang; replays the
 # stored corpus, then fuzzes each target for FUZZ_SECONDS; fails on any crash).

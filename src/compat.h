@@ -13,6 +13,7 @@
 
 #include "catalog/pg_class.h"
 #include "catalog/pg_proc.h"
+#include "common/jsonapi.h"
 #include "storage/latch.h"		/* 18: includes storage/waiteventset.h */
 #include "utils/acl.h"
 #include "utils/guc.h"
@@ -85,6 +86,53 @@ s2s_guc_extra_free(void *extra)
 	guc_free(extra);
 #else
 	free(extra);
+#endif
+}
+
+/*
+ * JSON semantic actions (common/jsonapi.h) tell the parser whether to go on from 16 on;
+ * before, they return nothing and a parse always runs to the end of the document.
+ * An action is declared "static s2s_json_action f(...)" and ends with
+ * S2S_JSON_ACTION_DONE(go_on).
+ */
+#if PG_VERSION_NUM >= 160000
+typedef JsonParseErrorType s2s_json_action;
+#define S2S_JSON_ACTION_DONE(go_on) \
+	return (go_on) ? JSON_SUCCESS : JSON_SEM_ACTION_FAILED
+#else
+typedef void s2s_json_action;
+#define S2S_JSON_ACTION_DONE(go_on) \
+	do { (void) (go_on); return; } while (0)
+#endif
+
+/*
+ * A lexer over json[0..len) (not NUL-terminated). 17 takes the struct to initialise
+ * (NULL: allocated), a const input and a size_t length, and frees with
+ * freeJsonLexContext; before, the context is palloc'd with its de-escaped string buffer.
+ */
+static inline JsonLexContext *
+s2s_json_lex_create(const char *json, size_t len, int encoding, bool need_escapes)
+{
+#if PG_VERSION_NUM >= 170000
+	return makeJsonLexContextCstringLen(NULL, json, len, encoding, need_escapes);
+#else
+	return makeJsonLexContextCstringLen(unconstify(char *, json), (int) len, encoding,
+										need_escapes);
+#endif
+}
+
+static inline void
+s2s_json_lex_free(JsonLexContext *lex)
+{
+#if PG_VERSION_NUM >= 170000
+	freeJsonLexContext(lex);
+#else
+	if (lex->strval != NULL)
+	{
+		pfree(lex->strval->data);
+		pfree(lex->strval);
+	}
+	pfree(lex);
 #endif
 }
 

@@ -27,9 +27,11 @@
  * functions, enum OIDs, the endpoint's kind and currency) once per trigger and backend,
  * and kept until a relcache invalidation of the orders table (any ALTER TABLE, CREATE or
  * DROP TRIGGER), of s2s.deliveries, or of s2s.endpoints (sent by a statement trigger on
- * that table, see 50_orders.sql) says they may be stale. A row then costs its column reads,
- * a shared lock on the endpoint's name (endpoint_lock.c: it stands for a foreign key) and
- * one execution of the prepared insert statement (delivery_insert.c).
+ * that table, see 50_orders.sql) says they may be stale; a configuration with expression
+ * mappings is also built again when any function changes (they may call it). A row then
+ * costs its column reads, a shared lock on the endpoint's name (endpoint_lock.c: it stands
+ * for a foreign key) and one execution of the prepared insert statement
+ * (delivery_insert.c).
  *
  * Privileges: the trigger runs as whoever writes the order (the shop's app role), who
  * needs no right on schema s2s. The endpoint lookup and the insert run as the owner of
@@ -120,6 +122,32 @@ relcache_callback(Datum arg, Oid relid)
 			t->valid = false;
 }
 
+/*
+ * A function changed (CREATE OR REPLACE, ALTER FUNCTION, DROP, GRANT): the expression
+ * mappings compiled in this backend may call it, have inlined its body or folded its
+ * result, and were checked against its volatility. The configurations with expressions
+ * are built again at their next row, as a new backend would build them. Functions change
+ * seldom; which one changed is not worth tracking.
+ */
+static void
+proc_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	HASH_SEQ_STATUS seq;
+	S2SOrderTrigger *t;
+	int			f;
+
+	if (trigger_cache == NULL)
+		return;
+	hash_seq_init(&seq, trigger_cache);
+	while ((t = hash_seq_search(&seq)) != NULL)
+		for (f = 0; f < S2S_NFIELDS; f++)
+			if (t->f[f].expr != NULL)
+			{
+				t->valid = false;
+				break;
+			}
+}
+
 static void
 init_cache(void)
 {
@@ -134,6 +162,7 @@ init_cache(void)
 	trigger_cache = hash_create("s2s_tracking order triggers", 16, &ctl,
 								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	CacheRegisterRelcacheCallback(relcache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(PROCOID, proc_callback, (Datum) 0);
 }
 
 /* The relations of the extension and the owner the trigger's writes run as. */
@@ -663,6 +692,27 @@ s2s_order_trigger_build(S2SOrderTrigger *t, Relation rel, const char *trigname,
 	MemoryContextSwitchTo(old);
 }
 
+/*
+ * Whether a cached configuration serves this row as it is. Compiling an expression checks
+ * the current user's EXECUTE right on each function it calls (and inlines or folds only
+ * what that user may run): one compiled for another user (a SET ROLE, a SECURITY DEFINER
+ * function writing the order) is compiled again.
+ */
+static bool
+usable(S2SOrderTrigger *t, TriggerData *td)
+{
+	int			f;
+
+	if (!t->valid || !t->complete || t->relid != RelationGetRelid(td->tg_relation))
+		return false;
+	if (t->built_as == GetUserId())
+		return true;
+	for (f = 0; f < S2S_NFIELDS; f++)
+		if (t->f[f].expr != NULL)
+			return false;
+	return true;
+}
+
 /* The configuration of the firing trigger: cached, built on first use or when stale. */
 static S2SOrderTrigger *
 get_order_trigger(TriggerData *td)
@@ -674,13 +724,14 @@ get_order_trigger(TriggerData *td)
 
 	lookup_extension_objects();
 	t = hash_search(trigger_cache, &tg->tgoid, HASH_ENTER, &found);
-	if (found && t->valid && t->complete && t->relid == relid)
+	if (found && usable(t, td))
 		return t;
 	if (found && t->cxt)
 		MemoryContextDelete(t->cxt);
 	t->cxt = AllocSetContextCreate(CacheMemoryContext, "s2s_tracking order trigger",
 								   ALLOCSET_SMALL_SIZES);
 	t->relid = relid;
+	t->built_as = GetUserId();
 	/* an invalidation that arrives while building clears valid: rebuilt next row */
 	t->valid = true;
 	t->complete = false;
@@ -697,8 +748,7 @@ order_trigger_cached(TriggerData *td)
 
 	lookup_extension_objects();
 	t = hash_search(trigger_cache, &td->tg_trigger->tgoid, HASH_FIND, NULL);
-	return t != NULL && t->valid && t->complete &&
-		t->relid == RelationGetRelid(td->tg_relation);
+	return t != NULL && usable(t, td);
 }
 
 /*

@@ -71,6 +71,7 @@ typedef struct S2SOrderTrigger
 	char	  **validated;		/* text statuses (S2S_HOW_TEXT / BPCHAR) */
 	Oid		   *validated_oids; /* enum statuses (S2S_HOW_ENUM) */
 	bool		has_exprs;		/* a field other than validated_when is an expression */
+	Oid			built_as;		/* the user the expressions were compiled for */
 	int64		window_s;		/* endpoints.attribution_window; 0: the setting */
 	int			npayment_map;	/* payment_map: shop value -> Affilae value */
 	char	  **payment_from;

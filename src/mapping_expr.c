@@ -16,7 +16,10 @@
  *
  * The trigger's argument keeps the deparsed text (pg_get_expr's form): it survives
  * pg_dump and restore like any trigger argument, and functions outside pg_catalog come
- * out schema-qualified, so the caller's search_path never changes what runs.
+ * out schema-qualified, so the caller's search_path never changes what runs. Each backend
+ * looks the names up again, with the exact argument types the text spells out (casts
+ * shown): track_orders refuses what such a look-up could resolve differently later (a
+ * polymorphic function or operator outside pg_catalog, check_resolution).
  *
  * Evaluation runs under an internal subtransaction (as a PL/pgSQL EXCEPTION block does):
  * an expression can raise on one row's data (a cast of a metadata value, a division by
@@ -26,9 +29,14 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_operator.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
+#include "mb/pg_wchar.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
 #include "parser/parse_coerce.h"
@@ -41,8 +49,10 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/regproc.h"
 #include "utils/resowner.h"
 #include "utils/ruleutils.h"
+#include "utils/syscache.h"
 
 #include "mapping_expr.h"
 
@@ -71,6 +81,93 @@ check_vars(Node *node, void *context)
 		return false;
 	}
 	return expression_tree_walker(node, check_vars, context);
+}
+
+/*
+ * Raises 0A000 when a function or operator outside pg_catalog takes a polymorphic
+ * argument. The trigger keeps the expression as text and looks its names up again in
+ * every backend, by name and the exact argument types the deparsed text spells out: for
+ * a function with concrete parameter types that finds it again and nothing else (another
+ * function with those very types cannot exist beside it), but a polymorphic one would lose
+ * to an overload with the row's exact types that anyone who may create in its schema adds
+ * later, and that overload would run in the order's transaction, as whoever writes the
+ * order. Functions reached through a cast are found by their types, not their name.
+ */
+static void
+refuse_polymorphic(Oid fn, Oid nsp, int nargs, const Oid *argtypes, bool oper, Oid oprid,
+				   const char *mapping)
+{
+	int			i;
+
+	if (nsp == PG_CATALOG_NAMESPACE)
+		return;
+	for (i = 0; i < nargs; i++)
+		if (IsPolymorphicType(argtypes[i]) || argtypes[i] == ANYOID)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("mapping \"%s\" uses %s %s, which takes a polymorphic argument",
+							mapping, oper ? "operator" : "function",
+							oper ? format_operator_qualified(oprid) :
+							format_procedure_qualified(fn)),
+					 errdetail("The trigger looks the %s up again by name in every session: an overload added to its schema later would be called instead.",
+							   oper ? "operator" : "function"),
+					 errhint("Use a function or operator whose parameters have concrete types.")));
+}
+
+static void
+refuse_polymorphic_operator(Oid opno, const char *mapping)
+{
+	HeapTuple	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
+	Form_pg_operator op;
+	Oid			types[2];
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for operator %u", opno);
+	op = (Form_pg_operator) GETSTRUCT(tup);
+	types[0] = op->oprleft;
+	types[1] = op->oprright;
+	refuse_polymorphic(InvalidOid, op->oprnamespace, 2, types, true, opno, mapping);
+	ReleaseSysCache(tup);
+}
+
+static bool
+check_resolution(Node *node, void *context)
+{
+	const char *mapping = (const char *) context;
+
+	if (node == NULL)
+		return false;
+	if (IsA(node, FuncExpr) && ((FuncExpr *) node)->funcformat == COERCE_EXPLICIT_CALL)
+	{
+		Oid			fn = ((FuncExpr *) node)->funcid;
+		HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+		Form_pg_proc proc;
+
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for function %u", fn);
+		proc = (Form_pg_proc) GETSTRUCT(tup);
+		refuse_polymorphic(fn, proc->pronamespace, proc->pronargs,
+						   proc->proargtypes.values, false, InvalidOid, mapping);
+		ReleaseSysCache(tup);
+	}
+	else if (IsA(node, OpExpr) || IsA(node, DistinctExpr) || IsA(node, NullIfExpr))
+		refuse_polymorphic_operator(((OpExpr *) node)->opno, mapping);
+	else if (IsA(node, ScalarArrayOpExpr))
+		refuse_polymorphic_operator(((ScalarArrayOpExpr *) node)->opno, mapping);
+	else if (IsA(node, RowCompareExpr))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((RowCompareExpr *) node)->opnos)
+			refuse_polymorphic_operator(lfirst_oid(lc), mapping);
+	}
+	return expression_tree_walker(node, check_resolution, context);
+}
+
+void
+s2s_mapping_expr_check_resolution(const char *mapping, Node *expr)
+{
+	(void) check_resolution(expr, (void *) mapping);
 }
 
 /* The one expression of text; raises 42601 for anything else. */
@@ -258,7 +355,10 @@ s2s_mapping_expr_eval(S2SMappingExpr **exprs, int n, HeapTuple tup,
 		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
 			ReThrowError(edata);
 		*failed = i;
-		problem = pstrdup(edata->message);
+		/* it may quote the row's data (a cast's input): the first bytes say enough */
+		problem = pnstrdup(edata->message,
+						   pg_mbcliplen(edata->message, strlen(edata->message),
+										S2S_MAPPING_PROBLEM_MAX));
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();

@@ -31,6 +31,13 @@ extern Node *s2s_mapping_expr_check(Relation rel, const char *mapping, const cha
 									S2SExprResult want);
 
 /*
+ * For s2s.track_orders, on a checked expression: raises 0A000 when it calls a function or
+ * operator outside pg_catalog that takes a polymorphic argument, which the trigger's own
+ * look-up by name could later resolve to an overload added to its schema.
+ */
+extern void s2s_mapping_expr_check_resolution(const char *mapping, Node *expr);
+
+/*
  * The canonical text of a checked expression, as the trigger's argument keeps it: what
  * pg_get_expr would show, functions outside pg_catalog schema-qualified.
  */
@@ -50,13 +57,16 @@ typedef struct S2SMappingExpr
 /* Compiles expr (from s2s_mapping_expr_check) in CurrentMemoryContext, for rel's rows. */
 extern S2SMappingExpr *s2s_mapping_expr_compile(Relation rel, Node *expr);
 
+/* Longest message of a data exception that s2s_mapping_expr_eval returns, in bytes. */
+#define S2S_MAPPING_PROBLEM_MAX 512
+
 /*
  * Evaluates the n expressions over tup into values/isnull (copied into
  * CurrentMemoryContext), under a subtransaction: a data exception (SQLSTATE class 22,
  * such as a cast of one row's metadata that fails) is not raised but returned as a
- * palloc'd message, with *failed set to the index of the expression that raised. Any
- * other error is raised. NULL when every expression was evaluated. exprs[i] may be NULL
- * (skipped).
+ * palloc'd message (its first S2S_MAPPING_PROBLEM_MAX bytes, whole characters), with
+ * *failed set to the index of the expression that raised. Any other error is raised. NULL
+ * when every expression was evaluated. exprs[i] may be NULL (skipped).
  */
 extern char *s2s_mapping_expr_eval(S2SMappingExpr **exprs, int n, HeapTuple tup,
 								   Datum *values, bool *isnull, int *failed);

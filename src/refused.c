@@ -5,11 +5,18 @@
  *
  * The pattern is a POSIX extended regular expression (ERE), compiled by PostgreSQL's own
  * engine (pg_regcomp) in the database's collation, case-sensitive. ERE and not ARE (what
- * the ~ operator speaks) on purpose: EREs have no back-references and no look-around,
- * so the engine's DFA matches one in time proportional to the body, which is at most
- * s2s_tracking.response_limit bytes; the engine also bounds a pattern's compiled size
- * (REG_ETOOBIG) and gives up when an interrupt is pending (REG_CANCEL). An administrator
- * who may write s2s.endpoints can thus not make the worker spin on a pattern.
+ * the ~ operator speaks) on purpose: EREs have no back-references and no look-around, so
+ * the engine's DFA matches one in time proportional to the body (at most
+ * s2s_tracking.response_limit bytes) times the pattern's states; the engine also bounds a
+ * pattern's compiled size (REG_ETOOBIG). That product is still large: 1 KB of bounded
+ * repetitions (a[ab]{255}[ab]{255}...c) has thousands of states, and its DFA misses its
+ * cache on every byte of a random body, for tens of seconds on a body of tens of kB,
+ * during which the worker judges nothing else (TAP 064). So a match gets
+ * S2S_REFUSED_MATCH_MS: a timeout then raises the flags of a query cancel, which the
+ * engine checks as it goes (PostgreSQL 15 returns REG_CANCEL, 16 and later raise the
+ * cancel's error from CHECK_FOR_INTERRUPTS, which is caught here, being ours, and only
+ * then). An administrator who may write s2s.endpoints can thus not make the worker spin
+ * on a pattern.
  *
  * The worker judges results outside any transaction, so nothing here may raise: the
  * engine returns its errors as codes (its allocations cannot fail with an ERROR either)
@@ -21,9 +28,11 @@
 #include "catalog/pg_collation.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "regex/regex.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/timeout.h"
 
 #include "refused.h"
 
@@ -43,6 +52,66 @@ typedef struct CachedPattern
 
 static CachedPattern cache[REFUSED_CACHE_SIZE];
 static uint64 use_counter;
+
+/* The match's time limit: registered on first use (MAX_TIMEOUTS: not yet). */
+static TimeoutId match_timeout = MAX_TIMEOUTS;
+static volatile sig_atomic_t match_expired = false;
+
+/* SIGALRM: what a query cancel sets, which the engine's cancel checks read. */
+static void
+match_timeout_handler(void)
+{
+	match_expired = true;
+	QueryCancelPending = true;
+	InterruptPending = true;
+}
+
+/* What regexec_bounded returns for a match given up (PostgreSQL 16 has no REG_CANCEL). */
+#define MATCH_GIVEN_UP (-1)
+
+/*
+ * pg_regexec on wide[0..wlen), given up after S2S_REFUSED_MATCH_MS: match_expired is then
+ * set, and the result is MATCH_GIVEN_UP or the engine's REG_CANCEL. The cancel it causes
+ * is withdrawn before returning, so nothing else ever sees it.
+ */
+static int
+regexec_bounded(regex_t *re, pg_wchar *wide, int wlen)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	bool		cancel_before = QueryCancelPending;
+	volatile int rc = MATCH_GIVEN_UP;
+
+	if (match_timeout == MAX_TIMEOUTS)
+		match_timeout = RegisterTimeout(USER_TIMEOUT, match_timeout_handler);
+	match_expired = false;
+	enable_timeout_after(match_timeout, S2S_REFUSED_MATCH_MS);
+	PG_TRY();
+	{
+		rc = pg_regexec(re, wide, wlen, 0, NULL, 0, NULL, 0);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		/* only the cancel this timeout caused is ours to end */
+		if (!match_expired || edata->sqlerrcode != ERRCODE_QUERY_CANCELED)
+		{
+			disable_timeout(match_timeout, false);
+			FreeErrorData(edata);
+			PG_RE_THROW();
+		}
+		FreeErrorData(edata);
+		FlushErrorState();
+		rc = MATCH_GIVEN_UP;
+	}
+	PG_END_TRY();
+	disable_timeout(match_timeout, false);
+	if (match_expired && !cancel_before)
+		QueryCancelPending = false;
+	return rc;
+}
 
 static char *
 regex_message(int rc, regex_t *re)
@@ -166,13 +235,16 @@ s2s_refused_match(const char *endpoint, const char *pattern, const char *body, s
 		return S2S_REFUSAL_UNKNOWN;
 	wide = palloc((len + 1) * sizeof(pg_wchar));
 	wlen = pg_mb2wchar_with_len(body, wide, (int) len);
-	rc = pg_regexec(re, wide, wlen, 0, NULL, 0, NULL, 0);
+	rc = regexec_bounded(re, wide, wlen);
 	pfree(wide);
 	if (rc == REG_OKAY)
 		return S2S_REFUSAL_MATCH;
 	if (rc == REG_NOMATCH)
 		return S2S_REFUSAL_NONE;
-	*message = regex_message(rc, re);
+	if (match_expired)
+		*message = psprintf("matching took longer than %d ms, the limit", S2S_REFUSED_MATCH_MS);
+	else
+		*message = regex_message(rc, re);
 	return S2S_REFUSAL_UNKNOWN;
 }
 

@@ -5,16 +5,19 @@
  *		matched against what a receiver answered.
  *
  * No catalog and no network access, and nothing here raises an error: a pattern that does
- * not compile, or a match the engine cannot finish (out of memory, cancelled), is reported
- * as a message for the caller to record. So the worker can judge a result outside any
- * transaction, and the endpoints guard (s2s_private.check_refused_pattern) compiles
- * exactly as the worker does.
+ * not compile, or a match the engine cannot finish (out of memory, longer than
+ * S2S_REFUSED_MATCH_MS), is reported as a message for the caller to record. So the worker
+ * can judge a result outside any transaction, and the endpoints guard
+ * (s2s_private.check_refused_pattern) compiles exactly as the worker does.
  */
 #ifndef S2S_REFUSED_H
 #define S2S_REFUSED_H
 
 /* Longest refused_pattern accepted, in bytes. */
 #define S2S_REFUSED_PATTERN_MAX 1024
+
+/* Longest a body is matched against a pattern, in milliseconds (refused.c says why). */
+#define S2S_REFUSED_MATCH_MS 250
 
 /* Longest part of a refusing body quoted in the delivery's last_error, in bytes. */
 #define S2S_REFUSED_REASON_MAX 1024

@@ -4,13 +4,13 @@
  *		landing page was reached without clkid.
  *
  * GET <tracking domain>/click?no_redirect=true&user_ip=..&user_ua=..&s2stoken=.. answers
- * {"id": "..."}. The call is synchronous, on the same HTTP client and settings as the
- * worker (http.c: https only unless s2s_tracking.allow_http, certificate verification,
- * no redirects, no address outside s2s_tracking.allowed_networks that netcheck.c refuses,
- * connect and total timeouts, body capped), and the backend waits on the
- * client's descriptor and its latch, so that a cancel or statement_timeout interrupts
- * it at once. The function is SECURITY DEFINER: the app role calls it without being able
- * to read the token, and the token never appears in an error message.
+ * {"id": "..."} (swaarm_answer.c reads the ID). The call is synchronous, on the same HTTP
+ * client and settings as the worker (http.c: https only unless s2s_tracking.allow_http,
+ * certificate verification, no redirects, no address outside s2s_tracking.allowed_networks
+ * that netcheck.c refuses, connect and total timeouts, body capped), and the backend waits
+ * on the client's descriptor and its latch, so that a cancel or statement_timeout
+ * interrupts it at once. The function is SECURITY DEFINER: the app role calls it without
+ * being able to read the token, and the token never appears in an error message.
  *
  * The client is kept between calls of one backend (keep-alive: a landing page does not pay
  * a TLS handshake per visitor) and destroyed on any error, so that no transfer outlives
@@ -34,329 +34,17 @@
 #include "redact.h"
 #include "render.h"
 #include "settings.h"
+#include "swaarm_answer.h"
 
 PG_FUNCTION_INFO_V1(s2s_swaarm_click);
 
 #define CLICK_MAX_RESPONSE 16384
-#define CLICK_MAX_ID_LEN 256
-#define JSON_MAX_DEPTH 64
 
 static HttpClient *click_client = NULL;
 
 /* The result being read: static, so that the error path can release it after longjmp. */
 static HttpResult click_result;
 static bool click_result_held = false;
-
-/* ---- the answer: {"id": "..."} (pure) ---- */
-
-typedef struct JsonCursor
-{
-	const char *p;
-	const char *end;
-} JsonCursor;
-
-static void
-json_ws(JsonCursor *c)
-{
-	while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
-		c->p++;
-}
-
-static int
-hex_value(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
-/*
- * A JSON string at c->p. With out, its value is appended when it is printable ASCII
- * (escapes decoded) and *ascii tells whether it was; without, it is only checked.
- */
-static bool
-json_string(JsonCursor *c, StringInfo out, bool *ascii)
-{
-	if (ascii)
-		*ascii = true;
-	if (c->p >= c->end || *c->p != '"')
-		return false;
-	c->p++;
-	while (c->p < c->end)
-	{
-		unsigned char ch = (unsigned char) *c->p++;
-		int			code;
-
-		if (ch == '"')
-			return true;
-		if (ch < 0x20)
-			return false;
-		if (ch != '\\')
-		{
-			code = ch;
-		}
-		else
-		{
-			if (c->p >= c->end)
-				return false;
-			ch = (unsigned char) *c->p++;
-			switch (ch)
-			{
-				case '"':
-				case '\\':
-				case '/':
-					code = ch;
-					break;
-				case 'b':
-					code = '\b';
-					break;
-				case 'f':
-					code = '\f';
-					break;
-				case 'n':
-					code = '\n';
-					break;
-				case 'r':
-					code = '\r';
-					break;
-				case 't':
-					code = '\t';
-					break;
-				case 'u':
-					code = 0;
-					if (c->end - c->p < 4)
-						return false;
-					for (int i = 0; i < 4; i++)
-					{
-						int			h = hex_value(c->p[i]);
-
-						if (h < 0)
-							return false;
-						code = code * 16 + h;
-					}
-					c->p += 4;
-					break;
-				default:
-					return false;
-			}
-		}
-		if (code < 0x21 || code > 0x7e)
-		{
-			if (ascii)
-				*ascii = false;
-		}
-		else if (out)
-			appendStringInfoChar(out, (char) code);
-	}
-	return false;
-}
-
-/* A JSON number; its text is appended to out when it is a plain non-negative integer. */
-static bool
-json_number(JsonCursor *c, StringInfo out, bool *integer)
-{
-	const char *start = c->p;
-
-	if (c->p < c->end && *c->p == '-')
-		c->p++;
-	if (c->p >= c->end || !isdigit((unsigned char) *c->p))
-		return false;
-	while (c->p < c->end && isdigit((unsigned char) *c->p))
-		c->p++;
-	*integer = (*start != '-');
-	if (c->p < c->end && *c->p == '.')
-	{
-		*integer = false;
-		c->p++;
-		if (c->p >= c->end || !isdigit((unsigned char) *c->p))
-			return false;
-		while (c->p < c->end && isdigit((unsigned char) *c->p))
-			c->p++;
-	}
-	if (c->p < c->end && (*c->p == 'e' || *c->p == 'E'))
-	{
-		*integer = false;
-		c->p++;
-		if (c->p < c->end && (*c->p == '+' || *c->p == '-'))
-			c->p++;
-		if (c->p >= c->end || !isdigit((unsigned char) *c->p))
-			return false;
-		while (c->p < c->end && isdigit((unsigned char) *c->p))
-			c->p++;
-	}
-	if (*integer && out)
-		appendBinaryStringInfo(out, start, c->p - start);
-	return true;
-}
-
-static bool
-json_literal(JsonCursor *c, const char *lit)
-{
-	size_t		n = strlen(lit);
-
-	if ((size_t) (c->end - c->p) < n || memcmp(c->p, lit, n) != 0)
-		return false;
-	c->p += n;
-	return true;
-}
-
-static bool json_skip_value(JsonCursor *c, int depth);
-
-/* An object or array after its opening bracket, up to and including the closing one. */
-static bool
-json_skip_container(JsonCursor *c, char close, int depth)
-{
-	json_ws(c);
-	if (c->p < c->end && *c->p == close)
-	{
-		c->p++;
-		return true;
-	}
-	for (;;)
-	{
-		if (close == '}')
-		{
-			if (!json_string(c, NULL, NULL))
-				return false;
-			json_ws(c);
-			if (c->p >= c->end || *c->p++ != ':')
-				return false;
-		}
-		if (!json_skip_value(c, depth + 1))
-			return false;
-		json_ws(c);
-		if (c->p >= c->end)
-			return false;
-		if (*c->p == ',')
-		{
-			c->p++;
-			json_ws(c);
-			continue;
-		}
-		if (*c->p == close)
-		{
-			c->p++;
-			return true;
-		}
-		return false;
-	}
-}
-
-static bool
-json_skip_value(JsonCursor *c, int depth)
-{
-	bool		integer;
-
-	if (depth > JSON_MAX_DEPTH)
-		return false;
-	json_ws(c);
-	if (c->p >= c->end)
-		return false;
-	switch (*c->p)
-	{
-		case '"':
-			return json_string(c, NULL, NULL);
-		case '{':
-			c->p++;
-			return json_skip_container(c, '}', depth);
-		case '[':
-			c->p++;
-			return json_skip_container(c, ']', depth);
-		case 't':
-			return json_literal(c, "true");
-		case 'f':
-			return json_literal(c, "false");
-		case 'n':
-			return json_literal(c, "null");
-		default:
-			return json_number(c, NULL, &integer);
-	}
-}
-
-/*
- * The click ID in Swaarm's answer: the top-level "id" member of a JSON object, a string of
- * printable ASCII or a non-negative integer, at most CLICK_MAX_ID_LEN bytes. NULL when the
- * body is not such an object (the last "id" wins if there are several).
- */
-static char *
-json_click_id(const char *body, size_t len)
-{
-	JsonCursor	c = {body, body + len};
-	StringInfoData key;
-	char	   *id = NULL;
-
-	initStringInfo(&key);
-	json_ws(&c);
-	if (c.p >= c.end || *c.p != '{')
-		return NULL;
-	c.p++;
-	json_ws(&c);
-	if (c.p < c.end && *c.p == '}')
-		c.p++;
-	else
-	{
-		for (;;)
-		{
-			bool		ascii;
-
-			resetStringInfo(&key);
-			if (!json_string(&c, &key, &ascii))
-				return NULL;
-			json_ws(&c);
-			if (c.p >= c.end || *c.p++ != ':')
-				return NULL;
-			json_ws(&c);
-			if (ascii && strcmp(key.data, "id") == 0)
-			{
-				StringInfoData val;
-				bool		ok_value;
-
-				initStringInfo(&val);
-				if (c.p < c.end && *c.p == '"')
-				{
-					ok_value = json_string(&c, &val, &ascii);
-					if (!ok_value)
-						return NULL;
-					ok_value = ascii;
-				}
-				else if (c.p < c.end && (*c.p == '-' || isdigit((unsigned char) *c.p)))
-				{
-					if (!json_number(&c, &val, &ok_value))
-						return NULL;
-				}
-				else
-				{
-					if (!json_skip_value(&c, 1))
-						return NULL;
-					ok_value = false;
-				}
-				id = (ok_value && val.len > 0 && val.len <= CLICK_MAX_ID_LEN) ? val.data : NULL;
-			}
-			else if (!json_skip_value(&c, 1))
-				return NULL;
-			json_ws(&c);
-			if (c.p >= c.end)
-				return NULL;
-			if (*c.p == ',')
-			{
-				c.p++;
-				json_ws(&c);
-				continue;
-			}
-			if (*c.p++ != '}')
-				return NULL;
-			break;
-		}
-	}
-	json_ws(&c);
-	return c.p == c.end ? id : NULL;
-}
-
-/* ---- the request ---- */
 
 typedef struct ClickEndpoint
 {
@@ -462,29 +150,28 @@ redacted_error(const char *error, const char *secret)
 	return out;
 }
 
-Datum
-s2s_swaarm_click(PG_FUNCTION_ARGS)
+/* The visitor's arguments, checked. */
+typedef struct ClickArgs
 {
-	char	   *name;
-	char	   *ip;
+	char	   *name;			/* the endpoint */
+	char	   *ip;				/* host(ip): no netmask */
 	char	   *ua;
-	ClickEndpoint ep;
-	StringInfoData url;
-	StringInfoData token_enc;
-	HttpClientOptions opt;
-	NetPolicy	policy;
-	HttpRequest req;
-	char		errbuf[256];
-	long		status = 0;
-	HttpErrorKind kind = HTTP_ERROR_NONE;
-	char		error[256];
-	char	   *body = NULL;
-	size_t		body_len = 0;
-	bool		body_cut = false;
-	char	   *id;
-	char	   *problem;
-	size_t		ulen;
+} ClickArgs;
 
+/* What the HTTP exchange left, copied out of the client's result. */
+typedef struct ClickAnswer
+{
+	long		status;
+	HttpErrorKind kind;
+	char		error[256];
+	char	   *body;
+	size_t		body_len;
+	bool		body_cut;		/* the client kept only the start of the body */
+} ClickAnswer;
+
+static void
+read_arguments(FunctionCallInfo fcinfo, ClickArgs *args)
+{
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -501,75 +188,109 @@ s2s_swaarm_click(PG_FUNCTION_ARGS)
 				 errdetail("Swaarm's click request requires the visitor's user agent (user_ua)."),
 				 errhint("Pass an empty string when the visitor sent no User-Agent header.")));
 
-	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	ip = TextDatumGetCString(DirectFunctionCall1(network_host, PG_GETARG_DATUM(1)));
-	ua = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	args->name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	args->ip = TextDatumGetCString(DirectFunctionCall1(network_host, PG_GETARG_DATUM(1)));
+	args->ua = text_to_cstring(PG_GETARG_TEXT_PP(2));
+}
 
-	/*
-	 * Permission first, with the same answer for an endpoint that does not exist, so that a
-	 * caller who may not use an endpoint learns nothing about it (as s2s.track_event).
-	 */
-	memset(&ep, 0, sizeof(ep));
-	if (!load_endpoint(name, &ep) && ep.administrator)
+/*
+ * The endpoint, when the caller may use it and it can answer a click request. Permission
+ * first, with the same answer for an endpoint that does not exist, so that a caller who
+ * may not use an endpoint learns nothing about it (as s2s.track_event).
+ */
+static void
+load_usable_endpoint(const char *name, ClickEndpoint *ep)
+{
+	memset(ep, 0, sizeof(*ep));
+	if (!load_endpoint(name, ep) && ep->administrator)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("endpoint \"%s\" does not exist", name)));
-	if (!ep.allowed)
+	if (!ep->allowed)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to request click IDs from endpoint \"%s\"", name),
 				 errdetail("Role \"%s\" is not allowed by the event_roles of an endpoint of that name, if there is one.",
-						   ep.caller),
+						   ep->caller),
 				 errhint("An administrator adds the role to the endpoint's event_roles in s2s.endpoints.")));
-	if (strcmp(ep.kind, "swaarm_postback") != 0 && strcmp(ep.kind, "swaarm_s2sevent") != 0)
+	if (strcmp(ep->kind, "swaarm_postback") != 0 && strcmp(ep->kind, "swaarm_s2sevent") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("endpoint \"%s\" is not a Swaarm endpoint", name),
 				 errdetail("Its kind is %s; click IDs are requested from swaarm_postback or swaarm_s2sevent endpoints.",
-						   ep.kind)));
-	if (!ep.enabled)
+						   ep->kind)));
+	if (!ep->enabled)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("endpoint \"%s\" is disabled", name),
 				 errhint("Set enabled = true in s2s.endpoints to use it.")));
-	if (ep.secret == NULL || ep.secret[0] == '\0')
+	if (ep->secret == NULL || ep->secret[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("endpoint \"%s\" has no token", name),
 				 errdetail("Swaarm's click request is authenticated by the endpoint's S2S token (s2stoken)."),
 				 errhint("Set the secret column of the endpoint in s2s.endpoints.")));
+}
 
-	/* <tracking domain>/click?no_redirect=true&user_ip=..&user_ua=..&s2stoken=.. */
-	ulen = strlen(ep.url);
-	while (ulen > 0 && ep.url[ulen - 1] == '/')
+/*
+ * <tracking domain>/click?no_redirect=true&user_ip=..&user_ua=..&s2stoken=.., the
+ * domain's trailing slashes dropped. The caller clears it once sent: it holds the token.
+ */
+static StringInfo
+click_url(const ClickEndpoint *ep, const ClickArgs *args)
+{
+	StringInfo	url = makeStringInfo();
+	StringInfoData token_enc;
+	size_t		ulen = strlen(ep->url);
+
+	while (ulen > 0 && ep->url[ulen - 1] == '/')
 		ulen--;
-	initStringInfo(&url);
-	appendBinaryStringInfo(&url, ep.url, ulen);
-	appendStringInfoString(&url, "/click?no_redirect=true&user_ip=");
-	s2s_append_percent_encoded(&url, ip);
-	appendStringInfoString(&url, "&user_ua=");
-	s2s_append_percent_encoded(&url, ua);
-	appendStringInfoString(&url, "&s2stoken=");
+	appendBinaryStringInfo(url, ep->url, ulen);
+	appendStringInfoString(url, "/click?no_redirect=true&user_ip=");
+	s2s_append_percent_encoded(url, args->ip);
+	appendStringInfoString(url, "&user_ua=");
+	s2s_append_percent_encoded(url, args->ua);
+	appendStringInfoString(url, "&s2stoken=");
 	initStringInfo(&token_enc);
-	s2s_append_percent_encoded(&token_enc, ep.secret);
-	appendStringInfoString(&url, token_enc.data);
+	s2s_append_percent_encoded(&token_enc, ep->secret);
+	appendStringInfoString(url, token_enc.data);
+	explicit_bzero(token_enc.data, token_enc.len);
+	return url;
+}
 
-	memset(&opt, 0, sizeof(opt));
-	opt.max_connections = 4;
-	opt.max_host_connections = 4;
-	opt.connect_timeout_ms = s2s_connect_timeout_ms;
-	opt.total_timeout_ms = ep.timeout_ms > 0 ? ep.timeout_ms : s2s_request_timeout_ms;
-	opt.max_response_bytes = CLICK_MAX_RESPONSE;
-	opt.allow_http = s2s_allow_http;
-	policy = s2s_network_policy();
-	opt.allowed_networks = policy.allowed;
-	opt.n_allowed_networks = policy.n_allowed;
-	opt.allow_link_local = policy.allow_link_local;
-	opt.user_agent = "s2s_tracking/" S2S_VERSION;
+/* The worker's transport rules and settings, the endpoint's own timeout first. */
+static void
+client_options(const ClickEndpoint *ep, HttpClientOptions *opt)
+{
+	NetPolicy	policy = s2s_network_policy();
+
+	memset(opt, 0, sizeof(*opt));
+	opt->max_connections = 4;
+	opt->max_host_connections = 4;
+	opt->connect_timeout_ms = s2s_connect_timeout_ms;
+	opt->total_timeout_ms = ep->timeout_ms > 0 ? ep->timeout_ms : s2s_request_timeout_ms;
+	opt->max_response_bytes = CLICK_MAX_RESPONSE;
+	opt->allow_http = s2s_allow_http;
+	opt->allowed_networks = policy.allowed;
+	opt->n_allowed_networks = policy.n_allowed;
+	opt->allow_link_local = policy.allow_link_local;
+	opt->user_agent = "s2s_tracking/" S2S_VERSION;
+}
+
+/*
+ * Sends the request on the backend's client (made on first use) and waits for its result
+ * on the client's descriptor and the latch, so that a cancel or statement_timeout
+ * interrupts at once. On any error the client is destroyed: no transfer outlives the call.
+ */
+static void
+exchange(const char *name, const HttpClientOptions *opt, const char *url, ClickAnswer *answer)
+{
+	HttpRequest req;
+	char		errbuf[256];
 
 	memset(&req, 0, sizeof(req));
 	req.method = "GET";
-	req.url = url.data;
+	req.url = url;
 
 	PG_TRY();
 	{
@@ -577,14 +298,14 @@ s2s_swaarm_click(PG_FUNCTION_ARGS)
 
 		if (click_client == NULL)
 		{
-			click_client = http_client_create(&opt, errbuf, sizeof(errbuf));
+			click_client = http_client_create(opt, errbuf, sizeof(errbuf));
 			if (click_client == NULL)
 				ereport(ERROR,
 						(errcode(ERRCODE_OUT_OF_MEMORY),
 						 errmsg("could not create the HTTP client: %s", errbuf)));
 		}
 		else
-			http_client_set_options(click_client, &opt);
+			http_client_set_options(click_client, opt);
 
 		if (!http_submit(click_client, &req, errbuf, sizeof(errbuf)))
 			ereport(ERROR,
@@ -593,8 +314,8 @@ s2s_swaarm_click(PG_FUNCTION_ARGS)
 
 		/* libcurl enforces the timeouts; this only guards against a stuck client */
 		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-											   (int64) opt.connect_timeout_ms +
-											   opt.total_timeout_ms + 5000);
+											   (int64) opt->connect_timeout_ms +
+											   opt->total_timeout_ms + 5000);
 		for (;;)
 		{
 			long		timeout;
@@ -622,12 +343,12 @@ s2s_swaarm_click(PG_FUNCTION_ARGS)
 				ResetLatch(MyLatch);
 		}
 
-		status = click_result.http_status;
-		kind = click_result.error_kind;
-		strlcpy(error, click_result.error, sizeof(error));
-		body_len = click_result.body_len;
-		body_cut = click_result.body_truncated;
-		body = pnstrdup(click_result.body ? click_result.body : "", body_len);
+		answer->status = click_result.http_status;
+		answer->kind = click_result.error_kind;
+		strlcpy(answer->error, click_result.error, sizeof(answer->error));
+		answer->body_len = click_result.body_len;
+		answer->body_cut = click_result.body_truncated;
+		answer->body = pnstrdup(click_result.body ? click_result.body : "", answer->body_len);
 		http_result_release(&click_result);
 		click_result_held = false;
 	}
@@ -641,8 +362,13 @@ s2s_swaarm_click(PG_FUNCTION_ARGS)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+}
 
-	if (kind != HTTP_ERROR_NONE && (status < 200 || status > 299))
+/* An error unless the exchange ended with a 2xx answer. */
+static void
+check_answered(const char *name, const ClickEndpoint *ep, const ClickAnswer *answer)
+{
+	if (answer->kind != HTTP_ERROR_NONE && (answer->status < 200 || answer->status > 299))
 	{
 		/* no answer: keep no half-used connection state for the next call either */
 		http_client_destroy(click_client);
@@ -650,27 +376,37 @@ s2s_swaarm_click(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("click request to endpoint \"%s\" failed: %s", name,
-						kind == HTTP_ERROR_TIMEOUT ? "timeout" :
-						kind == HTTP_ERROR_TLS ? "TLS error" :
-						kind == HTTP_ERROR_REFUSED ? "request refused" : "network error"),
-				 errdetail("%s.", redacted_error(error, ep.secret)),
-				 kind == HTTP_ERROR_REFUSED ?
+						answer->kind == HTTP_ERROR_TIMEOUT ? "timeout" :
+						answer->kind == HTTP_ERROR_TLS ? "TLS error" :
+						answer->kind == HTTP_ERROR_REFUSED ? "request refused" : "network error"),
+				 errdetail("%s.", redacted_error(answer->error, ep->secret)),
+				 answer->kind == HTTP_ERROR_REFUSED ?
 				 errhint("Endpoint URLs must use https unless s2s_tracking.allow_http is on, and reach only public addresses unless s2s_tracking.allowed_networks lists theirs.") : 0));
 	}
-	if (status < 200 || status > 299)
+	if (answer->status < 200 || answer->status > 299)
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-				 errmsg("click request to endpoint \"%s\" was answered HTTP %ld", name, status),
+				 errmsg("click request to endpoint \"%s\" was answered HTTP %ld", name,
+						answer->status),
 				 errdetail("The response began: %s",
-						   body_excerpt(body, body_len, ep.secret, body_cut))));
+						   body_excerpt(answer->body, answer->body_len, ep->secret,
+										answer->body_cut))));
+}
 
-	id = json_click_id(body, body_len);
+/* The click ID of a 2xx answer (swaarm_answer.h), or an error saying what is wrong. */
+static char *
+answer_click_id(const char *name, const ClickEndpoint *ep, const ClickAnswer *answer)
+{
+	char	   *id = s2s_swaarm_answer_id(answer->body, answer->body_len);
+	char	   *problem;
+
 	if (id == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 				 errmsg("endpoint \"%s\" answered the click request without a click ID", name),
 				 errdetail("Expected a JSON object with an \"id\"; the response began: %s",
-						   body_excerpt(body, body_len, ep.secret, body_cut))));
+						   body_excerpt(answer->body, answer->body_len, ep->secret,
+										answer->body_cut))));
 
 	/* the one rule for Swaarm click IDs: what this returns, record_click accepts */
 	problem = s2s_swaarm_check(id, strlen(id));
@@ -679,11 +415,30 @@ s2s_swaarm_click(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 				 errmsg("endpoint \"%s\" answered the click request with an invalid click ID", name),
 				 errdetail("%s", problem)));
+	return id;
+}
+
+Datum
+s2s_swaarm_click(PG_FUNCTION_ARGS)
+{
+	ClickArgs	args;
+	ClickEndpoint ep;
+	HttpClientOptions opt;
+	StringInfo	url;
+	ClickAnswer answer;
+	char	   *id;
+
+	read_arguments(fcinfo, &args);
+	load_usable_endpoint(args.name, &ep);
+	url = click_url(&ep, &args);
+	client_options(&ep, &opt);
+	exchange(args.name, &opt, url->data, &answer);
+	check_answered(args.name, &ep, &answer);
+	id = answer_click_id(args.name, &ep, &answer);
 
 	/* the token leaves no copy behind in this backend's memory */
 	explicit_bzero(ep.secret, strlen(ep.secret));
-	explicit_bzero(token_enc.data, token_enc.len);
-	explicit_bzero(url.data, url.len);
+	explicit_bzero(url->data, url->len);
 
 	PG_RETURN_TEXT_P(cstring_to_text(id));
 }

@@ -121,6 +121,7 @@ mapping_argument(Relation rel, S2SField f, const char *value)
 								  f == S2S_F_VALIDATED_WHEN ? S2S_EXPR_BOOLEAN :
 								  f == S2S_F_ORDER_TIME ? S2S_EXPR_TIMESTAMPTZ :
 								  S2S_EXPR_SCALAR);
+	s2s_mapping_expr_check_resolution(s2s_field_names[f], expr);
 	if (IsA(expr, Var))
 		return psprintf("%s=%s", s2s_field_names[f],
 						NameStr(TupleDescAttr(desc, ((Var *) expr)->varattno - 1)->attname));

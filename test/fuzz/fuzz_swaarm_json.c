@@ -1,18 +1,19 @@
 /*
  * fuzz_swaarm_json.c
- *		libFuzzer target for the parser of Swaarm's /click answer ({"id": "..."}),
- *		json_click_id() in src/swaarm_click.c.
+ *		libFuzzer target for the reading of Swaarm's /click answer ({"id": "..."}),
+ *		s2s_swaarm_answer_id() in src/swaarm_answer.c, over PostgreSQL's JSON parser
+ *		(the frontend build of common/jsonapi.c in libpgcommon).
  *
- * The parser is a static function of a file that also talks SPI and HTTP, so the file is
- * included here whole and linked with --gc-sections: only the parser and what it calls
- * survive, and the backend symbols the rest of the file needs are never resolved. (Moving
- * the parser to a pure module would make this include unnecessary.)
- *
- * Checked: the parser never reads past the body (the input is not NUL-terminated: ASan
- * sees any overrun), returns NULL or an id of 1 .. CLICK_MAX_ID_LEN printable ASCII bytes
- * without '"' or '\', and finds the id of a well-formed object built around a given value.
+ * Checked: nothing reads past the body (the input is not NUL-terminated: ASan sees any
+ * overrun), the result is NULL or an id of 1 .. S2S_SWAARM_ID_MAX printable ASCII bytes,
+ * and the id of a well-formed object built around a given value is found.
  */
-#include "../../src/swaarm_click.c"
+#include "postgres.h"
+
+#include "lib/stringinfo.h"
+
+#include "click.h"
+#include "swaarm_answer.h"
 
 #include "fuzz.h"
 
@@ -24,9 +25,9 @@ check_id(const char *id)
 	if (id == NULL)
 		return;
 	len = strlen(id);
-	FUZZ_CHECK(len >= 1 && len <= CLICK_MAX_ID_LEN, "id length %zu", len);
+	FUZZ_CHECK(len >= 1 && len <= S2S_SWAARM_ID_MAX, "id length %zu", len);
 	for (size_t i = 0; i < len; i++)
-		FUZZ_CHECK((unsigned char) id[i] >= 0x20 && (unsigned char) id[i] < 0x7f,
+		FUZZ_CHECK((unsigned char) id[i] > 0x20 && (unsigned char) id[i] < 0x7f,
 				   "byte 0x%02x in the id", (unsigned char) id[i]);
 }
 
@@ -38,11 +39,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char	   *id;
 
 	memcpy(body, data, size);
-	check_id(json_click_id(body, size));
+	check_id(s2s_swaarm_answer_id(body, size));
 	free(body);
 
 	/* the input as a value: {"a": [1, {"b": null}], "id": "<printable input>"} */
-	if (size > 0 && size <= CLICK_MAX_ID_LEN)
+	if (size > 0 && size <= S2S_SWAARM_ID_MAX)
 	{
 		StringInfoData doc;
 		bool		printable = true;
@@ -55,7 +56,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			appendStringInfoString(&doc, " {\"a\": [1, {\"b\": null}, \"x\\\"y\"], \"id\" : \"");
 			appendBinaryStringInfo(&doc, (const char *) data, (int) size);
 			appendStringInfoString(&doc, "\"}\n");
-			id = json_click_id(doc.data, doc.len);
+			id = s2s_swaarm_answer_id(doc.data, doc.len);
 			FUZZ_CHECK(id != NULL && strlen(id) == size && memcmp(id, data, size) == 0,
 					   "id not found in a well-formed answer");
 		}

@@ -114,3 +114,11 @@ write("redact", "affilae-echo", R(0, 19, "GET /postback?key=&id=1 HTTP/1.1", "60
 write("redact", "encoded-lower", R(2, 3, "t=;", "to+k/en"))
 write("redact", "form-cut", R(3 | 4, 0, "", "a b%c"))
 write("redact", "percent", R(1, 1, "a%25b", "%25"))
+
+# Swaarm's /click answers (its other seed-* files predate this list): an ID, escapes that
+# no ID holds (jsonapi refuses some of them unless rewritten first), nesting at and past
+# the limit of 64
+write("swaarm_json", "id", b'{"id": "clk1795000000-0123456789ab"}')
+write("swaarm_json", "escapes-no-id", b'{"n": "caf\\u00e9 \\u0000 \\ud800 \\ud83d\\ude00", "id": "a\\u0041\\/"}')
+write("swaarm_json", "depth-64", b'{"a": ' + b'[' * 64 + b']' * 64 + b', "id": 7}')
+write("swaarm_json", "depth-65", b'{"a": ' + b'[' * 65 + b']' * 65 + b', "id": 7}')

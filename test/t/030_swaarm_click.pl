@@ -102,6 +102,9 @@ my @answers = (
 	[ '{"id": 12345}', '12345', 'an integer id' ],
 	[ ' { "x": {"id": "inner", "a": [1, 2.5e3, true, null, "s"]}, "id" : "o\\"k\\u0041" } ',
 	  'o"kA', 'the top-level id, escapes decoded, nested members skipped' ],
+	[ '{"note": "caf\\u00e9 \\u0000 \\ud800", "n": 0, "id": "ok1"}', 'ok1',
+	  'escapes that no ID holds (non-ASCII, U+0000, a lone surrogate) elsewhere in the answer' ],
+	[ '{"a":' . ('[' x 64) . (']' x 64) . ', "id": "ok2"}', 'ok2', 'nesting 64 deep inside' ],
 );
 for my $a (@answers)
 {
@@ -139,6 +142,10 @@ my @bad = (
 	[ '{"id": "x\\u00e9"}', 'a non-ASCII id' ],
 	[ ('[' x 100) . (']' x 100), 'deep nesting' ],
 	[ '{"a":' . ('[' x 100) . (']' x 100) . ', "id": "x"}', 'deep nesting inside' ],
+	[ '{"a":' . ('[' x 65) . (']' x 65) . ', "id": "x"}', 'nesting 65 deep inside' ],
+	[ '{"id": "x", "a":' . ('[' x 20000), 'nesting as deep as the capped body allows' ],
+	[ '{"id": "x\\u0000"}', 'an id holding U+0000' ],
+	[ '{"id": 0123}', 'a number with a leading zero (not JSON)' ],
 );
 for my $b (@bad)
 {
