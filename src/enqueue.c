@@ -48,6 +48,7 @@
 #include "catalog/heap.h"
 #include "catalog/namespace.h"
 #include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
 #include "nodes/value.h"
 #include "parser/parse_func.h"
 #include "catalog/pg_enum.h"
@@ -76,6 +77,7 @@
 #include "delivery_insert.h"
 #include "endpoint_lock.h"
 #include "enqueue.h"
+#include "first_seen.h"
 #include "settings.h"
 #include "shared.h"
 
@@ -246,6 +248,12 @@ prepare_kept(const char *sql, int nargs, Oid *argtypes)
 		elog(ERROR, "SPI_keepplan failed");
 	AtEOXact_GUC(true, save_nestlevel);
 	return plan;
+}
+
+SPIPlanPtr
+s2s_prepare_kept(const char *sql, int nargs, Oid *argtypes)
+{
+	return prepare_kept(sql, nargs, argtypes);
 }
 
 /* Switches to the owner of s2s.deliveries; returns what to restore. */
@@ -528,6 +536,7 @@ build_expression(S2SOrderTrigger *t, Relation rel, const char *trigname, S2SFiel
 					 psprintf("The %s mapping must be %s.", s2s_field_names[f],
 							  expected_types(f)));
 	fi->expr = s2s_mapping_expr_compile(rel, expr);
+	pull_varattnos(expr, 1, &fi->expr_attrs);
 	if (f != S2S_F_VALIDATED_WHEN)
 		t->has_exprs = true;
 }
@@ -664,6 +673,17 @@ s2s_order_trigger_build(S2SOrderTrigger *t, Relation rel, const char *trigname,
 
 	build_payment_map(t, rel, trigname, a.payment_map);
 
+	/*
+	 * An order that may be validated after its insert, on a tracking without order_time:
+	 * the trigger records when it first sees it with a click ID (first_seen.c).
+	 */
+	t->first_seen = found && t->kind == S2S_KIND_AFFILAE && t->kind_problem == NULL &&
+		t->f[S2S_F_ORDER_TIME].attnum == InvalidAttrNumber &&
+		t->f[S2S_F_ORDER_TIME].expr == NULL &&
+		(t->f[S2S_F_STATUS].attnum != InvalidAttrNumber ||
+		 t->f[S2S_F_VALIDATED_WHEN].expr != NULL) &&
+		s2s_first_seen_installed();
+
 	/* validated statuses, in the form the status column is compared in */
 	t->nvalidated = a.nvalidated;
 	t->validated = palloc0(sizeof(char *) * Max(a.nvalidated, 1));
@@ -751,6 +771,21 @@ order_trigger_cached(TriggerData *td)
 	return t != NULL && usable(t, td);
 }
 
+/* Whether an UPDATE left column attnum as it was: the same stored bytes, or NULL twice. */
+static bool
+column_unchanged(TriggerData *td, TupleDesc desc, AttrNumber attnum)
+{
+	Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
+	bool		oldnull;
+	bool		newnull;
+	Datum		oldval = heap_getattr(td->tg_trigtuple, attnum, desc, &oldnull);
+	Datum		newval = heap_getattr(td->tg_newtuple, attnum, desc, &newnull);
+
+	if (oldnull || newnull)
+		return oldnull && newnull;
+	return datumIsEqual(oldval, newval, att->attbyval, att->attlen);
+}
+
 /*
  * For an UPDATE when the configuration must be built (again): whether the UPDATE leaves
  * the status alone, judged from the trigger's arguments and the stored values only. Such
@@ -764,13 +799,8 @@ update_leaves_status(TriggerData *td)
 	Trigger    *tg = td->tg_trigger;
 	TupleDesc	desc = RelationGetDescr(td->tg_relation);
 	S2STriggerArgs a;
-	Form_pg_attribute att;
 	AttrNumber	attnum;
 	Oid			typid;
-	bool		oldnull;
-	bool		newnull;
-	Datum		oldval;
-	Datum		newval;
 
 	if (s2s_trigger_args_parse(tg->tgnargs, tg->tgargs, &a) != NULL)
 		return false;
@@ -779,15 +809,24 @@ update_leaves_status(TriggerData *td)
 		return false;			/* validated_when may change with any column */
 	if (a.fields[S2S_F_STATUS].column == NULL)
 		return true;			/* without a status column, only an INSERT counts */
+
+	/* new click IDs on an order not validated are recorded (first_seen.c) */
+	if (a.fields[S2S_F_ORDER_TIME].column == NULL && a.fields[S2S_F_ORDER_TIME].expr == NULL)
+	{
+		if (a.fields[S2S_F_CLICK_IDS].expr != NULL)
+			return false;
+		if (a.fields[S2S_F_CLICK_IDS].column != NULL)
+		{
+			attnum = find_column(desc, a.fields[S2S_F_CLICK_IDS].column, &typid);
+			if (attnum != InvalidAttrNumber && !column_unchanged(td, desc, attnum))
+				return false;
+		}
+	}
+
 	attnum = find_column(desc, a.fields[S2S_F_STATUS].column, &typid);
 	if (attnum == InvalidAttrNumber)
 		return false;
-	att = TupleDescAttr(desc, attnum - 1);
-	oldval = heap_getattr(td->tg_trigtuple, attnum, desc, &oldnull);
-	newval = heap_getattr(td->tg_newtuple, attnum, desc, &newnull);
-	if (oldnull || newnull)
-		return oldnull && newnull;
-	return datumIsEqual(oldval, newval, att->attbyval, att->attlen);
+	return column_unchanged(td, desc, attnum);
 }
 
 /*
@@ -1121,12 +1160,13 @@ order_validated(S2SOrderTrigger *t, TriggerData *td, HeapTuple tup, TupleDesc de
 }
 
 /*
- * Evaluates every expression mapping but validated_when for the row, under one
- * subtransaction (mapping_expr.c). NULL when all could be; else the reason a delivery is
- * skipped for, and *failed the field that raised.
+ * Evaluates every expression mapping but validated_when for the row (with key_only, those
+ * of order_id and click_ids only), under one subtransaction (mapping_expr.c). NULL when
+ * all could be; else the reason a delivery is skipped for, and *failed the field that
+ * raised.
  */
 static char *
-evaluate_expressions(S2SOrderTrigger *t, HeapTuple tup, int *failed)
+evaluate_expressions(S2SOrderTrigger *t, HeapTuple tup, bool key_only, int *failed)
 {
 	S2SMappingExpr *exprs[S2S_NFIELDS];
 	Datum		values[S2S_NFIELDS];
@@ -1135,7 +1175,8 @@ evaluate_expressions(S2SOrderTrigger *t, HeapTuple tup, int *failed)
 	int			f;
 
 	for (f = 0; f < S2S_NFIELDS; f++)
-		exprs[f] = f == S2S_F_VALIDATED_WHEN ? NULL : t->f[f].expr;
+		exprs[f] = f == S2S_F_VALIDATED_WHEN ||
+			(key_only && f != S2S_F_ORDER_ID && f != S2S_F_CLICK_IDS) ? NULL : t->f[f].expr;
 	problem = s2s_mapping_expr_eval(exprs, S2S_NFIELDS, tup, values, isnull, failed);
 	for (f = 0; f < S2S_NFIELDS; f++)
 		if (exprs[f] != NULL)
@@ -1201,6 +1242,56 @@ update_validates(S2SOrderTrigger *t, TriggerData *td, TupleDesc desc)
 		!status_validated(t, td->tg_trigtuple, desc);
 }
 
+/*
+ * Whether an UPDATE changed the order's click IDs: the stored bytes of their column, or of
+ * the columns their expression reads.
+ */
+static bool
+click_ids_changed(S2SOrderTrigger *t, TriggerData *td, TupleDesc desc)
+{
+	S2SFieldInfo *fi = &t->f[S2S_F_CLICK_IDS];
+	int			member = -1;
+
+	if (fi->expr == NULL)
+		return fi->attnum != InvalidAttrNumber && !column_unchanged(td, desc, fi->attnum);
+	while ((member = bms_next_member(fi->expr_attrs, member)) >= 0)
+		if (!column_unchanged(td, desc, member + FirstLowInvalidHeapAttributeNumber))
+			return true;
+	return false;
+}
+
+/*
+ * An order not validated (yet) that carries a click ID: records when the trigger first
+ * saw it (first_seen.c), so that its click IDs are judged at that time when it is
+ * validated. An UPDATE records only when it changed the click IDs (an order inserted with
+ * them has its row already, kept as it is). An order ID or click IDs that cannot be read
+ * record nothing: the order is then judged when it is validated.
+ */
+static void
+note_first_seen(S2SOrderTrigger *t, TriggerData *td, TupleDesc desc, bool is_update)
+{
+	HeapTuple	tup = is_update ? td->tg_newtuple : td->tg_trigtuple;
+	char	   *click_ids;
+	char	   *order_id;
+	int			failed;
+	Oid			save_user;
+	int			save_sec;
+
+	if (is_update && (!click_ids_changed(t, td, desc) || order_validated(t, td, tup, desc)))
+		return;
+	if (t->has_exprs && evaluate_expressions(t, tup, true, &failed) != NULL)
+		return;
+	click_ids = field_text(&t->f[S2S_F_CLICK_IDS], tup, desc, '-');
+	if (click_ids == NULL || click_ids[0] == '\0')
+		return;
+	order_id = field_text(&t->f[S2S_F_ORDER_ID], tup, desc, 0);
+	if (order_id == NULL || order_id[0] == '\0' || strlen(order_id) > S2S_ORDER_ID_MAX)
+		return;
+	become_owner(&save_user, &save_sec);
+	s2s_first_seen_record(t->endpoint, order_id, GetCurrentStatementStartTimestamp());
+	SetUserIdAndSecContext(save_user, save_sec);
+}
+
 /* s as a new string of at most max bytes, cut on a character boundary. */
 static char *
 clip(const char *s, int max)
@@ -1254,7 +1345,11 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 	if (t->f[S2S_F_STATUS].attnum != InvalidAttrNumber || t->f[S2S_F_VALIDATED_WHEN].expr != NULL)
 	{
 		if (is_update ? !update_validates(t, td, desc) : !order_validated(t, td, tup, desc))
+		{
+			if (t->first_seen)
+				note_first_seen(t, td, desc, is_update);
 			return PointerGetDatum(NULL);
+		}
 	}
 	else if (is_update)
 		return PointerGetDatum(NULL);
@@ -1265,7 +1360,7 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 	 */
 	if (t->has_exprs)
 	{
-		expr_problem = evaluate_expressions(t, tup, &failed);
+		expr_problem = evaluate_expressions(t, tup, false, &failed);
 		if (expr_problem != NULL && failed == S2S_F_ORDER_ID)
 		{
 			ereport(WARNING,
@@ -1345,8 +1440,10 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 
 	/*
 	 * The click's age is measured at the time the order was placed (order_time), never at
-	 * validation; without it, now: the order is validated as it is inserted, or the
-	 * mapping says nothing better (doc/orders.md).
+	 * validation; without it, at the time the trigger first saw the order, not validated,
+	 * with a click ID (first_seen.c, whose row goes now that the conversion is enqueued or
+	 * skipped); else now: the order is validated as it is inserted, or was inserted before
+	 * tracking started (doc/orders.md).
 	 */
 	if (field_given(&t->f[S2S_F_ORDER_TIME]))
 	{
@@ -1356,6 +1453,23 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 		{
 			facts.judged_at_s = (int64) timestamptz_to_time_t(DatumGetTimestampTz(placed));
 			d.values[S2S_DC_ORDERED_AT] = placed;
+			d.isnull[S2S_DC_ORDERED_AT] = false;
+		}
+	}
+	else if (is_update && t->first_seen)
+	{
+		TimestampTz seen;
+		bool		found;
+		Oid			save_user;
+		int			save_sec;
+
+		become_owner(&save_user, &save_sec);
+		found = s2s_first_seen_take(t->endpoint, order_id, &seen);
+		SetUserIdAndSecContext(save_user, save_sec);
+		if (found)
+		{
+			facts.judged_at_s = (int64) timestamptz_to_time_t(seen);
+			d.values[S2S_DC_ORDERED_AT] = TimestampTzGetDatum(seen);
 			d.isnull[S2S_DC_ORDERED_AT] = false;
 		}
 	}

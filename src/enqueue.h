@@ -7,7 +7,9 @@
 #ifndef S2S_ENQUEUE_H
 #define S2S_ENQUEUE_H
 
+#include "executor/spi.h"
 #include "fmgr.h"
+#include "nodes/bitmapset.h"
 #include "utils/rel.h"
 
 #include "mapping_expr.h"
@@ -37,6 +39,7 @@ typedef struct S2SFieldInfo
 {
 	AttrNumber	attnum;			/* column, or 0 */
 	S2SMappingExpr *expr;		/* or an expression over the row, or NULL */
+	Bitmapset  *expr_attrs;		/* expr: the columns it reads (pull_varattnos) */
 	Datum		value;			/* expr: this row's value, set before use */
 	bool		isnull;
 	S2SValueHow how;
@@ -73,6 +76,7 @@ typedef struct S2SOrderTrigger
 	bool		has_exprs;		/* a field other than validated_when is an expression */
 	Oid			built_as;		/* the user the expressions were compiled for */
 	int64		window_s;		/* endpoints.attribution_window; 0: the setting */
+	bool		first_seen;		/* records orders first seen unvalidated (first_seen.c) */
 	int			npayment_map;	/* payment_map: shop value -> Affilae value */
 	char	  **payment_from;
 	char	  **payment_to;
@@ -90,6 +94,12 @@ typedef struct S2SOrderTrigger
  */
 extern void s2s_order_trigger_build(S2SOrderTrigger *t, Relation rel, const char *trigname,
 									int nargs, char **args);
+
+/*
+ * Prepares and keeps a plan under search_path pg_catalog, pg_temp (the trigger's
+ * statements name everything schema-qualified; this also pins any re-planning).
+ */
+extern SPIPlanPtr s2s_prepare_kept(const char *sql, int nargs, Oid *argtypes);
 
 /* OID of s2s.endpoints, looked up once per backend (and again after an invalidation). */
 extern Oid	s2s_endpoints_relid(void);

@@ -32,12 +32,14 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/indexing.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
@@ -340,6 +342,20 @@ static const char *purge_sql =
 ") "
 "DELETE FROM s2s.deliveries d USING p WHERE d.id = p.id";
 
+/*
+ * The first-seen times (first_seen.c) of orders never validated, as old as the finished
+ * deliveries the purge removes: $1 the retention in seconds, $2 the batch size. The table
+ * is small (orders waiting for their validation), scanned without an index of its own.
+ */
+static const char *purge_first_seen_sql =
+"DELETE FROM s2s_private.order_first_seen f USING ("
+"  SELECT endpoint, order_id FROM s2s_private.order_first_seen"
+"   WHERE first_seen_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-)"
+"         ($1::pg_catalog.float8 OPERATOR(pg_catalog.*) '1 second'::pg_catalog.interval))"
+"   LIMIT $2"
+") p WHERE f.endpoint OPERATOR(pg_catalog.=) p.endpoint"
+"      AND f.order_id OPERATOR(pg_catalog.=) p.order_id";
+
 typedef enum
 {
 	PLAN_CLAIM,
@@ -350,6 +366,7 @@ typedef enum
 	PLAN_RENEW,
 	PLAN_PAUSE,
 	PLAN_PURGE,
+	PLAN_PURGE_FIRST_SEEN,
 	NUM_PLANS
 } PlanId;
 
@@ -410,6 +427,11 @@ get_plan(PlanId id)
 			break;
 		case PLAN_PURGE:
 			sql = purge_sql;
+			nargs = lengthof(purge_types);
+			types = purge_types;
+			break;
+		case PLAN_PURGE_FIRST_SEEN:
+			sql = purge_first_seen_sql;
 			nargs = lengthof(purge_types);
 			types = purge_types;
 			break;
@@ -770,5 +792,25 @@ queue_purge(int retention_s, int limit)
 	rc = SPI_execute_plan(get_plan(PLAN_PURGE), values, NULL, false, 0);
 	if (rc != SPI_OK_DELETE)
 		elog(ERROR, "s2s_tracking purge failed: %s", SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+uint64
+queue_purge_first_seen(int retention_s, int limit)
+{
+	Datum		values[2];
+	Oid			nsp;
+	int			rc;
+
+	/* a library newer than the installed SQL objects (before ALTER EXTENSION UPDATE) */
+	nsp = get_namespace_oid("s2s_private", true);
+	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("order_first_seen", nsp)))
+		return 0;
+	values[0] = Int32GetDatum(retention_s);
+	values[1] = Int32GetDatum(limit);
+	rc = SPI_execute_plan(get_plan(PLAN_PURGE_FIRST_SEEN), values, NULL, false, 0);
+	if (rc != SPI_OK_DELETE)
+		elog(ERROR, "s2s_tracking purge of first-seen times failed: %s",
+			 SPI_result_code_string(rc));
 	return SPI_processed;
 }

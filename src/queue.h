@@ -109,4 +109,10 @@ extern void queue_pause_endpoint(const char *endpoint, const char *reason);
 /* Deletes at most "limit" finished deliveries older than retention, and their attempts. */
 extern uint64 queue_purge(int retention_s, int limit);
 
+/*
+ * Purges the first-seen times of orders never validated (s2s_private.order_first_seen)
+ * older than retention_s, at most limit rows. Returns how many went.
+ */
+extern uint64 queue_purge_first_seen(int retention_s, int limit);
+
 #endif							/* S2S_QUEUE_H */

@@ -350,17 +350,16 @@ s2s_track_orders(PG_FUNCTION_ARGS)
 				 errhint("Give client_ip, the column (or expression) that keeps the shopper's IP address when the order is placed.")));
 
 	/*
-	 * An order validated after it is inserted, without order_time: its click IDs are
-	 * judged when it is validated, which the networks never do (doc/orders.md says why
-	 * the trigger does not record the insert time itself).
+	 * An order validated after it is inserted, without order_time: the trigger records
+	 * when it first saw the order with a click ID and judges its click IDs at that time
+	 * (first_seen.c); an order inserted before tracking started is judged when validated.
 	 */
 	if (check.kind == S2S_KIND_AFFILAE && !ARG_GIVEN(field_argno(S2S_F_ORDER_TIME)) &&
 		(ARG_GIVEN(field_argno(S2S_F_STATUS)) || ARG_GIVEN(field_argno(S2S_F_VALIDATED_WHEN))))
 		ereport(NOTICE,
 				(errmsg("endpoint \"%s\" is tracked without order_time", endpoint),
-				 errdetail("The click IDs of an order validated after it was inserted are then judged when it is validated, not when it was placed."),
-				 errhint("Give order_time, the column (or expression) that says when the order was placed.")));
-
+				 errdetail("The click IDs of an order validated after it was inserted are judged at the time the trigger first saw it with a click ID; those of an order inserted before this trigger existed, when it is validated."),
+				 errhint("Give order_time, the column (or expression) that says when the order was placed: it covers the orders placed before tracking started too, and spares the trigger a write per order waiting for its validation.")));
 
 	tgname = trigger_name(endpoint);
 	relname = qualified_name(rel);

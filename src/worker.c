@@ -749,6 +749,16 @@ unit_purge(void *arg)
 	*n = queue_purge(s2s_retention_s, PURGE_BATCH);
 }
 
+static void
+unit_purge_first_seen(void *arg)
+{
+	uint64	   *n = (uint64 *) arg;
+
+	pgstat_report_activity(STATE_RUNNING,
+						   "purging the first-seen times of orders never validated");
+	*n = queue_purge_first_seen(s2s_retention_s, PURGE_BATCH);
+}
+
 /* The earliest time a lease of a request in flight or a held result needs renewing. */
 static void
 plan_renewal(void)
@@ -1462,8 +1472,13 @@ s2s_worker_main(Datum main_arg)
 
 				do
 				{
+					uint64		first_seen = 0;
+
 					if (!run_unit(unit_purge, &purged))
 						break;
+					/* a unit of its own: its failure never holds the deliveries' back */
+					if (run_unit(unit_purge_first_seen, &first_seen))
+						purged = Max(purged, first_seen);
 				} while (purged == PURGE_BATCH && ++rounds < PURGE_BATCHES_PER_ROUND);
 				next_purge = TimestampTzPlusMilliseconds(now, purged == PURGE_BATCH ?
 														 1000 : PURGE_INTERVAL_MS);

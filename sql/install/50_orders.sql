@@ -52,6 +52,23 @@ CREATE FUNCTION s2s.untrack_orders(orders regclass, endpoint text) RETURNS void
 COMMENT ON FUNCTION s2s.untrack_orders(regclass, text) IS
     'Stops a table of orders feeding an endpoint (drops the trigger s2s.track_orders made).';
 
+-- When the orders trigger first saw an order carrying a click ID that was not validated
+-- yet, for a tracking without order_time: the order's click IDs are judged at that time
+-- when it is validated later (a bank wire), never at validation (src/first_seen.c). One
+-- row per endpoint and order ID, the delivery's own key: a trigger made again by
+-- track_orders, or restored by pg_dump under another OID, finds its orders' rows. The
+-- trigger removes a row when it enqueues (or skips) the order's conversion; the worker
+-- purges the rows of orders never validated after s2s_tracking.retention. No foreign key
+-- and no other index: each would cost the checkout a lookup or a write.
+CREATE TABLE s2s_private.order_first_seen (
+    endpoint      text NOT NULL,
+    order_id      text NOT NULL,
+    first_seen_at timestamptz NOT NULL,
+    PRIMARY KEY (endpoint, order_id)
+);
+REVOKE ALL ON s2s_private.order_first_seen FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('s2s_private.order_first_seen', '');
+
 -- Every backend caches each endpoint's kind and currency with the trigger configuration;
 -- a change to s2s.endpoints sends a (transactional) relcache invalidation that clears it.
 CREATE FUNCTION s2s_private.endpoints_changed() RETURNS trigger

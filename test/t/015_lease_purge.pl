@@ -2,8 +2,9 @@
 # hold (a claim of a worker that is gone, a result that could not be written back) is given
 # back, its attempt not counted, and claimed again; a stale result never overwrites a newer
 # claim's. (A request in flight keeps its lease however long it takes: 062_lease_in_flight.)
-# Finished deliveries older than s2s_tracking.retention are purged with their attempts;
-# younger ones and waiting ones stay.
+# Finished deliveries older than s2s_tracking.retention are purged with their attempts,
+# and so are the first-seen times of orders never validated; younger ones and waiting ones
+# stay.
 use strict;
 use warnings;
 use FindBin;
@@ -41,6 +42,9 @@ $node->poll("SELECT count(*) = 21 FROM s2s.deliveries WHERE status = 'sent'", 't
 $node->sql("INSERT INTO s2s.deliveries (endpoint, kind, dedupe_key, conversion_id, currency, click_ids, status, next_attempt_at)
             VALUES ('aff', 'conversion', 'future', 'future', 'EUR', '603ed1800000000000000000', 'retrying', now() + interval '1 day')");
 $node->sql("UPDATE s2s.deliveries SET finished_at = now() - interval '2 days', created_at = now() - interval '2 days' WHERE dedupe_key IN (SELECT 'order-' || i FROM generate_series(101, 110) i)");
+# The first-seen times of orders never validated (s2s_private.order_first_seen) go too.
+$node->sql("INSERT INTO s2s_private.order_first_seen (endpoint, order_id, first_seen_at)
+            VALUES ('aff', 'abandoned', now() - interval '2 days'), ('aff', 'waiting', now())");
 $node->set_conf('s2s_tracking.retention', '1d');
 my $pid = $node->worker_pid;
 kill 'TERM', $pid;
@@ -51,6 +55,9 @@ is($node->sql("SELECT count(*) FROM s2s.attempts a WHERE NOT EXISTS (SELECT FROM
 	'0', 'their attempts went with them');
 is($node->sql("SELECT status FROM s2s.deliveries WHERE dedupe_key = 'future'"), 'retrying',
 	'a waiting delivery is kept');
+$node->poll("SELECT count(*) = 1 FROM s2s_private.order_first_seen", 'old first-seen times purged');
+is($node->sql("SELECT order_id FROM s2s_private.order_first_seen"), 'waiting',
+	'the first-seen time of an order still waiting is kept');
 
 $node->stop;
 $r->stop;

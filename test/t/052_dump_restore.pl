@@ -1,8 +1,9 @@
 # pg_dump / pg_restore of a shop database: the configuration (endpoints, their secrets,
-# the orders trigger, the grants) and the queue come back, the endpoints guard does not
-# wipe a restored secret, the identity sequences continue after the restored rows, the
-# restored deliveries are then sent with the restored secret, and no role sees a secret
-# it could not see before. A role without access to the secrets cannot dump them.
+# the orders trigger, the grants), the queue and the first-seen times of orders waiting
+# for their validation come back, the endpoints guard does not wipe a restored secret, the
+# identity sequences continue after the restored rows, the restored deliveries are then
+# sent with the restored secret, and no role sees a secret it could not see before. A role
+# without access to the secrets cannot dump them.
 # The restored database is a copy (another cluster): the worker pauses its endpoints and
 # sends nothing until s2s.adopt_home() confirms it is the queue's new home.
 use strict;
@@ -47,6 +48,8 @@ $src->sql("UPDATE s2s.endpoints SET enabled = false WHERE name = 'aff'");
 $src->sql("INSERT INTO public.orders VALUES ('o$_', $_, '$click')") for 2 .. 4;
 $src->sql("SELECT s2s.track_event('sw', 'user-1', 'purchase', '192.0.2.1', 'ua', 5, 'EUR')");
 $src->sql("SELECT s2s.record_click('$click', '192.0.2.9', 'ua', NULL, 'https://shop.example/?aecid=$click')");
+# an order waiting for its validation since it was first seen, three days ago
+$src->sql("INSERT INTO s2s_private.order_first_seen VALUES ('aff', 'o-wire', now() - interval '3 days')");
 
 my %q = (
 	endpoints => "SELECT name, kind, url, secret, enabled, pause_reason, currency, http_method, token_in_query FROM s2s.endpoints ORDER BY name",
@@ -54,6 +57,7 @@ my %q = (
 	deliveries => "SELECT id, endpoint, kind, dedupe_key, status, attempts, conversion_id, amount, click_ids FROM s2s.deliveries ORDER BY id",
 	attempts => "SELECT delivery_id, attempt, http_status FROM s2s.attempts ORDER BY 1, 2",
 	clicks => "SELECT id, network, click_id, ip FROM s2s.clicks ORDER BY id",
+	first_seen => "SELECT endpoint, order_id, first_seen_at FROM s2s_private.order_first_seen ORDER BY 1, 2",
 	grants => "SELECT has_function_privilege('shop_app', 's2s.track_event(text, text, text, inet, text, numeric, text, numeric, text, text)', 'EXECUTE'), has_table_privilege('shop_admin', 's2s.endpoints', 'INSERT'), has_table_privilege('shop_app', 's2s.endpoints', 'SELECT'), has_schema_privilege('shop_admin', 's2s_private', 'USAGE')",
 	triggers => "SELECT tgname, tgrelid::regclass, tgenabled FROM pg_trigger WHERE tgrelid = 'public.orders'::regclass AND NOT tgisinternal",
 );
