@@ -126,6 +126,7 @@ BEGIN
     RETURN NEW;
 END
 $$;
+
 -- == first-insert time (issue 12) ==
 -- When the orders trigger first saw an order carrying a click ID that was not validated
 -- yet, for a tracking without order_time: the order's click IDs are judged at that time
