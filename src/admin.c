@@ -18,7 +18,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 
-#include "delivery.h"
+#include "delivery_read.h"
 #include "render.h"
 #include "shared.h"
 
@@ -44,8 +44,8 @@ s2s_preview(PG_FUNCTION_ARGS)
 	TupleDesc	resultdesc;
 	Oid			argtypes[1] = {INT8OID};
 	Datum		args[1];
-	S2SDeliveryColumns cols;
-	S2SDelivery delivery;
+	S2SReadColumns cols;
+	S2SReadDelivery delivery;
 	S2SRequest	request;
 	const char *err;
 	Datum		values[4];
@@ -70,8 +70,8 @@ s2s_preview(PG_FUNCTION_ARGS)
 
 	/* Build the answer in the caller's memory: SPI_finish frees SPI's. */
 	MemoryContextSwitchTo(callercxt);
-	s2s_delivery_columns_init(&cols, SPI_tuptable->tupdesc);
-	s2s_delivery_from_tuple(&cols, SPI_tuptable->tupdesc, SPI_tuptable->vals[0], &delivery);
+	s2s_read_columns_init(&cols, SPI_tuptable->tupdesc);
+	s2s_read_delivery_from_tuple(&cols, SPI_tuptable->tupdesc, SPI_tuptable->vals[0], &delivery);
 	err = s2s_render_request(&delivery.endpoint_conf, &delivery.data, true, &request);
 	SPI_finish();
 

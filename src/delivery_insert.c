@@ -50,7 +50,7 @@ static const struct
 };
 
 Oid
-s2s_delivery_column_type(S2SDeliveryColumn c)
+s2s_delivery_column_type(S2SInsertColumn c)
 {
 	return columns[c].type;
 }

@@ -10,7 +10,7 @@
  * The columns the trigger sets; every other column of s2s.deliveries gets its default.
  * The order is also the order of the $n of s2s_delivery_insert_statement().
  */
-typedef enum S2SDeliveryColumn
+typedef enum S2SInsertColumn
 {
 	S2S_DC_ENDPOINT,			/* text */
 	S2S_DC_KIND,				/* text: a value of s2s.delivery_kind */
@@ -33,14 +33,14 @@ typedef enum S2SDeliveryColumn
 	S2S_DC_FINISHED_AT,			/* timestamptz */
 	S2S_DC_ORDERED_AT,			/* timestamptz */
 	S2S_DC_COUNT
-} S2SDeliveryColumn;
+} S2SInsertColumn;
 
 /* Type of the value the caller passes for each column (TEXTOID, NUMERICOID, ...). */
-extern Oid	s2s_delivery_column_type(S2SDeliveryColumn c);
+extern Oid	s2s_delivery_column_type(S2SInsertColumn c);
 
 /*
  * The statement INSERT ... ON CONFLICT (endpoint, dedupe_key) DO NOTHING with one $n per
- * S2SDeliveryColumn (palloc'd). A column the current version's update adds (ordered_at)
+ * S2SInsertColumn (palloc'd). A column the current version's update adds (ordered_at)
  * is left out while relid (s2s.deliveries) does not have it yet.
  */
 extern char *s2s_delivery_insert_statement(Oid relid);

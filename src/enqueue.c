@@ -911,15 +911,16 @@ field_ip(S2SFieldInfo *fi, HeapTuple tup, TupleDesc desc, bool *isnull)
 	return DirectFunctionCall1(inet_in, CStringGetDatum(s));
 }
 
-typedef struct Delivery
+/* The values of the delivery row the trigger writes (delivery_insert.c's columns). */
+typedef struct NewDeliveryRow
 {
 	Datum		values[S2S_DC_COUNT];
 	bool		isnull[S2S_DC_COUNT];
 	const char *skip_reason;	/* first problem found, NULL when sendable */
-} Delivery;
+} NewDeliveryRow;
 
 static void
-set_text(Delivery *d, int c, const char *s)
+set_text(NewDeliveryRow *d, int c, const char *s)
 {
 	if (s == NULL)
 		return;
@@ -934,7 +935,7 @@ set_text(Delivery *d, int c, const char *s)
  * tuple, no identity value spent.
  */
 static bool
-insert_delivery_statement(Delivery *d, bool probe)
+insert_delivery_statement(NewDeliveryRow *d, bool probe)
 {
 	char		nulls[S2S_DC_COUNT];
 	bool		inserted;
@@ -978,7 +979,7 @@ insert_delivery_statement(Delivery *d, bool probe)
 		Oid			types[S2S_DC_COUNT];
 
 		for (c = 0; c < S2S_DC_COUNT; c++)
-			types[c] = s2s_delivery_column_type((S2SDeliveryColumn) c);
+			types[c] = s2s_delivery_column_type((S2SInsertColumn) c);
 		lookup_extension_objects();
 		insert_plan = s2s_prepare_kept(s2s_delivery_insert_statement(s2s_deliveries_relid()),
 								   S2S_DC_COUNT, types);
@@ -994,7 +995,7 @@ insert_delivery_statement(Delivery *d, bool probe)
 }
 
 static void
-insert_delivery(Delivery *d, bool wake, bool probe)
+insert_delivery(NewDeliveryRow *d, bool wake, bool probe)
 {
 	Oid			save_user;
 	int			save_sec;
@@ -1300,7 +1301,7 @@ tracked_order_id(S2SOrderTrigger *t, HeapTuple tup, TupleDesc desc)
 
 /* A delivery row with nothing set but its endpoint and keys, and the facts to judge. */
 static void
-start_delivery(S2SOrderTrigger *t, const char *order_id, Delivery *d,
+start_delivery(S2SOrderTrigger *t, const char *order_id, NewDeliveryRow *d,
 			   S2SDeliveryFacts *facts)
 {
 	int			i;
@@ -1327,7 +1328,7 @@ start_delivery(S2SOrderTrigger *t, const char *order_id, Delivery *d,
  */
 static bool
 attribute_order(S2SOrderTrigger *t, HeapTuple tup, TupleDesc desc, const char *expr_problem,
-				Delivery *d, S2SDeliveryFacts *facts, char **raw_click_ids)
+				NewDeliveryRow *d, S2SDeliveryFacts *facts, char **raw_click_ids)
 {
 	char	   *s;
 
@@ -1363,7 +1364,7 @@ attribute_order(S2SOrderTrigger *t, HeapTuple tup, TupleDesc desc, const char *e
  */
 static void
 read_order_time(S2SOrderTrigger *t, HeapTuple tup, TupleDesc desc, const char *order_id,
-				bool is_update, Delivery *d, S2SDeliveryFacts *facts)
+				bool is_update, NewDeliveryRow *d, S2SDeliveryFacts *facts)
 {
 	bool		isnull;
 
@@ -1399,7 +1400,7 @@ read_order_time(S2SOrderTrigger *t, HeapTuple tup, TupleDesc desc, const char *o
 
 /* amount: mandatory for an Affilae sale (a mapping without one sends leads) */
 static void
-read_amount(S2SOrderTrigger *t, HeapTuple tup, TupleDesc desc, Delivery *d,
+read_amount(S2SOrderTrigger *t, HeapTuple tup, TupleDesc desc, NewDeliveryRow *d,
 			S2SDeliveryFacts *facts)
 {
 	Datum		amount;
@@ -1423,7 +1424,7 @@ read_amount(S2SOrderTrigger *t, HeapTuple tup, TupleDesc desc, Delivery *d,
  * Neither: NULL, and the delivery is skipped with the reason (delivery_check.c).
  */
 static void
-read_currency(S2SOrderTrigger *t, HeapTuple tup, TupleDesc desc, Delivery *d,
+read_currency(S2SOrderTrigger *t, HeapTuple tup, TupleDesc desc, NewDeliveryRow *d,
 			  S2SDeliveryFacts *facts)
 {
 	char	   *s;
@@ -1453,7 +1454,7 @@ read_currency(S2SOrderTrigger *t, HeapTuple tup, TupleDesc desc, Delivery *d,
 
 /* The fields sent as they are: customer, payment, voucher, cv, user agent, referer, IP. */
 static void
-read_other_fields(S2SOrderTrigger *t, HeapTuple tup, TupleDesc desc, Delivery *d,
+read_other_fields(S2SOrderTrigger *t, HeapTuple tup, TupleDesc desc, NewDeliveryRow *d,
 				  S2SDeliveryFacts *facts)
 {
 	char	   *s;
@@ -1477,7 +1478,7 @@ read_other_fields(S2SOrderTrigger *t, HeapTuple tup, TupleDesc desc, Delivery *d
 /* the rules s2s.retry applies again (delivery_check.c) */
 static void
 judge_delivery(S2SOrderTrigger *t, const char *expr_problem, const char *raw_click_ids,
-			   Delivery *d, S2SDeliveryFacts *facts)
+			   NewDeliveryRow *d, S2SDeliveryFacts *facts)
 {
 	char	   *click_ids;
 
@@ -1506,7 +1507,7 @@ judge_delivery(S2SOrderTrigger *t, const char *expr_problem, const char *raw_cli
  * when the endpoint is gone.
  */
 static bool
-hold_endpoint(TriggerData *td, S2SOrderTrigger **t, const char *order_id, Delivery *d)
+hold_endpoint(TriggerData *td, S2SOrderTrigger **t, const char *order_id, NewDeliveryRow *d)
 {
 	s2s_endpoint_lock((*t)->endpoint, false);
 	if (!(*t)->valid)
@@ -1534,7 +1535,7 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 	S2SOrderTrigger *t;
 	HeapTuple	tup;
 	TupleDesc	desc;
-	Delivery	d;
+	NewDeliveryRow	d;
 	S2SDeliveryFacts facts;
 	char	   *order_id;
 	char	   *raw_click_ids = NULL;

@@ -8,13 +8,13 @@
  * CURLMOPT_TIMERFUNCTION, when it next wants to be called. The epoll descriptor is
  * readable whenever a transfer socket is ready, so the worker puts it in its WaitEventSet
  * next to its latch and sleeps until either a commit or the network needs it; then
- * http_process() hands the ready sockets (without blocking) to curl_multi_socket_action.
+ * s2s_http_process() hands the ready sockets (without blocking) to curl_multi_socket_action.
  *
  * Admission: requests are queued in one FIFO per group (the endpoint, or the URL's host)
  * and started while fewer than max_connections transfers run in all and fewer than the
  * group's cap run in that group; groups take turns, so a slow endpoint never holds back
- * another. http_submit never refuses for capacity: the caller bounds what it submits
- * (http_in_flight() counts queued and running requests). The number of open sockets is
+ * another. s2s_http_submit never refuses for capacity: the caller bounds what it submits
+ * (s2s_http_in_flight() counts queued and running requests). The number of open sockets is
  * thus bounded by max_connections (also set as CURLMOPT_MAX_TOTAL_CONNECTIONS), and the
  * connection cache holds as many, so a busy endpoint is served by warm keep-alive
  * connections.
@@ -51,7 +51,7 @@
 typedef struct Group Group;
 typedef struct Transfer Transfer;
 
-/* One request, from http_submit to http_next_result. */
+/* One request, from s2s_http_submit to s2s_http_next_result. */
 struct Transfer
 {
 	Transfer   *next;			/* in its group's queue, or in the done list */
@@ -762,7 +762,7 @@ set_options(HttpClient *client, const HttpClientOptions *options)
 }
 
 HttpClient *
-http_client_create(const HttpClientOptions *options, char *errbuf, size_t errlen)
+s2s_http_client_create(const HttpClientOptions *options, char *errbuf, size_t errlen)
 {
 	HttpClient *client;
 	int			max = options->max_connections > 0 ? options->max_connections : 1;
@@ -819,7 +819,7 @@ http_client_create(const HttpClientOptions *options, char *errbuf, size_t errlen
 }
 
 void
-http_client_set_options(HttpClient *client, const HttpClientOptions *options)
+s2s_http_client_set_options(HttpClient *client, const HttpClientOptions *options)
 {
 	int			max = options->max_connections > 0 ? options->max_connections : 1;
 
@@ -858,7 +858,7 @@ signals_restore(const sigset_t *saved)
 }
 
 void
-http_client_destroy(HttpClient *client)
+s2s_http_client_destroy(HttpClient *client)
 {
 	sigset_t	saved;
 
@@ -909,7 +909,7 @@ has_header(const HttpRequest *request, const char *name)
 }
 
 bool
-http_submit(HttpClient *client, const HttpRequest *request, char *errbuf, size_t errlen)
+s2s_http_submit(HttpClient *client, const HttpRequest *request, char *errbuf, size_t errlen)
 {
 	Transfer   *t;
 	Group	   *g;
@@ -1021,19 +1021,19 @@ http_submit(HttpClient *client, const HttpRequest *request, char *errbuf, size_t
 }
 
 int
-http_in_flight(HttpClient *client)
+s2s_http_in_flight(HttpClient *client)
 {
 	return client->running + client->queued;
 }
 
 int
-http_wait_fd(HttpClient *client)
+s2s_http_wait_fd(HttpClient *client)
 {
 	return client->epfd;
 }
 
 long
-http_timeout_ms(HttpClient *client)
+s2s_http_timeout_ms(HttpClient *client)
 {
 	double		left;
 
@@ -1071,7 +1071,7 @@ collect(HttpClient *client)
 }
 
 void
-http_process(HttpClient *client)
+s2s_http_process(HttpClient *client)
 {
 	struct epoll_event events[HTTP_MAX_EVENTS];
 	sigset_t	saved;
@@ -1116,7 +1116,7 @@ http_process(HttpClient *client)
 }
 
 bool
-http_next_result(HttpClient *client, HttpResult *result)
+s2s_http_next_result(HttpClient *client, HttpResult *result)
 {
 	Transfer   *t = client->done_head;
 
@@ -1146,7 +1146,7 @@ http_next_result(HttpClient *client, HttpResult *result)
 }
 
 void
-http_result_release(HttpResult *result)
+s2s_http_result_release(HttpResult *result)
 {
 	free(result->body);
 	free(result->retry_after);

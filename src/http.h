@@ -4,10 +4,10 @@
  *
  * It knows nothing of PostgreSQL tables, memory contexts or errors: it takes requests,
  * runs them concurrently under a global and a per-group cap with connection reuse, and hands
- * back results. The caller waits on http_wait_fd() (an epoll descriptor that becomes
+ * back results. The caller waits on s2s_http_wait_fd() (an epoll descriptor that becomes
  * readable when a transfer socket is ready) together with its own latch, for at most
- * http_timeout_ms(), then calls http_process(). All memory is malloc'd and owned by the
- * client; results are released with http_result_release().
+ * s2s_http_timeout_ms(), then calls s2s_http_process(). All memory is malloc'd and owned by the
+ * client; results are released with s2s_http_result_release().
  */
 #ifndef S2S_HTTP_H
 #define S2S_HTTP_H
@@ -97,34 +97,34 @@ typedef struct HttpResult
 } HttpResult;
 
 /* NULL (with errbuf) on failure. Call before the process starts any thread. */
-extern HttpClient *http_client_create(const HttpClientOptions *options,
+extern HttpClient *s2s_http_client_create(const HttpClientOptions *options,
 									  char *errbuf, size_t errlen);
 /* New caps, timeouts, body cap, user agent: for requests started from now on. */
-extern void http_client_set_options(HttpClient *client, const HttpClientOptions *options);
+extern void s2s_http_client_set_options(HttpClient *client, const HttpClientOptions *options);
 /* Aborts whatever is queued or running and frees everything, results not yet read too. */
-extern void http_client_destroy(HttpClient *client);
+extern void s2s_http_client_destroy(HttpClient *client);
 
 /*
  * Copies everything it needs from the request. Never refuses for capacity: requests beyond
  * the caps wait in their group's FIFO (the caller bounds what it submits with
- * http_in_flight()). A URL whose scheme is not allowed is not sent: its result, with
+ * s2s_http_in_flight()). A URL whose scheme is not allowed is not sent: its result, with
  * error_kind HTTP_ERROR_REFUSED, is ready at once; one whose host resolves only to
  * refused addresses fails with HTTP_ERROR_REFUSED and the reason, nothing sent. False (with errbuf) only for an invalid
  * request (no URL or method, a header name that is not a token) or out of memory.
  */
-extern bool http_submit(HttpClient *client, const HttpRequest *request,
+extern bool s2s_http_submit(HttpClient *client, const HttpRequest *request,
 						char *errbuf, size_t errlen);
 /* Requests submitted and not yet finished: running plus queued. */
-extern int	http_in_flight(HttpClient *client);
+extern int	s2s_http_in_flight(HttpClient *client);
 /* Readable when a transfer socket is ready (an epoll descriptor; level-triggered). */
-extern int	http_wait_fd(HttpClient *client);
+extern int	s2s_http_wait_fd(HttpClient *client);
 /* How long the caller may sleep: -1 no timer pending, 0 when results are waiting. */
-extern long http_timeout_ms(HttpClient *client);
+extern long s2s_http_timeout_ms(HttpClient *client);
 /* Drives the ready sockets and due timers, starts queued requests; never blocks. */
-extern void http_process(HttpClient *client);
+extern void s2s_http_process(HttpClient *client);
 /* The next finished request, in completion order; false when none is waiting. */
-extern bool http_next_result(HttpClient *client, HttpResult *result);
+extern bool s2s_http_next_result(HttpClient *client, HttpResult *result);
 /* Frees the result's body and retry_after. */
-extern void http_result_release(HttpResult *result);
+extern void s2s_http_result_release(HttpResult *result);
 
 #endif							/* S2S_HTTP_H */

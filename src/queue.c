@@ -43,7 +43,7 @@
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
-#include "delivery.h"
+#include "delivery_read.h"
 #include "queue.h"
 #include "settings.h"
 
@@ -450,7 +450,7 @@ get_plan(PlanId id)
 }
 
 void
-queue_forget_plans(void)
+s2s_queue_forget_plans(void)
 {
 	claim_restart();
 	for (int i = 0; i < NUM_PLANS; i++)
@@ -462,7 +462,7 @@ queue_forget_plans(void)
 }
 
 Oid
-queue_extension_owner(void)
+s2s_queue_extension_owner(void)
 {
 	Relation	rel;
 	ScanKeyData key;
@@ -483,7 +483,7 @@ queue_extension_owner(void)
 }
 
 uint64
-queue_reconcile(bool all_sending)
+s2s_queue_reconcile(bool all_sending)
 {
 	Datum		values[4];
 	HeapTuple	tup;
@@ -540,7 +540,7 @@ queue_reconcile(bool all_sending)
 }
 
 int
-queue_claim(int64 token, int limit, int lease_s, const QueueBusy *busy,
+s2s_queue_claim(int64 token, int limit, int lease_s, const QueueBusy *busy,
 			QueueClaim **claims, TimestampTz *next_due)
 {
 	MemoryContext cxt = CurrentMemoryContext;
@@ -608,18 +608,18 @@ queue_claim(int64 token, int limit, int lease_s, const QueueBusy *busy,
 	if (n > 0)
 	{
 		MemoryContext old = MemoryContextSwitchTo(cxt);
-		S2SDeliveryColumns cols;
+		S2SReadColumns cols;
 		int			due_col = SPI_fnumber(SPI_tuptable->tupdesc, "claimed_due");
 
-		s2s_delivery_columns_init(&cols, SPI_tuptable->tupdesc);
+		s2s_read_columns_init(&cols, SPI_tuptable->tupdesc);
 		for (int i = 0; i < n; i++)
 		{
 			QueueClaim *c = &out[i];
-			S2SDelivery *d = &c->delivery;
+			S2SReadDelivery *d = &c->delivery;
 			bool		isnull;
 			Datum		due;
 
-			s2s_delivery_from_tuple(&cols, SPI_tuptable->tupdesc, SPI_tuptable->vals[i], d);
+			s2s_read_delivery_from_tuple(&cols, SPI_tuptable->tupdesc, SPI_tuptable->vals[i], d);
 			due = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, due_col, &isnull);
 			dues[i] = DatumGetTimestampTz(due);
 			/* RETURNING shows the row after the claim: attempts counts this one. */
@@ -659,7 +659,7 @@ queue_claim(int64 token, int limit, int lease_s, const QueueBusy *busy,
 }
 
 void
-queue_write_back(const QueueResult *results, int n, QueueCounts *counts)
+s2s_queue_write_back(const QueueResult *results, int n, QueueCounts *counts)
 {
 	Datum		values[10];
 	Datum	   *ids = palloc(sizeof(Datum) * n);
@@ -746,7 +746,7 @@ queue_write_back(const QueueResult *results, int n, QueueCounts *counts)
 }
 
 void
-queue_renew_leases(const int64 *ids, const int64 *tokens, int n, TimestampTz lease_until)
+s2s_queue_renew_leases(const int64 *ids, const int64 *tokens, int n, TimestampTz lease_until)
 {
 	Datum		values[3];
 	Datum	   *id_d = palloc(sizeof(Datum) * Max(n, 1));
@@ -769,7 +769,7 @@ queue_renew_leases(const int64 *ids, const int64 *tokens, int n, TimestampTz lea
 }
 
 void
-queue_pause_endpoint(const char *endpoint, const char *reason)
+s2s_queue_pause_endpoint(const char *endpoint, const char *reason)
 {
 	Datum		values[2];
 	int			rc;
@@ -782,7 +782,7 @@ queue_pause_endpoint(const char *endpoint, const char *reason)
 }
 
 uint64
-queue_purge(int retention_s, int limit)
+s2s_queue_purge(int retention_s, int limit)
 {
 	Datum		values[2];
 	int			rc;
@@ -796,7 +796,7 @@ queue_purge(int retention_s, int limit)
 }
 
 uint64
-queue_purge_first_seen(int retention_s, int limit)
+s2s_queue_purge_first_seen(int retention_s, int limit)
 {
 	Datum		values[2];
 	Oid			nsp;

@@ -12,12 +12,12 @@
 
 #include "datatype/timestamp.h"
 
-#include "delivery.h"
+#include "delivery_read.h"
 
 /* One claimed delivery, everything the worker needs to send it and judge the result. */
 typedef struct QueueClaim
 {
-	S2SDelivery delivery;		/* the row, for s2s_render_request() */
+	S2SReadDelivery delivery;		/* the row, for s2s_render_request() */
 	int32		attempt;		/* this attempt's number (attempts after the claim) */
 	int			endpoint_cap;	/* the endpoint's concurrency cap */
 	int64		retry_window_s; /* endpoint's, else s2s_tracking.retry_window */
@@ -55,13 +55,13 @@ typedef struct QueueBusy
 } QueueBusy;
 
 /* Forgets the prepared plans (after an error that may have come from a dropped object). */
-extern void queue_forget_plans(void);
+extern void s2s_queue_forget_plans(void);
 
 /*
  * The owner of extension s2s_tracking in this database (whom the worker's statements run
  * as), or InvalidOid when the extension is not installed. Reads the catalog only.
  */
-extern Oid	queue_extension_owner(void);
+extern Oid	s2s_queue_extension_owner(void);
 
 /*
  * Gives back every 'sending' delivery (all_sending) or those whose lease expired: they
@@ -69,7 +69,7 @@ extern Oid	queue_extension_owner(void);
  * are looked for in a chunk of the waiting rows per call, the next call going on where
  * this one stopped (a backlog of any size costs each call the same).
  */
-extern uint64 queue_reconcile(bool all_sending);
+extern uint64 s2s_queue_reconcile(bool all_sending);
 
 /*
  * Claims at most "limit" due deliveries of enabled, unpaused endpoints, each endpoint
@@ -78,7 +78,7 @@ extern uint64 queue_reconcile(bool all_sending);
  * claimed, *next_due is set to the earliest next_attempt_at still waiting (0 when none, or
  * when something was claimed).
  */
-extern int	queue_claim(int64 token, int limit, int lease_s, const QueueBusy *busy,
+extern int	s2s_queue_claim(int64 token, int limit, int lease_s, const QueueBusy *busy,
 						QueueClaim **claims, TimestampTz *next_due);
 
 /* What a write-back changed: deliveries now sent, retrying, failed. */
@@ -94,25 +94,25 @@ typedef struct QueueCounts
  * a stale worker never overwrites a newer claim) and inserts their s2s.attempts rows.
  * Adds to *counts what it changed (a stale result changes nothing and is not counted).
  */
-extern void queue_write_back(const QueueResult *results, int n, QueueCounts *counts);
+extern void s2s_queue_write_back(const QueueResult *results, int n, QueueCounts *counts);
 
 /*
  * Moves the end of the lease of the n deliveries (ids, with the claim tokens they were
  * claimed under, still 'sending') to lease_until: their requests are still in flight.
  */
-extern void queue_renew_leases(const int64 *ids, const int64 *tokens, int n,
+extern void s2s_queue_renew_leases(const int64 *ids, const int64 *tokens, int n,
 							   TimestampTz lease_until);
 
 /* Pauses an endpoint (unless already paused) with the reason. */
-extern void queue_pause_endpoint(const char *endpoint, const char *reason);
+extern void s2s_queue_pause_endpoint(const char *endpoint, const char *reason);
 
 /* Deletes at most "limit" finished deliveries older than retention, and their attempts. */
-extern uint64 queue_purge(int retention_s, int limit);
+extern uint64 s2s_queue_purge(int retention_s, int limit);
 
 /*
  * Purges the first-seen times of orders never validated (s2s_private.order_first_seen)
  * older than retention_s, at most limit rows. Returns how many went.
  */
-extern uint64 queue_purge_first_seen(int retention_s, int limit);
+extern uint64 s2s_queue_purge_first_seen(int retention_s, int limit);
 
 #endif							/* S2S_QUEUE_H */

@@ -287,16 +287,16 @@ exchange(const char *name, const HttpClientOptions *opt, const char *url, ClickA
 
 		if (click_client == NULL)
 		{
-			click_client = http_client_create(opt, errbuf, sizeof(errbuf));
+			click_client = s2s_http_client_create(opt, errbuf, sizeof(errbuf));
 			if (click_client == NULL)
 				ereport(ERROR,
 						(errcode(ERRCODE_OUT_OF_MEMORY),
 						 errmsg("could not create the HTTP client: %s", errbuf)));
 		}
 		else
-			http_client_set_options(click_client, opt);
+			s2s_http_client_set_options(click_client, opt);
 
-		if (!http_submit(click_client, &req, errbuf, sizeof(errbuf)))
+		if (!s2s_http_submit(click_client, &req, errbuf, sizeof(errbuf)))
 			ereport(ERROR,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
 					 errmsg("could not request a click ID from endpoint \"%s\": %s", name, errbuf)));
@@ -311,8 +311,8 @@ exchange(const char *name, const HttpClientOptions *opt, const char *url, ClickA
 			int			rc;
 
 			CHECK_FOR_INTERRUPTS();
-			http_process(click_client);
-			if (http_next_result(click_client, &click_result))
+			s2s_http_process(click_client);
+			if (s2s_http_next_result(click_client, &click_result))
 			{
 				click_result_held = true;
 				break;
@@ -321,13 +321,13 @@ exchange(const char *name, const HttpClientOptions *opt, const char *url, ClickA
 				ereport(ERROR,
 						(errcode(ERRCODE_CONNECTION_FAILURE),
 						 errmsg("click request to endpoint \"%s\" did not finish in time", name)));
-			timeout = http_timeout_ms(click_client);
+			timeout = s2s_http_timeout_ms(click_client);
 			if (timeout < 0 || timeout > 1000)
 				timeout = 1000;
 			rc = WaitLatchOrSocket(MyLatch,
 								   WL_LATCH_SET | WL_SOCKET_READABLE | WL_TIMEOUT |
 								   WL_EXIT_ON_PM_DEATH,
-								   http_wait_fd(click_client), timeout, PG_WAIT_EXTENSION);
+								   s2s_http_wait_fd(click_client), timeout, PG_WAIT_EXTENSION);
 			if (rc & WL_LATCH_SET)
 				ResetLatch(MyLatch);
 		}
@@ -338,15 +338,15 @@ exchange(const char *name, const HttpClientOptions *opt, const char *url, ClickA
 		answer->body_len = click_result.body_len;
 		answer->body_cut = click_result.body_truncated;
 		answer->body = pnstrdup(click_result.body ? click_result.body : "", answer->body_len);
-		http_result_release(&click_result);
+		s2s_http_result_release(&click_result);
 		click_result_held = false;
 	}
 	PG_CATCH();
 	{
 		if (click_result_held)
-			http_result_release(&click_result);
+			s2s_http_result_release(&click_result);
 		click_result_held = false;
-		http_client_destroy(click_client);
+		s2s_http_client_destroy(click_client);
 		click_client = NULL;
 		PG_RE_THROW();
 	}
@@ -360,7 +360,7 @@ check_answered(const char *name, const ClickEndpoint *ep, const ClickAnswer *ans
 	if (answer->kind != HTTP_ERROR_NONE && (answer->status < 200 || answer->status > 299))
 	{
 		/* no answer: keep no half-used connection state for the next call either */
-		http_client_destroy(click_client);
+		s2s_http_client_destroy(click_client);
 		click_client = NULL;
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),

@@ -129,7 +129,7 @@ s2s_worker_detach(int code, Datum arg)
 	 */
 	if (s2s_worker.http != NULL)
 	{
-		http_client_destroy(s2s_worker.http);
+		s2s_http_client_destroy(s2s_worker.http);
 		s2s_worker.http = NULL;
 	}
 }
@@ -157,7 +157,7 @@ unit_check_extension(void *arg)
 		uint64		n;
 
 		pgstat_report_activity(STATE_RUNNING, "reconciling deliveries of a previous worker");
-		n = queue_reconcile(true);
+		n = s2s_queue_reconcile(true);
 		if (n > 0)
 			ereport(LOG,
 					(errmsg("s2s_tracking worker gave back %llu deliveries left in flight by a previous worker",
@@ -172,7 +172,7 @@ unit_purge(void *arg)
 	uint64	   *n = (uint64 *) arg;
 
 	pgstat_report_activity(STATE_RUNNING, "purging finished deliveries");
-	*n = queue_purge(s2s_retention_s, PURGE_BATCH);
+	*n = s2s_queue_purge(s2s_retention_s, PURGE_BATCH);
 }
 
 static void
@@ -182,7 +182,7 @@ unit_purge_first_seen(void *arg)
 
 	pgstat_report_activity(STATE_RUNNING,
 						   "purging the first-seen times of orders never validated");
-	*n = queue_purge_first_seen(s2s_retention_s, PURGE_BATCH);
+	*n = s2s_queue_purge_first_seen(s2s_retention_s, PURGE_BATCH);
 }
 
 
@@ -219,7 +219,7 @@ build_wait_set(void)
 	wait_set = s2s_create_wait_event_set(s2s_worker.cxt, 3);
 	AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-	AddWaitEventToSet(wait_set, WL_SOCKET_READABLE, http_wait_fd(s2s_worker.http), NULL,
+	AddWaitEventToSet(wait_set, WL_SOCKET_READABLE, s2s_http_wait_fd(s2s_worker.http), NULL,
 					  NULL);
 }
 
@@ -232,7 +232,7 @@ reload_configuration(WorkerLoop *loop)
 	ConfigReloadPending = false;
 	ProcessConfigFile(PGC_SIGHUP);
 	fill_options(&options);
-	http_client_set_options(s2s_worker.http, &options);
+	s2s_http_client_set_options(s2s_worker.http, &options);
 	loop->claim_wanted = true;
 	/* the lease may have changed: look again at the leases in flight */
 	s2s_plan_renewal();
@@ -414,7 +414,7 @@ run_pass(WorkerLoop *loop, TimestampTz now)
 	int			room = Min(s2s_max_concurrency, s2s_batch_size);
 	bool		do_claim;
 
-	http_process(s2s_worker.http);
+	s2s_http_process(s2s_worker.http);
 	if (s2s_worker.n_held > 0 && now >= s2s_worker.next_held_retry)
 		s2s_retry_held();
 	note_what_is_due(loop, now);
@@ -502,7 +502,7 @@ next_wait(WorkerLoop *loop, TimestampTz now)
 			until = loop->next_recheck;
 	}
 	timeout = ms_until(now, until);
-	t = http_timeout_ms(s2s_worker.http);
+	t = s2s_http_timeout_ms(s2s_worker.http);
 	if (s2s_worker.in_flight > 0 && t >= 0 && t < timeout)
 		timeout = t;
 	if (loop->ready && s2s_worker.n_held > 0 && s2s_worker.next_held_retry != 0 && !paused)
@@ -585,7 +585,7 @@ worker_start(Datum main_arg)
 	s2s_claim_tokens_init();
 
 	fill_options(&options);
-	s2s_worker.http = http_client_create(&options, errbuf, sizeof(errbuf));
+	s2s_worker.http = s2s_http_client_create(&options, errbuf, sizeof(errbuf));
 	if (s2s_worker.http == NULL)
 		ereport(ERROR,
 				(errmsg("s2s_tracking worker cannot start its HTTP client: %s", errbuf)));

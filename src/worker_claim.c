@@ -96,7 +96,7 @@ claim(WorkerPass *pass)
 	pass->claim_lease_until = GetCurrentTransactionStartTimestamp() +
 		(int64) s2s_lease_s * USECS_PER_SEC;
 	old = MemoryContextSwitchTo(s2s_worker.batch_cxt);
-	pass->n_claims = queue_claim(pass->claim_token, pass->claim_limit, s2s_lease_s,
+	pass->n_claims = s2s_queue_claim(pass->claim_token, pass->claim_limit, s2s_lease_s,
 								 &busy, &pass->claims, &pass->next_due);
 	MemoryContextSwitchTo(old);
 }
@@ -197,7 +197,7 @@ s2s_submit_claims(WorkerPass *pass, TimestampTz now)
 		hr.host_cap = c->endpoint_cap;
 		hr.group = c->delivery.endpoint;
 		hr.tag = slot;
-		if (!http_submit(s2s_worker.http, &hr, errbuf, sizeof(errbuf)))
+		if (!s2s_http_submit(s2s_worker.http, &hr, errbuf, sizeof(errbuf)))
 		{
 			/*
 			 * Refused by the client before anything was sent (out of memory: the
@@ -228,5 +228,5 @@ s2s_submit_claims(WorkerPass *pass, TimestampTz now)
 		s2s_worker.in_flight++;
 	}
 	if (pass->n_claims > 0)
-		http_process(s2s_worker.http);
+		s2s_http_process(s2s_worker.http);
 }

@@ -64,7 +64,7 @@ s2s_renew_leases(WorkerPass *pass)
 	if (n > 0)
 	{
 		pgstat_report_activity(STATE_RUNNING, "renewing leases of requests in flight");
-		queue_renew_leases(ids, tokens, n, pass->renewed_until);
+		s2s_queue_renew_leases(ids, tokens, n, pass->renewed_until);
 	}
 	pass->n_renewed = n;
 }

@@ -40,7 +40,7 @@ s2s_worker_shut_down(WaitEventSet *wait_set)
 		WorkerPass	pass;
 
 		MemoryContextSwitchTo(s2s_worker.batch_cxt);
-		http_process(s2s_worker.http);
+		s2s_http_process(s2s_worker.http);
 		memset(&pass, 0, sizeof(pass));
 		s2s_collect_results(&pass, MAX_SLOTS, 0, now);
 		if (pass.n_results > 0)
@@ -49,8 +49,8 @@ s2s_worker_shut_down(WaitEventSet *wait_set)
 		if (s2s_worker.in_flight == 0 || now >= deadline)
 			break;
 		timeout = Min(TimestampDifferenceMilliseconds(now, deadline), 100);
-		if (http_timeout_ms(s2s_worker.http) >= 0)
-			timeout = Min(timeout, http_timeout_ms(s2s_worker.http));
+		if (s2s_http_timeout_ms(s2s_worker.http) >= 0)
+			timeout = Min(timeout, s2s_http_timeout_ms(s2s_worker.http));
 		(void) WaitEventSetWait(wait_set, timeout, &ev, 1, PG_WAIT_EXTENSION);
 	}
 
@@ -87,7 +87,7 @@ s2s_worker_shut_down(WaitEventSet *wait_set)
 			r->started_at = GetCurrentTimestamp();
 		}
 		pass.n_results = n;
-		http_client_destroy(s2s_worker.http);
+		s2s_http_client_destroy(s2s_worker.http);
 		s2s_worker.http = NULL;
 		if (s2s_run_unit(s2s_unit_write_back, &pass))
 			ereport(LOG,

@@ -95,7 +95,7 @@ s2s_run_unit_as_owner(void (*fn) (void *), void *arg, bool needs_extension)
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		PushActiveSnapshot(GetTransactionSnapshot());
-		s2s_worker.extension_owner = queue_extension_owner();
+		s2s_worker.extension_owner = s2s_queue_extension_owner();
 		if (OidIsValid(s2s_worker.extension_owner))
 			SetUserIdAndSecContext(s2s_worker.extension_owner,
 								   save_sec | SECURITY_LOCAL_USERID_CHANGE |

@@ -40,15 +40,15 @@ s2s_write_back(WorkerPass *pass)
 	{
 		pgstat_report_activity(STATE_RUNNING, "writing back delivery results");
 		for (int i = 0; i < pass->n_pause; i++)
-			queue_pause_endpoint(s2s_worker.endpoints[pass->pause[i]].name,
+			s2s_queue_pause_endpoint(s2s_worker.endpoints[pass->pause[i]].name,
 								 pass->pause_reason[i]);
-		queue_write_back(pass->results, pass->n_results, &pass->counts);
+		s2s_queue_write_back(pass->results, pass->n_results, &pass->counts);
 	}
 	if ((pass->renew || pass->reconcile_expired) &&
 		s2s_worker.in_flight + s2s_worker.n_held > 0)
 		s2s_renew_leases(pass);
 	if (pass->reconcile_expired)
-		queue_reconcile(false);
+		s2s_queue_reconcile(false);
 }
 
 /* A transaction that only writes back. */

@@ -61,7 +61,7 @@ main(int argc, char **argv)
 	o.allowed_networks = loopback;
 	o.n_allowed_networks = 2;
 	o.user_agent = "s2s_tracking/bench";
-	c = http_client_create(&o, err, sizeof(err));
+	c = s2s_http_client_create(&o, err, sizeof(err));
 	if (!c)
 	{
 		fprintf(stderr, "%s\n", err);
@@ -71,11 +71,11 @@ main(int argc, char **argv)
 	while (done < n && now_s() - t0 < 600)
 	{
 		HttpResult	r;
-		struct pollfd pfd = {http_wait_fd(c), POLLIN, 0};
+		struct pollfd pfd = {s2s_http_wait_fd(c), POLLIN, 0};
 		long		t;
 
 		/* keep CONCURRENCY requests submitted, as the worker keeps its slots full */
-		while (submitted < n && http_in_flight(c) < conc)
+		while (submitted < n && s2s_http_in_flight(c) < conc)
 		{
 			HttpRequest req;
 			char		url[512];
@@ -85,27 +85,27 @@ main(int argc, char **argv)
 			memset(&req, 0, sizeof(req));
 			req.method = "GET";
 			req.url = url;
-			if (!http_submit(c, &req, err, sizeof(err)))
+			if (!s2s_http_submit(c, &req, err, sizeof(err)))
 				return 1;
 			submitted++;
 		}
-		t = http_timeout_ms(c);
+		t = s2s_http_timeout_ms(c);
 		if (t < 0 || t > 100)
 			t = 100;
 		if (t > 0)
 			(void) poll(&pfd, 1, (int) t);
-		http_process(c);
-		while (http_next_result(c, &r))
+		s2s_http_process(c);
+		while (s2s_http_next_result(c, &r))
 		{
 			if (r.http_status != 200)
 				bad++;
 			done++;
-			http_result_release(&r);
+			s2s_http_result_release(&r);
 		}
 	}
 	t1 = now_s();
 	printf("http_bench: %ld requests, concurrency %ld: %.0f requests/s, %ld not 200\n",
 		   done, conc, done / (t1 - t0), bad);
-	http_client_destroy(c);
+	s2s_http_client_destroy(c);
 	return bad == 0 && done == n ? 0 : 1;
 }

@@ -205,7 +205,7 @@ static void
 results_clear(void)
 {
 	for (int i = 0; i < got.n; i++)
-		http_result_release(&got.r[i]);
+		s2s_http_result_release(&got.r[i]);
 	got.n = 0;
 }
 
@@ -217,16 +217,16 @@ run_until_idle(HttpClient *c, double limit_ms)
 
 	while (now_ms() < deadline)
 	{
-		struct pollfd pfd = {http_wait_fd(c), POLLIN, 0};
-		long		t = http_timeout_ms(c);
+		struct pollfd pfd = {s2s_http_wait_fd(c), POLLIN, 0};
+		long		t = s2s_http_timeout_ms(c);
 
 		if (t < 0 || t > 100)
 			t = 100;
 		(void) poll(&pfd, 1, (int) t);
-		http_process(c);
-		while (got.n < MAX_RESULTS && http_next_result(c, &got.r[got.n]))
+		s2s_http_process(c);
+		while (got.n < MAX_RESULTS && s2s_http_next_result(c, &got.r[got.n]))
 			got.done_at[got.n++] = now_ms();
-		if (http_in_flight(c) == 0 && http_timeout_ms(c) != 0)
+		if (s2s_http_in_flight(c) == 0 && s2s_http_timeout_ms(c) != 0)
 			return true;
 	}
 	return false;
@@ -278,7 +278,7 @@ submit(HttpClient *c, const char *method, const char *path, const HttpHeader *h,
 	r.group = group;
 	r.host_cap = cap;
 	r.tag = (void *) tag;
-	if (!http_submit(c, &r, err, sizeof(err)))
+	if (!s2s_http_submit(c, &r, err, sizeof(err)))
 	{
 		printf("# submit refused: %s\n", err);
 		return false;
@@ -325,17 +325,17 @@ test_basic(void)
 	char	   *reqs;
 
 	receiver_reset();
-	c = http_client_create(&o, err, sizeof(err));
+	c = s2s_http_client_create(&o, err, sizeof(err));
 	if (!CHECK(c != NULL, "client created (%s)", err))
 		return;
-	CHECK(http_timeout_ms(c) == -1, "an idle client has no timer");
-	CHECK(http_wait_fd(c) >= 0, "the wait descriptor is valid");
+	CHECK(s2s_http_timeout_ms(c) == -1, "an idle client has no timer");
+	CHECK(s2s_http_wait_fd(c) >= 0, "the wait descriptor is valid");
 
 	CHECK(submit(c, "GET", "/postback?user_id=u1&event_id=e%201", h, 3, NULL, 0, NULL, 0, 1),
 		  "GET submitted");
 	CHECK(submit(c, "POST", "/postback", NULL, 0, "user_id=u2&event_id=e2", 0, NULL, 0, 2),
 		  "POST submitted");
-	CHECK(http_in_flight(c) == 2, "two requests in flight");
+	CHECK(s2s_http_in_flight(c) == 2, "two requests in flight");
 	CHECK(run_until_idle(c, 10000), "both finish");
 	CHECK_EQ_INT(got.n, 2, "two results");
 
@@ -369,7 +369,7 @@ test_basic(void)
 	free(reqs);
 
 	results_clear();
-	http_client_destroy(c);
+	s2s_http_client_destroy(c);
 }
 
 static void
@@ -387,11 +387,11 @@ test_caps_and_keepalive(void)
 	behave("{\"path_prefix\": \"/slow\", \"delay_ms\": 150}");
 	o.max_connections = 6;
 	o.max_host_connections = 6;
-	c = http_client_create(&o, err, sizeof(err));
+	c = s2s_http_client_create(&o, err, sizeof(err));
 	conns0 = stat_value("connections");
 	for (int i = 0; i < 36; i++)
 		submit(c, "GET", "/slow", NULL, 0, NULL, 0, NULL, 0, 100 + i);
-	CHECK_EQ_INT(http_in_flight(c), 36, "36 requests accepted (queued beyond the cap)");
+	CHECK_EQ_INT(s2s_http_in_flight(c), 36, "36 requests accepted (queued beyond the cap)");
 	CHECK(run_until_idle(c, 20000), "36 slow requests finish");
 	for (int i = 0; i < got.n; i++)
 		ok200 += got.r[i].http_status == 200;
@@ -439,7 +439,7 @@ test_caps_and_keepalive(void)
 			  "the fast group's 5 requests all finish before the first slow one");
 	}
 	results_clear();
-	http_client_destroy(c);
+	s2s_http_client_destroy(c);
 }
 
 static void
@@ -455,7 +455,7 @@ test_many(void)
 	receiver_reset();
 	o.max_connections = 16;
 	o.max_host_connections = 16;
-	c = http_client_create(&o, err, sizeof(err));
+	c = s2s_http_client_create(&o, err, sizeof(err));
 	conns0 = stat_value("connections");
 	t0 = now_ms();
 	for (int i = 0; i < 1000; i++)
@@ -468,7 +468,7 @@ test_many(void)
 	CHECK(conns0 <= 16, "1000 requests over at most 16 connections (saw %ld)", conns0);
 	printf("# 1000 requests against the Python receiver in %.0f ms\n", now_ms() - t0);
 	results_clear();
-	http_client_destroy(c);
+	s2s_http_client_destroy(c);
 }
 
 static void
@@ -483,7 +483,7 @@ test_failures(void)
 	double		t0;
 
 	receiver_reset();
-	c = http_client_create(&o, err, sizeof(err));
+	c = s2s_http_client_create(&o, err, sizeof(err));
 
 	/* hang: the total timeout gives an error, never a success */
 	behave("{\"path_prefix\": \"/hang\", \"mode\": \"hang\"}");
@@ -575,7 +575,7 @@ test_failures(void)
 	CHECK_EQ_INT(stat_value("requests"), 1, "the redirect was not followed");
 	results_clear();
 
-	http_client_destroy(c);
+	s2s_http_client_destroy(c);
 }
 
 static void
@@ -590,7 +590,7 @@ test_big_body(void)
 
 	receiver_reset();
 	behave("{\"path_prefix\": \"/big\", \"mode\": \"big\", \"big_bytes\": 20000000}");
-	c = http_client_create(&o, err, sizeof(err));
+	c = s2s_http_client_create(&o, err, sizeof(err));
 	rss0 = rss_kb();
 	submit(c, "GET", "/big", NULL, 0, NULL, 0, NULL, 0, 1);
 	CHECK(run_until_idle(c, 30000), "a 20 MB answer ends");
@@ -610,14 +610,14 @@ test_big_body(void)
 
 	/* a zero cap keeps nothing */
 	o.max_response_bytes = 0;
-	http_client_set_options(c, &o);
+	s2s_http_client_set_options(c, &o);
 	submit(c, "GET", "/postback", NULL, 0, NULL, 0, NULL, 0, 2);
 	CHECK(run_until_idle(c, 10000), "a request with a zero body cap ends");
 	r = result_by_tag(2);
 	CHECK(r && r->body != NULL && r->body_len == 0 && r->body[0] == '\0' && r->body_truncated,
 		  "zero cap: an empty body, marked truncated");
 	results_clear();
-	http_client_destroy(c);
+	s2s_http_client_destroy(c);
 }
 
 static void
@@ -631,12 +631,12 @@ test_protocols(void)
 
 	receiver_reset();
 	o.allow_http = false;
-	c = http_client_create(&o, err, sizeof(err));
+	c = s2s_http_client_create(&o, err, sizeof(err));
 	before = stat_value("requests");
 	submit(c, "GET", "/postback?key=SECRETKEY123", NULL, 0, NULL, 0, NULL, 0, 1);
 	submit(c, "GET", "ftp://127.0.0.1/x", NULL, 0, NULL, 0, NULL, 0, 2);
 	submit(c, "GET", "file:///etc/passwd", NULL, 0, NULL, 0, NULL, 0, 3);
-	CHECK(http_timeout_ms(c) == 0, "refused requests' results are ready at once");
+	CHECK(s2s_http_timeout_ms(c) == 0, "refused requests' results are ready at once");
 	CHECK(run_until_idle(c, 10000), "refused requests end");
 	for (long tag = 1; tag <= 3; tag++)
 	{
@@ -652,7 +652,7 @@ test_protocols(void)
 
 	/* allowed again: http goes, other schemes still do not */
 	o.allow_http = true;
-	http_client_set_options(c, &o);
+	s2s_http_client_set_options(c, &o);
 	submit(c, "GET", "/postback", NULL, 0, NULL, 0, NULL, 0, 4);
 	submit(c, "GET", "ftp://127.0.0.1/x", NULL, 0, NULL, 0, NULL, 0, 5);
 	CHECK(run_until_idle(c, 10000), "requests end");
@@ -675,7 +675,7 @@ test_protocols(void)
 			  r ? r->error : "");
 	}
 	results_clear();
-	http_client_destroy(c);
+	s2s_http_client_destroy(c);
 }
 
 static void
@@ -688,16 +688,16 @@ test_destroy_in_flight(void)
 	receiver_reset();
 	behave("{\"path_prefix\": \"/hang\", \"mode\": \"hang\"}");
 	o.max_connections = 2;
-	c = http_client_create(&o, err, sizeof(err));
+	c = s2s_http_client_create(&o, err, sizeof(err));
 	for (int i = 0; i < 5; i++)
 		submit(c, "GET", "/hang", NULL, 0, NULL, 0, NULL, 0, i);
 	for (int i = 0; i < 20; i++)
 	{
-		http_process(c);
+		s2s_http_process(c);
 		usleep(10000);
 	}
-	CHECK_EQ_INT(http_in_flight(c), 5, "5 requests in flight (2 running, 3 queued)");
-	http_client_destroy(c);
+	CHECK_EQ_INT(s2s_http_in_flight(c), 5, "5 requests in flight (2 running, 3 queued)");
+	s2s_http_client_destroy(c);
 	CHECK(true, "a client destroyed with requests running and queued");
 	receiver_reset();
 }
@@ -719,7 +719,7 @@ test_networks(void)
 
 	/* allowed: the requests go through the proxy-free path and succeed */
 	receiver_reset();
-	c = http_client_create(&o, err, sizeof(err));
+	c = s2s_http_client_create(&o, err, sizeof(err));
 	submit(c, "GET", "/postback", NULL, 0, NULL, 0, NULL, 0, 1);
 	CHECK(run_until_idle(c, 10000), "a request to an allowed loopback address ends");
 	r = result_by_tag(1);
@@ -729,7 +729,7 @@ test_networks(void)
 
 	/* the same kept-alive connection, after the allowed networks shrank: refused */
 	o.n_allowed_networks = 0;
-	http_client_set_options(c, &o);
+	s2s_http_client_set_options(c, &o);
 	receiver_reset();
 	submit(c, "GET", "/postback", NULL, 0, NULL, 0, NULL, 0, 2);
 	CHECK(run_until_idle(c, 10000), "a request on a kept connection ends");
@@ -740,11 +740,11 @@ test_networks(void)
 		  r ? r->error : "(no result)");
 	CHECK_EQ_INT(stat_value("requests"), 0, "nothing reached the receiver on the kept connection");
 	results_clear();
-	http_client_destroy(c);
+	s2s_http_client_destroy(c);
 
 	/* a new client, nothing allowed: refused before connecting, by address and by name */
 	receiver_reset();
-	c = http_client_create(&o, err, sizeof(err));
+	c = s2s_http_client_create(&o, err, sizeof(err));
 	submit(c, "GET", "/postback", NULL, 0, NULL, 0, NULL, 0, 3);
 	snprintf(url, sizeof(url), "http://localhost:%d/byname", receiver_port);
 	submit(c, "GET", url, NULL, 0, NULL, 0, NULL, 0, 4);
@@ -769,7 +769,7 @@ test_networks(void)
 
 	/* the deprecated allow_link_local does not allow loopback */
 	o.allow_link_local = true;
-	http_client_set_options(c, &o);
+	s2s_http_client_set_options(c, &o);
 	submit(c, "GET", "/postback", NULL, 0, NULL, 0, NULL, 0, 7);
 	CHECK(run_until_idle(c, 10000), "a request with allow_link_local ends");
 	r = result_by_tag(7);
@@ -778,7 +778,7 @@ test_networks(void)
 
 	/* listed again: sent */
 	o = default_options();
-	http_client_set_options(c, &o);
+	s2s_http_client_set_options(c, &o);
 	receiver_reset();
 	submit(c, "GET", "/postback", NULL, 0, NULL, 0, NULL, 0, 8);
 	snprintf(url, sizeof(url), "http://localhost:%d/byname", receiver_port);
@@ -789,7 +789,7 @@ test_networks(void)
 	r = result_by_tag(9);
 	CHECK(r && r->http_status == 200, "localhost with 127.0.0.0/8 and ::1/128 listed: sent");
 	results_clear();
-	http_client_destroy(c);
+	s2s_http_client_destroy(c);
 }
 
 int

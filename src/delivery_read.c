@@ -1,9 +1,9 @@
 /*
- * delivery.c
- *		Maps a row of S2S_DELIVERY_SELECT_LIST onto S2SDelivery (endpoint configuration and
+ * delivery_read.c
+ *		Maps a row of S2S_DELIVERY_SELECT_LIST onto S2SReadDelivery (endpoint configuration and
  *		request parameters), for the worker's claim and for s2s.preview() alike.
  *
- * Column positions are looked up by name once per TupleDesc (s2s_delivery_columns_init),
+ * Column positions are looked up by name once per TupleDesc (s2s_read_columns_init),
  * so that a batch of thousands of rows costs one heap_getattr per field and no name
  * lookups.
  */
@@ -15,7 +15,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
-#include "delivery.h"
+#include "delivery_read.h"
 
 static int
 column(TupleDesc tupdesc, const char *name, Oid type)
@@ -36,7 +36,7 @@ column(TupleDesc tupdesc, const char *name, Oid type)
 }
 
 void
-s2s_delivery_columns_init(S2SDeliveryColumns *cols, TupleDesc tupdesc)
+s2s_read_columns_init(S2SReadColumns *cols, TupleDesc tupdesc)
 {
 	cols->id = column(tupdesc, "s2s_id", INT8OID);
 	cols->endpoint = column(tupdesc, "s2s_endpoint", TEXTOID);
@@ -81,8 +81,8 @@ get_text(HeapTuple tuple, TupleDesc tupdesc, int attnum)
 }
 
 void
-s2s_delivery_from_tuple(const S2SDeliveryColumns *cols, TupleDesc tupdesc,
-						HeapTuple tuple, S2SDelivery *out)
+s2s_read_delivery_from_tuple(const S2SReadColumns *cols, TupleDesc tupdesc,
+						HeapTuple tuple, S2SReadDelivery *out)
 {
 	bool		isnull;
 	Datum		value;

@@ -1,10 +1,10 @@
 /*
- * delivery.h
+ * delivery_read.h
  *		One delivery as the worker and s2s.preview() read it: the SQL select list that
  *		fetches it, and the mapping of a result row onto the render.h structures.
  *
  * Both the worker's claim (in its RETURNING clause) and s2s.preview() use
- * S2S_DELIVERY_SELECT_LIST and s2s_delivery_from_tuple(), so there is one way of turning a
+ * S2S_DELIVERY_SELECT_LIST and s2s_read_delivery_from_tuple(), so there is one way of turning a
  * row of s2s.deliveries into a request. The list refers to three aliases, which the
  * statement must define:
  *		d	s2s.deliveries
@@ -15,8 +15,8 @@
  *		 WHERE e.name = d.endpoint AND ... RETURNING S2S_DELIVERY_SELECT_LIST
  * Every output column is named s2s_*, so a statement may add its own columns after it.
  */
-#ifndef S2S_DELIVERY_H
-#define S2S_DELIVERY_H
+#ifndef S2S_DELIVERY_READ_H
+#define S2S_DELIVERY_READ_H
 
 #include "access/htup.h"
 #include "access/tupdesc.h"
@@ -67,9 +67,9 @@
 
 /*
  * Attribute numbers of the select list's columns in one result TupleDesc. Resolve them
- * once (s2s_delivery_columns_init) per prepared statement / TupleDesc, not per row.
+ * once (s2s_read_columns_init) per prepared statement / TupleDesc, not per row.
  */
-typedef struct S2SDeliveryColumns
+typedef struct S2SReadColumns
 {
 	int			id;
 	int			endpoint;
@@ -101,10 +101,10 @@ typedef struct S2SDeliveryColumns
 	int			client_ip;
 	int			user_agent;
 	int			referer;
-} S2SDeliveryColumns;
+} S2SReadColumns;
 
 /* One delivery row, ready for s2s_render_request(). Strings are palloc'd copies. */
-typedef struct S2SDelivery
+typedef struct S2SReadDelivery
 {
 	int64		id;
 	char	   *endpoint;		/* endpoint name */
@@ -119,19 +119,19 @@ typedef struct S2SDelivery
 	char	   *refused_pattern;	/* endpoint's refused_pattern (refused.c); NULL: none */
 	S2SEndpointConf endpoint_conf;
 	S2SDeliveryData data;
-} S2SDelivery;
+} S2SReadDelivery;
 
 /*
  * Resolves the attribute numbers of S2S_DELIVERY_SELECT_LIST's columns in tupdesc and
  * checks their types; ereports ERROR if the statement does not return them all.
  */
-extern void s2s_delivery_columns_init(S2SDeliveryColumns *cols, TupleDesc tupdesc);
+extern void s2s_read_columns_init(S2SReadColumns *cols, TupleDesc tupdesc);
 
 /*
  * Fills *out from one result row. An endpoint kind that is not one of the three known
  * ones ereports ERROR (the enum makes that impossible short of a catalog change).
  */
-extern void s2s_delivery_from_tuple(const S2SDeliveryColumns *cols, TupleDesc tupdesc,
-									HeapTuple tuple, S2SDelivery *out);
+extern void s2s_read_delivery_from_tuple(const S2SReadColumns *cols, TupleDesc tupdesc,
+									HeapTuple tuple, S2SReadDelivery *out);
 
-#endif							/* S2S_DELIVERY_H */
+#endif							/* S2S_DELIVERY_READ_H */
