@@ -4,6 +4,129 @@
 -- their privileges.
 \echo Use "ALTER EXTENSION s2s_tracking UPDATE TO '0.5.0'" to load this file. \quit
 
+-- == queue layout for speed (issue 15) ==
+-- Waiting rows are told from finished ones by finished_at IS NULL, never by status, so
+-- that a claim (which changes status, claim_token, lease_until, attempts) names no indexed
+-- column and is a HOT update. The data first: a waiting row never keeps a finish time
+-- (no version wrote one; a row edited by hand might), so that every waiting row is in the
+-- new index of waiting rows and the constraint holds. Nothing else changes in any row.
+UPDATE s2s.deliveries SET finished_at = NULL
+ WHERE finished_at IS NOT NULL AND status IN ('pending', 'sending', 'retrying');
+
+DROP INDEX s2s.deliveries_due_idx;
+DROP INDEX s2s.deliveries_leased_idx;
+DROP INDEX s2s.deliveries_finished_idx;
+
+ALTER TABLE s2s.deliveries
+    ADD CONSTRAINT deliveries_waiting_unfinished
+        CHECK (finished_at IS NULL OR status NOT IN ('pending', 'sending', 'retrying'));
+-- room on each page for the claim's new row version (new pages only; VACUUM FULL or
+-- pg_repack applies it to the existing ones)
+ALTER TABLE s2s.deliveries SET (fillfactor = 80);
+
+CREATE INDEX deliveries_waiting_idx ON s2s.deliveries (endpoint, next_attempt_at, id)
+    WHERE finished_at IS NULL;
+CREATE INDEX deliveries_finished_idx ON s2s.deliveries (finished_at)
+    WHERE finished_at IS NOT NULL;
+
+-- s2s_private.endpoints_guard: re-enabling or resuming an endpoint finds its waiting
+-- deliveries through deliveries_waiting_idx, and rewrites only those whose times change
+-- (30_endpoints.sql).
+CREATE OR REPLACE FUNCTION s2s_private.endpoints_guard() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    mask CONSTANT text := '********';
+BEGIN
+    -- Checked when set, not on every update: the worker pausing an http endpoint (in a
+    -- session where allow_http is off) must not fail on a URL accepted earlier.
+    IF TG_OP = 'INSERT' OR NEW.url IS DISTINCT FROM OLD.url OR NEW.kind <> OLD.kind THEN
+        PERFORM s2s_private.check_endpoint_url(NEW.kind, NEW.url);
+    END IF;
+    IF NEW.kind <> 'swaarm_postback' AND (NEW.http_method <> 'GET' OR NEW.token_in_query) THEN
+        RAISE EXCEPTION 'http_method and token_in_query apply to swaarm_postback endpoints only'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('Endpoint "%s" is of kind %s, which is always sent with GET.',
+                                  NEW.name, NEW.kind);
+    END IF;
+    -- checked when set, with the worker's own compiler (a pattern it cannot run would
+    -- otherwise be found out only at the first answer)
+    IF NEW.refused_pattern IS NOT NULL
+       AND (TG_OP = 'INSERT' OR NEW.refused_pattern IS DISTINCT FROM OLD.refused_pattern) THEN
+        PERFORM s2s_private.check_refused_pattern(NEW.refused_pattern);
+    END IF;
+
+    IF TG_OP = 'UPDATE' THEN
+        NEW.updated_at := now();
+        -- the orders triggers name their endpoint and fit its kind: such a change would
+        -- leave them without an endpoint to report to (32_endpoint_references.sql)
+        IF NEW.name <> OLD.name OR NEW.kind <> OLD.kind THEN
+            PERFORM s2s_private.refuse_tracked_endpoint_change(OLD.name,
+                CASE WHEN NEW.name <> OLD.name THEN 'rename' ELSE 'kind' END);
+        END IF;
+        IF NEW.name <> OLD.name THEN
+            -- follow a rename here: the cascade on endpoint_secrets would collide with a
+            -- secret written below under the new name
+            UPDATE s2s_private.endpoint_secrets SET endpoint = NEW.name
+             WHERE endpoint = OLD.name;
+            -- and in the queue, once the transactions enqueuing to the old name are done
+            -- (32_endpoint_references.sql)
+            PERFORM s2s_private.carry_endpoint_rename(OLD.name, NEW.name);
+        END IF;
+    END IF;
+
+    -- The secret: the mask (or, in an UPDATE, an unchanged value) keeps what is stored;
+    -- NULL removes it; anything else replaces it.
+    IF NEW.secret = mask OR (TG_OP = 'UPDATE' AND NEW.secret IS NOT DISTINCT FROM OLD.secret) THEN
+        IF TG_OP = 'UPDATE' THEN
+            NEW.secret := OLD.secret;
+        END IF;
+    ELSIF NEW.secret IS NULL THEN
+        DELETE FROM s2s_private.endpoint_secrets WHERE endpoint = NEW.name;
+    ELSE
+        IF NEW.secret = '' OR NEW.secret ~ '[[:cntrl:]]' THEN
+            RAISE EXCEPTION 'endpoint secret must not be empty or contain control characters'
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Set secret to NULL for an endpoint without a secret.';
+        END IF;
+        INSERT INTO s2s_private.endpoint_secrets AS s (endpoint, secret)
+        VALUES (NEW.name, NEW.secret)
+        ON CONFLICT (endpoint) DO UPDATE SET secret = EXCLUDED.secret;
+        NEW.secret := mask;
+    END IF;
+
+    -- Re-enabled or resumed (by s2s.resume or by clearing paused_at): the deliveries that
+    -- waited are due now, and the time spent paused does not count against their retry
+    -- window (their first_attempt_at moves forward by that much). A rename was carried
+    -- over to them above.
+    IF TG_OP = 'UPDATE'
+       AND ((NEW.enabled AND NOT OLD.enabled)
+            OR (OLD.paused_at IS NOT NULL AND NEW.paused_at IS NULL)) THEN
+        UPDATE s2s.deliveries d
+           SET next_attempt_at = least(d.next_attempt_at, now()),
+               first_attempt_at = CASE
+                   WHEN d.first_attempt_at IS NOT NULL AND NEW.paused_at IS NULL
+                        AND OLD.paused_at IS NOT NULL
+                   THEN least(d.first_attempt_at + (now() - OLD.paused_at), now())
+                   ELSE d.first_attempt_at END
+         WHERE d.endpoint = NEW.name AND d.finished_at IS NULL
+           AND d.status IN ('pending', 'retrying')
+           -- only rows that change: a backlog already due is not rewritten
+           AND (d.next_attempt_at > now()
+                OR (d.first_attempt_at IS NOT NULL AND NEW.paused_at IS NULL
+                    AND OLD.paused_at IS NOT NULL));
+    END IF;
+
+    -- Sendable again (or new): wake the worker when this transaction commits.
+    IF NEW.enabled AND NEW.paused_at IS NULL
+       AND (TG_OP = 'INSERT' OR NOT OLD.enabled OR OLD.paused_at IS NOT NULL) THEN
+        PERFORM s2s.wake();
+    END IF;
+    RETURN NEW;
+END
+$$;
+
 -- == first-insert time (issue 12) ==
 -- When the orders trigger first saw an order carrying a click ID that was not validated
 -- yet, for a tracking without order_time: the order's click IDs are judged at that time

@@ -26,6 +26,10 @@
  * The lock is an "object" lock of the current database whose class is the OID of
  * s2s.endpoints (no catalog has that OID, so it collides with no real object) and whose
  * object is a hash of the name (two names with one hash only wait for each other).
+ *
+ * The SQL functions below are what the endpoints guards call: each takes the lock, and
+ * those that refuse a change while an orders trigger tracks the endpoint ask
+ * endpoint_triggers.c, which looks in pg_trigger.
  */
 #include "postgres.h"
 
@@ -40,12 +44,13 @@
 
 #include "endpoint_lock.h"
 #include "endpoint_triggers.h"
-#include "enqueue.h"
+#include "extension_objects.h"
 
 PG_FUNCTION_INFO_V1(s2s_hold_endpoint);
 PG_FUNCTION_INFO_V1(s2s_lock_endpoint_for_change);
 PG_FUNCTION_INFO_V1(s2s_carry_endpoint_rename);
 PG_FUNCTION_INFO_V1(s2s_lock_endpoints_for_truncate);
+PG_FUNCTION_INFO_V1(s2s_refuse_tracked_endpoint_change);
 
 void
 s2s_endpoint_lock(const char *name, bool exclusive)
@@ -200,4 +205,25 @@ s2s_lock_endpoints_for_truncate(PG_FUNCTION_ARGS)
 		s2s_refuse_if_tracked(lfirst(lc), "truncate");
 	PG_RETURN_BOOL(run_on_fresh_snapshot("SELECT 1 FROM s2s.deliveries LIMIT 1", 0, NULL,
 										 false) > 0);
+}
+
+/*
+ * s2s_private.refuse_tracked_endpoint_change(name text, change text): for the endpoints
+ * guards, before an endpoint is deleted ('delete'), renamed ('rename') or given another
+ * kind ('kind'). Raises 2BP01 while an orders trigger tracks it: first at once, so that a
+ * refused change never queues for the endpoint's lock (every checkout enqueuing to it
+ * would wait behind it, and one with a lock_timeout would fail), then again after waiting
+ * for the transactions enqueuing to it or tracking it (its lock, exclusive), for a
+ * track_orders that committed meanwhile.
+ */
+Datum
+s2s_refuse_tracked_endpoint_change(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *change = text_to_cstring(PG_GETARG_TEXT_PP(1));
+
+	s2s_refuse_if_tracked(name, change);
+	s2s_endpoint_lock(name, true);
+	s2s_refuse_if_tracked(name, change);
+	PG_RETURN_VOID();
 }

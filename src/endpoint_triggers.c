@@ -1,7 +1,8 @@
 /*
  * endpoint_triggers.c
- *		The orders triggers that track an endpoint, found in pg_trigger, and the guard
- *		that refuses to delete, rename or re-kind an endpoint while one of them does.
+ *		The orders triggers that track an endpoint, found in pg_trigger, and the refusal
+ *		to delete, rename or re-kind an endpoint while one of them does (called by the
+ *		endpoints guards, endpoint_lock.c).
  *
  * An orders trigger names its endpoint in its arguments ("endpoint=NAME",
  * trigger_args.h). Deleting that endpoint, renaming it or giving it another kind would
@@ -27,13 +28,11 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 
-#include "endpoint_lock.h"
 #include "endpoint_triggers.h"
-#include "enqueue.h"
-
-PG_FUNCTION_INFO_V1(s2s_refuse_tracked_endpoint_change);
+#include "extension_objects.h"
 
 /* Whether the trigger's arguments (tgargs: NUL-terminated strings) include want. */
 static bool
@@ -145,25 +144,4 @@ s2s_refuse_if_tracked(const char *endpoint, const char *change)
 					   tgname, relname, endpoint),
 			 errhint("Stop tracking first with SELECT s2s.untrack_orders(%s, %s); then track the table again with s2s.track_orders if needed.",
 					 quote_literal_cstr(relname), quote_literal_cstr(endpoint))));
-}
-
-/*
- * s2s_private.refuse_tracked_endpoint_change(name text, change text): for the endpoints
- * guards, before an endpoint is deleted ('delete'), renamed ('rename') or given another
- * kind ('kind'). Raises 2BP01 while an orders trigger tracks it: first at once, so that a
- * refused change never queues for the endpoint's lock (every checkout enqueuing to it
- * would wait behind it, and one with a lock_timeout would fail), then again after waiting
- * for the transactions enqueuing to it or tracking it (its lock, exclusive), for a
- * track_orders that committed meanwhile.
- */
-Datum
-s2s_refuse_tracked_endpoint_change(PG_FUNCTION_ARGS)
-{
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *change = text_to_cstring(PG_GETARG_TEXT_PP(1));
-
-	s2s_refuse_if_tracked(name, change);
-	s2s_endpoint_lock(name, true);
-	s2s_refuse_if_tracked(name, change);
-	PG_RETURN_VOID();
 }

@@ -46,11 +46,8 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/heap.h"
-#include "catalog/namespace.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
-#include "nodes/value.h"
-#include "parser/parse_func.h"
 #include "catalog/pg_enum.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -77,7 +74,9 @@
 #include "delivery_insert.h"
 #include "endpoint_lock.h"
 #include "enqueue.h"
+#include "extension_objects.h"
 #include "first_seen.h"
+#include "kept_plan.h"
 #include "settings.h"
 #include "shared.h"
 
@@ -89,10 +88,6 @@ PG_FUNCTION_INFO_V1(s2s_endpoints_changed);
 
 /* Backend-local caches, all reset by relcache_callback. */
 static HTAB *trigger_cache = NULL;
-static Oid	deliveries_relid = InvalidOid;
-static Oid	endpoints_relid = InvalidOid;
-static Oid	deliveries_owner = InvalidOid;
-static Oid	enqueue_fn_oid = InvalidOid;
 static SPIPlanPtr insert_plan = NULL;
 static bool insert_plan_stale = false;
 static SPIPlanPtr endpoint_plan = NULL;
@@ -107,15 +102,14 @@ relcache_callback(Datum arg, Oid relid)
 
 	if (trigger_cache == NULL)
 		return;
-	all = (relid == InvalidOid || relid == deliveries_relid || relid == endpoints_relid);
+	all = s2s_extension_relation(relid);
 	if (all)
 	{
-		/* the extension may have been dropped and created again: look everything up */
-		deliveries_relid = InvalidOid;
-		endpoints_relid = InvalidOid;
-		deliveries_owner = InvalidOid;
-		enqueue_fn_oid = InvalidOid;
-		/* freed at its next use, never while it may be running */
+		/*
+		 * The extension may have been dropped and created again (extension_objects.c
+		 * looks its objects up again): freed at its next use, never while it may be
+		 * running.
+		 */
 		insert_plan_stale = true;
 	}
 	hash_seq_init(&seq, trigger_cache);
@@ -167,102 +161,22 @@ init_cache(void)
 	CacheRegisterSyscacheCallback(PROCOID, proc_callback, (Datum) 0);
 }
 
-/* The relations of the extension and the owner the trigger's writes run as. */
+/* The trigger cache, and the extension's objects (extension_objects.c). */
 static void
 lookup_extension_objects(void)
 {
-	Oid			nsp;
-	Oid			deliveries = InvalidOid;
-	Oid			endpoints = InvalidOid;
-	Oid			owner;
-	HeapTuple	tup;
-
 	init_cache();
-	/* all three: an invalidation may have reset some of them */
-	if (OidIsValid(deliveries_owner) && OidIsValid(deliveries_relid) &&
-		OidIsValid(endpoints_relid))
-		return;
-	nsp = get_namespace_oid("s2s", true);
-	if (OidIsValid(nsp))
-	{
-		deliveries = get_relname_relid("deliveries", nsp);
-		endpoints = get_relname_relid("endpoints", nsp);
-	}
-	if (!OidIsValid(deliveries) || !OidIsValid(endpoints))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("tables s2s.deliveries and s2s.endpoints do not exist"),
-				 errhint("Is the extension s2s_tracking installed in this database?")));
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(deliveries));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", deliveries);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-
-	/*
-	 * Set together, after every catalog access (which may process invalidations that
-	 * reset them): the caller can use all three until its next catalog access.
-	 */
-	deliveries_relid = deliveries;
-	endpoints_relid = endpoints;
-	deliveries_owner = owner;
-}
-
-Oid
-s2s_endpoints_relid(void)
-{
-	lookup_extension_objects();
-	return endpoints_relid;
-}
-
-Oid
-s2s_enqueue_function_oid(void)
-{
-	static const Oid noargs[1] = {InvalidOid};
-
-	lookup_extension_objects();
-	if (!OidIsValid(enqueue_fn_oid))
-		enqueue_fn_oid = LookupFuncName(list_make2(makeString("s2s"),
-												   makeString("enqueue_conversion")),
-										0, noargs, false);
-	return enqueue_fn_oid;
-}
-
-/*
- * Prepares and keeps a plan under a pinned search_path (the names in it are qualified
- * anyway: this also guards the operator and cast lookups of any re-planning).
- */
-static SPIPlanPtr
-prepare_kept(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan;
-	int			save_nestlevel = NewGUCNestLevel();
-
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
-							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	plan = SPI_prepare(sql, nargs, argtypes);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
-			 SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "SPI_keepplan failed");
-	AtEOXact_GUC(true, save_nestlevel);
-	return plan;
-}
-
-SPIPlanPtr
-s2s_prepare_kept(const char *sql, int nargs, Oid *argtypes)
-{
-	return prepare_kept(sql, nargs, argtypes);
+	s2s_lookup_extension_objects();
 }
 
 /* Switches to the owner of s2s.deliveries; returns what to restore. */
 static void
 become_owner(Oid *save_user, int *save_sec)
 {
-	lookup_extension_objects();	/* an invalidation may have reset the owner */
+	Oid			owner = s2s_deliveries_owner(); /* an invalidation may have reset it */
+
 	GetUserIdAndSecContext(save_user, save_sec);
-	SetUserIdAndSecContext(deliveries_owner,
+	SetUserIdAndSecContext(owner,
 						   *save_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 }
@@ -288,7 +202,7 @@ lookup_endpoint(const char *name, S2SEndpointKind *kind, char **currency, bool *
 	{
 		Oid			types[1] = {TEXTOID};
 
-		endpoint_plan = prepare_kept("SELECT kind::pg_catalog.text, currency,"
+		endpoint_plan = s2s_prepare_kept("SELECT kind::pg_catalog.text, currency,"
 									 "       enabled AND paused_at IS NULL,"
 									 /* read so that a library newer than the installed
 									  * table (before ALTER EXTENSION UPDATE) works */
@@ -1037,7 +951,7 @@ insert_delivery_statement(Delivery *d, bool probe)
 		{
 			Oid			types[2] = {TEXTOID, TEXTOID};
 
-			probe_plan = prepare_kept("SELECT FROM s2s.deliveries"
+			probe_plan = s2s_prepare_kept("SELECT FROM s2s.deliveries"
 									  " WHERE endpoint OPERATOR(pg_catalog.=) $1"
 									  "   AND dedupe_key OPERATOR(pg_catalog.=) $2",
 									  2, types);
@@ -1066,7 +980,7 @@ insert_delivery_statement(Delivery *d, bool probe)
 		for (c = 0; c < S2S_DC_COUNT; c++)
 			types[c] = s2s_delivery_column_type((S2SDeliveryColumn) c);
 		lookup_extension_objects();
-		insert_plan = prepare_kept(s2s_delivery_insert_statement(deliveries_relid),
+		insert_plan = s2s_prepare_kept(s2s_delivery_insert_statement(s2s_deliveries_relid()),
 								   S2S_DC_COUNT, types);
 	}
 	for (c = 0; c < S2S_DC_COUNT; c++)
@@ -1303,25 +1217,11 @@ clip(const char *s, int max)
 	return pnstrdup(s, pg_mbcliplen(s, len, max));
 }
 
-Datum
-s2s_enqueue_conversion(PG_FUNCTION_ARGS)
+/* The trigger is fired as track_orders creates it: AFTER INSERT OR UPDATE FOR EACH ROW. */
+static void
+check_trigger_protocol(FunctionCallInfo fcinfo)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
-	S2SOrderTrigger *t;
-	HeapTuple	tup;
-	TupleDesc	desc;
-	Delivery	d;
-	S2SDeliveryFacts facts;
-	char	   *order_id;
-	char	   *raw_click_ids = NULL;
-	char	   *click_ids;
-	char	   *s;
-	char	   *expr_problem = NULL;
-	int			failed = -1;
-	Datum		amount;
-	bool		isnull;
-	bool		is_update;
-	int			i;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -1333,48 +1233,58 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("s2s.enqueue_conversion() must be fired AFTER INSERT OR UPDATE FOR EACH ROW"),
 				 errhint("Create the trigger with s2s.track_orders.")));
+}
 
-	is_update = TRIGGER_FIRED_BY_UPDATE(td->tg_event);
-	if (is_update && !order_trigger_cached(td) && update_leaves_status(td))
-		return PointerGetDatum(NULL);
-	t = get_order_trigger(td);
-	tup = is_update ? td->tg_newtuple : td->tg_trigtuple;
-	desc = RelationGetDescr(td->tg_relation);
-
-	/* Is the order validated by this very change? */
+/* Is the order validated by this very change? */
+static bool
+validated_by_this_change(S2SOrderTrigger *t, TriggerData *td, HeapTuple tup, TupleDesc desc,
+						 bool is_update)
+{
 	if (t->f[S2S_F_STATUS].attnum != InvalidAttrNumber || t->f[S2S_F_VALIDATED_WHEN].expr != NULL)
 	{
 		if (is_update ? !update_validates(t, td, desc) : !order_validated(t, td, tup, desc))
-		{
-			if (t->first_seen)
-				note_first_seen(t, td, desc, is_update);
-			return PointerGetDatum(NULL);
-		}
+			return false;
 	}
 	else if (is_update)
-		return PointerGetDatum(NULL);
+		return false;
+	return true;
+}
 
-	/*
-	 * The row's expression mappings, evaluated once. One that raises on this row's data
-	 * skips the delivery with the reason; without an order ID nothing can be recorded.
-	 */
+/*
+ * The row's expression mappings, evaluated once. One that raises on this row's data
+ * skips the delivery with the reason (*expr_problem); without an order ID nothing can be
+ * recorded: returns false.
+ */
+static bool
+evaluate_row_expressions(S2SOrderTrigger *t, HeapTuple tup, char **expr_problem)
+{
+	int			failed = -1;
+
 	if (t->has_exprs)
 	{
-		expr_problem = evaluate_expressions(t, tup, false, &failed);
-		if (expr_problem != NULL && failed == S2S_F_ORDER_ID)
+		*expr_problem = evaluate_expressions(t, tup, false, &failed);
+		if (*expr_problem != NULL && failed == S2S_F_ORDER_ID)
 		{
 			ereport(WARNING,
 					(errcode(ERRCODE_DATA_EXCEPTION),
 					 errmsg("order was not reported to endpoint \"%s\"", t->endpoint),
-					 errdetail_internal("%s", expr_problem)));
-			return PointerGetDatum(NULL);
+					 errdetail_internal("%s", *expr_problem)));
+			return false;
 		}
 	}
+	return true;
+}
+
+/* The order's ID, or NULL when the order cannot be tracked. */
+static char *
+tracked_order_id(S2SOrderTrigger *t, HeapTuple tup, TupleDesc desc)
+{
+	char	   *order_id;
 
 	/* Without an order ID there is no dedupe key: nothing can be reported once. */
 	order_id = field_text(&t->f[S2S_F_ORDER_ID], tup, desc, 0);
 	if (order_id == NULL || order_id[0] == '\0')
-		return PointerGetDatum(NULL);
+		return NULL;
 	/* a key this long would not fit the unique index: say so, but never fail the order */
 	if (strlen(order_id) > S2S_ORDER_ID_MAX)
 	{
@@ -1383,77 +1293,89 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 				 errmsg("order ID longer than %d bytes is not tracked", S2S_ORDER_ID_MAX),
 				 errdetail("No delivery was enqueued to endpoint \"%s\" for this order.",
 						   t->endpoint)));
-		return PointerGetDatum(NULL);
+		return NULL;
 	}
+	return order_id;
+}
 
-	/*
-	 * The endpoint is gone or of a kind the trigger's columns do not fit. The endpoints
-	 * guards refuse both changes while a trigger tracks the endpoint, but a restore in
-	 * another order or a change made with the guards disabled can still leave it so: the
-	 * order goes through all the same, with a WARNING when there is no endpoint to record
-	 * a delivery for, and with a skipped delivery that says why when there is one.
-	 */
-	if (t->endpoint_missing)
-	{
-		warn_endpoint_missing(td, t, order_id);
-		return PointerGetDatum(NULL);
-	}
+/* A delivery row with nothing set but its endpoint and keys, and the facts to judge. */
+static void
+start_delivery(S2SOrderTrigger *t, const char *order_id, Delivery *d,
+			   S2SDeliveryFacts *facts)
+{
+	int			i;
 
-	memset(&d, 0, sizeof(d));
+	memset(d, 0, sizeof(*d));
 	for (i = 0; i < S2S_DC_COUNT; i++)
-		d.isnull[i] = true;
-	memset(&facts, 0, sizeof(facts));
-	facts.kind = t->kind;
-	facts.judged_at_s = (int64) timestamptz_to_time_t(GetCurrentStatementStartTimestamp());
+		d->isnull[i] = true;
+	memset(facts, 0, sizeof(*facts));
+	facts->kind = t->kind;
+	facts->judged_at_s = (int64) timestamptz_to_time_t(GetCurrentStatementStartTimestamp());
 	/* the endpoint's window (the program's session duration), else the setting */
-	facts.click_ttl_s = t->window_s > 0 ? t->window_s : s2s_click_ttl_s;
-	facts.click_max_skew_s = s2s_click_max_skew_s;
-	facts.cookie_max_ids = s2s_cookie_max_ids;
-	set_text(&d, S2S_DC_ENDPOINT, t->endpoint);
-	set_text(&d, S2S_DC_DEDUPE_KEY, psprintf("order:%s", order_id));
-	set_text(&d, S2S_DC_CONVERSION_ID, order_id);
+	facts->click_ttl_s = t->window_s > 0 ? t->window_s : s2s_click_ttl_s;
+	facts->click_max_skew_s = s2s_click_max_skew_s;
+	facts->cookie_max_ids = s2s_cookie_max_ids;
+	set_text(d, S2S_DC_ENDPOINT, t->endpoint);
+	set_text(d, S2S_DC_DEDUPE_KEY, psprintf("order:%s", order_id));
+	set_text(d, S2S_DC_CONVERSION_ID, order_id);
+}
 
-	/*
-	 * attribution first: an order nobody referred is not a problem, just not ours (a
-	 * trigger that no longer fits its endpoint's kind records its problem below)
-	 */
+/*
+ * attribution first: an order nobody referred is not a problem, just not ours (a
+ * trigger that no longer fits its endpoint's kind records its problem below). Returns
+ * false when there is nothing to attribute.
+ */
+static bool
+attribute_order(S2SOrderTrigger *t, HeapTuple tup, TupleDesc desc, const char *expr_problem,
+				Delivery *d, S2SDeliveryFacts *facts, char **raw_click_ids)
+{
+	char	   *s;
+
 	if (t->kind_problem)
 		;
 	else if (t->kind == S2S_KIND_AFFILAE)
 	{
-		raw_click_ids = field_text(&t->f[S2S_F_CLICK_IDS], tup, desc, '-');
-		if ((raw_click_ids == NULL || raw_click_ids[0] == '\0') && expr_problem == NULL)
-			return PointerGetDatum(NULL);
-		facts.click_ids = raw_click_ids;
+		*raw_click_ids = field_text(&t->f[S2S_F_CLICK_IDS], tup, desc, '-');
+		if ((*raw_click_ids == NULL || (*raw_click_ids)[0] == '\0') && expr_problem == NULL)
+			return false;
+		facts->click_ids = *raw_click_ids;
 	}
 	else
 	{
 		s = field_text(&t->f[S2S_F_USER_ID], tup, desc, 0);
 		if ((s == NULL || s[0] == '\0') && expr_problem == NULL)
-			return PointerGetDatum(NULL);
-		set_text(&d, S2S_DC_USER_ID, s);
-		facts.user_id = s;
+			return false;
+		set_text(d, S2S_DC_USER_ID, s);
+		facts->user_id = s;
 		s = field_text(&t->f[S2S_F_EVENT_ID], tup, desc, 0);
-		set_text(&d, S2S_DC_EVENT_ID, s);
-		facts.event_id = s;
+		set_text(d, S2S_DC_EVENT_ID, s);
+		facts->event_id = s;
 	}
+	return true;
+}
 
-	/*
-	 * The click's age is measured at the time the order was placed (order_time), never at
-	 * validation; without it, at the time the trigger first saw the order, not validated,
-	 * with a click ID (first_seen.c, whose row goes now that the conversion is enqueued or
-	 * skipped); else now: the order is validated as it is inserted, or was inserted before
-	 * tracking started (doc/orders.md).
-	 */
+/*
+ * The click's age is measured at the time the order was placed (order_time), never at
+ * validation; without it, at the time the trigger first saw the order, not validated,
+ * with a click ID (first_seen.c, whose row goes now that the conversion is enqueued or
+ * skipped); else now: the order is validated as it is inserted, or was inserted before
+ * tracking started (doc/orders.md).
+ */
+static void
+read_order_time(S2SOrderTrigger *t, HeapTuple tup, TupleDesc desc, const char *order_id,
+				bool is_update, Delivery *d, S2SDeliveryFacts *facts)
+{
+	bool		isnull;
+
 	if (field_given(&t->f[S2S_F_ORDER_TIME]))
 	{
 		Datum		placed = field_datum(&t->f[S2S_F_ORDER_TIME], tup, desc, &isnull);
 
 		if (!isnull)
 		{
-			facts.judged_at_s = (int64) timestamptz_to_time_t(DatumGetTimestampTz(placed));
-			d.values[S2S_DC_ORDERED_AT] = placed;
-			d.isnull[S2S_DC_ORDERED_AT] = false;
+			facts->judged_at_s = (int64) timestamptz_to_time_t(DatumGetTimestampTz(placed));
+			d->values[S2S_DC_ORDERED_AT] = placed;
+			d->isnull[S2S_DC_ORDERED_AT] = false;
 		}
 	}
 	else if (is_update && t->first_seen)
@@ -1468,29 +1390,44 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 		SetUserIdAndSecContext(save_user, save_sec);
 		if (found)
 		{
-			facts.judged_at_s = (int64) timestamptz_to_time_t(seen);
-			d.values[S2S_DC_ORDERED_AT] = TimestampTzGetDatum(seen);
-			d.isnull[S2S_DC_ORDERED_AT] = false;
+			facts->judged_at_s = (int64) timestamptz_to_time_t(seen);
+			d->values[S2S_DC_ORDERED_AT] = TimestampTzGetDatum(seen);
+			d->isnull[S2S_DC_ORDERED_AT] = false;
 		}
 	}
+}
 
-	/* amount: mandatory for an Affilae sale (a mapping without one sends leads) */
-	facts.amount_required = t->kind == S2S_KIND_AFFILAE && field_given(&t->f[S2S_F_AMOUNT]);
+/* amount: mandatory for an Affilae sale (a mapping without one sends leads) */
+static void
+read_amount(S2SOrderTrigger *t, HeapTuple tup, TupleDesc desc, Delivery *d,
+			S2SDeliveryFacts *facts)
+{
+	Datum		amount;
+	bool		isnull;
+
+	facts->amount_required = t->kind == S2S_KIND_AFFILAE && field_given(&t->f[S2S_F_AMOUNT]);
 	amount = field_amount(&t->f[S2S_F_AMOUNT], tup, desc, &isnull);
 	if (!isnull)
 	{
-		facts.has_amount = true;
-		facts.amount = DatumGetNumeric(amount);
-		d.values[S2S_DC_AMOUNT] = amount;
-		d.isnull[S2S_DC_AMOUNT] = false;
+		facts->has_amount = true;
+		facts->amount = DatumGetNumeric(amount);
+		d->values[S2S_DC_AMOUNT] = amount;
+		d->isnull[S2S_DC_AMOUNT] = false;
 	}
+}
 
-	/*
-	 * currency: the order's (upper-cased), else the endpoint's. A bad one is kept, cut to
-	 * whole characters, so that the reason shows it and s2s.retry refuses it as well
-	 * (never the endpoint's currency in its place: an order in US$ is not one in EUR).
-	 * Neither: NULL, and the delivery is skipped with the reason (delivery_check.c).
-	 */
+/*
+ * currency: the order's (upper-cased), else the endpoint's. A bad one is kept, cut to
+ * whole characters, so that the reason shows it and s2s.retry refuses it as well
+ * (never the endpoint's currency in its place: an order in US$ is not one in EUR).
+ * Neither: NULL, and the delivery is skipped with the reason (delivery_check.c).
+ */
+static void
+read_currency(S2SOrderTrigger *t, HeapTuple tup, TupleDesc desc, Delivery *d,
+			  S2SDeliveryFacts *facts)
+{
+	char	   *s;
+
 	if (t->kind != S2S_KIND_SWAARM_S2SEVENT)
 	{
 		const char *currency = t->endpoint_currency;
@@ -1509,30 +1446,46 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 			if (s[0] != '\0')
 				currency = s2s_currency_is_valid(s) ? s : clip(s, S2S_RAW_CURRENCY_MAX);
 		}
-		set_text(&d, S2S_DC_CURRENCY, currency);
-		facts.currency = currency;
+		set_text(d, S2S_DC_CURRENCY, currency);
+		facts->currency = currency;
 	}
+}
 
-	set_text(&d, S2S_DC_CUSTOMER, field_text(&t->f[S2S_F_CUSTOMER], tup, desc, 0));
+/* The fields sent as they are: customer, payment, voucher, cv, user agent, referer, IP. */
+static void
+read_other_fields(S2SOrderTrigger *t, HeapTuple tup, TupleDesc desc, Delivery *d,
+				  S2SDeliveryFacts *facts)
+{
+	char	   *s;
+	bool		isnull;
+
+	set_text(d, S2S_DC_CUSTOMER, field_text(&t->f[S2S_F_CUSTOMER], tup, desc, 0));
 	s = field_text(&t->f[S2S_F_PAYMENT], tup, desc, 0);
 	if (s != NULL && t->npayment_map > 0)
 		s = map_payment(t, s);
-	set_text(&d, S2S_DC_PAYMENT, s);
-	set_text(&d, S2S_DC_VOUCHER, field_text(&t->f[S2S_F_VOUCHER], tup, desc, ';'));
-	set_text(&d, S2S_DC_CV, field_text(&t->f[S2S_F_CV], tup, desc, 0));
-	facts.user_agent = field_text(&t->f[S2S_F_USER_AGENT], tup, desc, 0);
-	set_text(&d, S2S_DC_USER_AGENT, facts.user_agent);
-	set_text(&d, S2S_DC_REFERER, field_text(&t->f[S2S_F_REFERER], tup, desc, 0));
-	d.values[S2S_DC_CLIENT_IP] = field_ip(&t->f[S2S_F_CLIENT_IP], tup, desc, &isnull);
-	d.isnull[S2S_DC_CLIENT_IP] = isnull;
-	facts.has_client_ip = !isnull;
+	set_text(d, S2S_DC_PAYMENT, s);
+	set_text(d, S2S_DC_VOUCHER, field_text(&t->f[S2S_F_VOUCHER], tup, desc, ';'));
+	set_text(d, S2S_DC_CV, field_text(&t->f[S2S_F_CV], tup, desc, 0));
+	facts->user_agent = field_text(&t->f[S2S_F_USER_AGENT], tup, desc, 0);
+	set_text(d, S2S_DC_USER_AGENT, facts->user_agent);
+	set_text(d, S2S_DC_REFERER, field_text(&t->f[S2S_F_REFERER], tup, desc, 0));
+	d->values[S2S_DC_CLIENT_IP] = field_ip(&t->f[S2S_F_CLIENT_IP], tup, desc, &isnull);
+	d->isnull[S2S_DC_CLIENT_IP] = isnull;
+	facts->has_client_ip = !isnull;
+}
 
-	/* the rules s2s.retry applies again (delivery_check.c) */
-	d.skip_reason = s2s_delivery_problem(&facts, &click_ids);
+/* the rules s2s.retry applies again (delivery_check.c) */
+static void
+judge_delivery(S2SOrderTrigger *t, const char *expr_problem, const char *raw_click_ids,
+			   Delivery *d, S2SDeliveryFacts *facts)
+{
+	char	   *click_ids;
+
+	d->skip_reason = s2s_delivery_problem(facts, &click_ids);
 	if (expr_problem)
-		d.skip_reason = expr_problem;
+		d->skip_reason = expr_problem;
 	if (t->kind_problem)
-		d.skip_reason = t->kind_problem;
+		d->skip_reason = t->kind_problem;
 	if (t->kind == S2S_KIND_AFFILAE && raw_click_ids != NULL)
 	{
 		/*
@@ -1541,27 +1494,97 @@ s2s_enqueue_conversion(PG_FUNCTION_ARGS)
 		 */
 		if (click_ids == NULL)
 			click_ids = clip(raw_click_ids, S2S_RAW_CLICK_IDS_MAX);
-		set_text(&d, S2S_DC_CLICK_IDS, click_ids);
+		set_text(d, S2S_DC_CLICK_IDS, click_ids);
 	}
+}
+
+/*
+ * Hold the endpoint against deletion and renaming until commit (endpoint_lock.c). A
+ * wait for a transaction that changed it ends with the invalidation that transaction
+ * sent: the configuration is built again (*t), and an endpoint gone or of another kind
+ * (possible only behind the guards) is reported as above, never raised. Returns false
+ * when the endpoint is gone.
+ */
+static bool
+hold_endpoint(TriggerData *td, S2SOrderTrigger **t, const char *order_id, Delivery *d)
+{
+	s2s_endpoint_lock((*t)->endpoint, false);
+	if (!(*t)->valid)
+	{
+		*t = get_order_trigger(td);
+		if ((*t)->endpoint_missing)
+		{
+			warn_endpoint_missing(td, *t, order_id);
+			return false;
+		}
+		if ((*t)->kind_problem)
+			d->skip_reason = (*t)->kind_problem;
+	}
+	return true;
+}
+
+/*
+ * The orders trigger: one step after another, each of which may end with nothing
+ * enqueued (the order does not count, or cannot be tracked: never an error).
+ */
+Datum
+s2s_enqueue_conversion(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	S2SOrderTrigger *t;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	Delivery	d;
+	S2SDeliveryFacts facts;
+	char	   *order_id;
+	char	   *raw_click_ids = NULL;
+	char	   *expr_problem = NULL;
+	bool		is_update;
+
+	check_trigger_protocol(fcinfo);
+
+	is_update = TRIGGER_FIRED_BY_UPDATE(td->tg_event);
+	if (is_update && !order_trigger_cached(td) && update_leaves_status(td))
+		return PointerGetDatum(NULL);
+	t = get_order_trigger(td);
+	tup = is_update ? td->tg_newtuple : td->tg_trigtuple;
+	desc = RelationGetDescr(td->tg_relation);
+
+	if (!validated_by_this_change(t, td, tup, desc, is_update))
+	{
+		if (t->first_seen)
+			note_first_seen(t, td, desc, is_update);
+		return PointerGetDatum(NULL);
+	}
+	if (!evaluate_row_expressions(t, tup, &expr_problem))
+		return PointerGetDatum(NULL);
+	order_id = tracked_order_id(t, tup, desc);
+	if (order_id == NULL)
+		return PointerGetDatum(NULL);
 
 	/*
-	 * Hold the endpoint against deletion and renaming until commit (endpoint_lock.c). A
-	 * wait for a transaction that changed it ends with the invalidation that transaction
-	 * sent: the configuration is built again, and an endpoint gone or of another kind
-	 * (possible only behind the guards) is reported as above, never raised.
+	 * The endpoint is gone or of a kind the trigger's columns do not fit. The endpoints
+	 * guards refuse both changes while a trigger tracks the endpoint, but a restore in
+	 * another order or a change made with the guards disabled can still leave it so: the
+	 * order goes through all the same, with a WARNING when there is no endpoint to record
+	 * a delivery for, and with a skipped delivery that says why when there is one.
 	 */
-	s2s_endpoint_lock(t->endpoint, false);
-	if (!t->valid)
+	if (t->endpoint_missing)
 	{
-		t = get_order_trigger(td);
-		if (t->endpoint_missing)
-		{
-			warn_endpoint_missing(td, t, order_id);
-			return PointerGetDatum(NULL);
-		}
-		if (t->kind_problem)
-			d.skip_reason = t->kind_problem;
+		warn_endpoint_missing(td, t, order_id);
+		return PointerGetDatum(NULL);
 	}
+
+	start_delivery(t, order_id, &d, &facts);
+	if (!attribute_order(t, tup, desc, expr_problem, &d, &facts, &raw_click_ids))
+		return PointerGetDatum(NULL);
+	read_order_time(t, tup, desc, order_id, is_update, &d, &facts);
+	read_amount(t, tup, desc, &d, &facts);
+	read_currency(t, tup, desc, &d, &facts);
+	read_other_fields(t, tup, desc, &d, &facts);
+	judge_delivery(t, expr_problem, raw_click_ids, &d, &facts);
+	if (!hold_endpoint(td, &t, order_id, &d))
+		return PointerGetDatum(NULL);
 
 	/*
 	 * An UPDATE that validates the order may validate it again (paid, cancelled, paid): the

@@ -7,7 +7,6 @@
 #ifndef S2S_ENQUEUE_H
 #define S2S_ENQUEUE_H
 
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "nodes/bitmapset.h"
 #include "utils/rel.h"
@@ -94,17 +93,5 @@ typedef struct S2SOrderTrigger
  */
 extern void s2s_order_trigger_build(S2SOrderTrigger *t, Relation rel, const char *trigname,
 									int nargs, char **args);
-
-/*
- * Prepares and keeps a plan under search_path pg_catalog, pg_temp (the trigger's
- * statements name everything schema-qualified; this also pins any re-planning).
- */
-extern SPIPlanPtr s2s_prepare_kept(const char *sql, int nargs, Oid *argtypes);
-
-/* OID of s2s.endpoints, looked up once per backend (and again after an invalidation). */
-extern Oid	s2s_endpoints_relid(void);
-
-/* OID of s2s.enqueue_conversion(), to recognise the triggers that track_orders made. */
-extern Oid	s2s_enqueue_function_oid(void);
 
 #endif							/* S2S_ENQUEUE_H */

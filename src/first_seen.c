@@ -28,8 +28,8 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "enqueue.h"
 #include "first_seen.h"
+#include "kept_plan.h"
 
 static SPIPlanPtr record_plan = NULL;
 static SPIPlanPtr take_plan = NULL;

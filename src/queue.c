@@ -7,6 +7,12 @@
  * (walking only the partial index of waiting rows), the write-back a single UPDATE over
  * unnested arrays whose RETURNING feeds the INSERT of the s2s.attempts rows.
  *
+ * And from the layout (00_schema.sql): no index names a column the claim changes, so a
+ * claim is a HOT update that writes no index entry. Waiting rows are told from finished
+ * ones by finished_at IS NULL (the partial indexes' predicate), never by status: every
+ * statement here that looks for waiting rows says "finished_at IS NULL", so that the
+ * planner can use deliveries_waiting_idx, and checks status on the row itself.
+ *
  * Correctness comes from the claim token: a write-back only touches a row that is still
  * 'sending' under the token it was claimed with, so a worker whose lease expired can
  * never overwrite the result of a newer claim.
@@ -24,6 +30,7 @@
 #include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
@@ -42,27 +49,41 @@
 
 /*
  * The claim. $1/$2: endpoints with deliveries in flight and how many; $3: default
- * per-endpoint cap; $4: most rows; $5: claim token; $6: lease in seconds.
+ * per-endpoint cap; $4: most rows; $5: claim token; $6: lease in seconds; $7/$8/$9:
+ * endpoints and the key (next_attempt_at, id) after which their walk starts (see
+ * "Where the claim starts" below).
  * Rows locked by the LATERAL but cut by the outer LIMIT stay untouched (their locks end
- * at commit). The rows are updated through "id = ANY (ARRAY(...))" so that even the
- * generic plan looks them up by primary key (joining the CTE made it hash the table).
+ * at commit). The rows are updated through "ctid = ANY (ARRAY(...))": a TID scan goes
+ * straight to the versions the LATERAL locked (no other statement can move a row this one
+ * holds locked), where looking each up by primary key cost an index descent per row, and
+ * joining the CTE made the generic plan hash the table.
  */
 static const char *claim_sql =
 "WITH busy AS ("
 "  SELECT b.name, b.n"
 "    FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),"
 "                    pg_catalog.unnest($2::pg_catalog.int4[])) AS b(name, n)"
+"), after AS ("
+"  SELECT a.name, a.due, a.id"
+"    FROM ROWS FROM (pg_catalog.unnest($7::pg_catalog.text[]),"
+"                    pg_catalog.unnest($8::pg_catalog.timestamptz[]),"
+"                    pg_catalog.unnest($9::pg_catalog.int8[])) AS a(name, due, id)"
 "), room AS ("
-"  SELECT e.name, greatest(coalesce(e.max_concurrency, $3) - coalesce(b.n, 0), 0) AS room"
+"  SELECT e.name, greatest(coalesce(e.max_concurrency, $3) - coalesce(b.n, 0), 0) AS room,"
+"         coalesce(a.due, '-infinity'::pg_catalog.timestamptz) AS after_due,"
+"         coalesce(a.id, 0::pg_catalog.int8) AS after_id"
 "    FROM s2s.endpoints e LEFT JOIN busy b ON b.name = e.name"
+"    LEFT JOIN after a ON a.name = e.name"
 "   WHERE e.enabled AND e.paused_at IS NULL"
 "), due AS ("
-"  SELECT c.id, c.next_attempt_at"
+"  SELECT c.ctid, c.next_attempt_at"
 "    FROM room r CROSS JOIN LATERAL ("
-"      SELECT d.id, d.next_attempt_at FROM s2s.deliveries d"
-"       WHERE d.endpoint = r.name AND d.status IN ('pending', 'retrying')"
+"      SELECT d.ctid, d.next_attempt_at FROM s2s.deliveries d"
+"       WHERE d.endpoint = r.name AND d.finished_at IS NULL"
+"         AND (d.next_attempt_at, d.id) > (r.after_due, r.after_id)"
 "         AND d.next_attempt_at <= pg_catalog.now()"
-"       ORDER BY d.next_attempt_at LIMIT least(r.room, $4)"
+"         AND d.status IN ('pending', 'retrying')"
+"       ORDER BY d.next_attempt_at, d.id LIMIT least(r.room, $4)"
 "       FOR UPDATE OF d SKIP LOCKED) c"
 "   ORDER BY c.next_attempt_at LIMIT $4"
 ") "
@@ -74,25 +95,133 @@ static const char *claim_sql =
 "       first_attempt_at = coalesce(d.first_attempt_at, pg_catalog.now())"
 "  FROM s2s.endpoints e"
 "  LEFT JOIN s2s_private.endpoint_secrets s ON s.endpoint = e.name"
-" WHERE d.id = ANY (ARRAY(SELECT id FROM due)) AND e.name = d.endpoint "
-"RETURNING " S2S_DELIVERY_SELECT_LIST;
+" WHERE d.ctid = ANY (ARRAY(SELECT ctid FROM due)) AND e.name = d.endpoint "
+"RETURNING " S2S_DELIVERY_SELECT_LIST ", d.next_attempt_at AS claimed_due";
+
+/*
+ * Where the claim starts. Finished rows leave deliveries_waiting_idx only when VACUUM
+ * removes their entries, and they are the oldest: a walk from the start of an endpoint's
+ * range steps over every row finished since the last VACUUM, on every claim, ever more of
+ * them as a backlog drains. So while an endpoint has a backlog (its last claim filled all
+ * the room it had), its next walk starts after the last row that claim took. A row can
+ * still become due behind that point: a claim given back, a row locked by someone else
+ * when the walk passed it (SKIP LOCKED), one enqueued by a transaction that started before
+ * the claim and committed after it, a retry made due at once (s2s.retry, a resumed
+ * endpoint). So the walk starts from the beginning again as soon as a claim leaves room
+ * unused (nothing due is left ahead), after anything given back, after an error, and at
+ * least every CLAIM_RESTART_MS: such a row waits that much longer at most, and only
+ * behind a backlog, never left behind.
+ */
+#define CLAIM_RESTART_MS 1000
+#define MAX_CLAIM_AFTER 64
+
+typedef struct ClaimAfter
+{
+	char		name[NAMEDATALEN * 4];
+	TimestampTz due;
+	int64		id;
+} ClaimAfter;
+
+static ClaimAfter claim_after[MAX_CLAIM_AFTER];
+static int	n_claim_after;
+static TimestampTz claim_restarted_at;
+static bool claim_abort_callback;
+
+/* The next claim walks every endpoint's range from its beginning. */
+static void
+claim_restart(void)
+{
+	n_claim_after = 0;
+	claim_restarted_at = GetCurrentTimestamp();
+}
+
+/* A claim rolled back leaves its rows due behind the starting points it set. */
+static void
+claim_restart_on_abort(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT)
+		claim_restart();
+}
+
+/* Endpoint's starting point becomes (due, id) when that is further on. */
+static void
+claim_advance(const char *endpoint, TimestampTz due, int64 id)
+{
+	int			i;
+
+	for (i = 0; i < n_claim_after; i++)
+		if (strcmp(claim_after[i].name, endpoint) == 0)
+			break;
+	if (i == n_claim_after)
+	{
+		/* more endpoints than slots, or a name that does not fit: no starting point */
+		if (n_claim_after == MAX_CLAIM_AFTER || strlen(endpoint) >= sizeof(claim_after[i].name))
+			return;
+		strlcpy(claim_after[i].name, endpoint, sizeof(claim_after[i].name));
+		claim_after[i].due = due;
+		claim_after[i].id = id;
+		n_claim_after++;
+		return;
+	}
+	if (due > claim_after[i].due || (due == claim_after[i].due && id > claim_after[i].id))
+	{
+		claim_after[i].due = due;
+		claim_after[i].id = id;
+	}
+}
+
+/*
+ * After a claim of n rows (of at most limit): each endpoint that took all the room it had
+ * (its cap less its busy count, or the claim's limit) starts its next walk after the last
+ * row it took; the others from the beginning.
+ */
+static void
+claim_keep_backlogs(const QueueClaim *claims, int n, int limit, const QueueBusy *busy,
+					const TimestampTz *dues)
+{
+	n_claim_after = 0;
+	for (int i = 0; i < n; i++)
+	{
+		const char *ep = claims[i].delivery.endpoint;
+		int			taken = 0;
+		int			room = claims[i].endpoint_cap;
+		bool		seen = false;
+
+		for (int j = 0; j < i && !seen; j++)
+			seen = (strcmp(claims[j].delivery.endpoint, ep) == 0);
+		if (seen)
+			continue;
+		for (int b = 0; b < busy->n; b++)
+			if (strcmp(busy->names[b], ep) == 0)
+				room -= busy->counts[b];
+		for (int j = i; j < n; j++)
+			if (strcmp(claims[j].delivery.endpoint, ep) == 0)
+				taken++;
+		if (taken < room && n < limit)
+			continue;
+		for (int j = i; j < n; j++)
+			if (strcmp(claims[j].delivery.endpoint, ep) == 0)
+				claim_advance(ep, dues[j], claims[j].delivery.id);
+	}
+}
 
 /* The earliest due time still waiting on an enabled, unpaused endpoint. */
 static const char *next_due_sql =
 "SELECT pg_catalog.min(c.next_attempt_at)"
 "  FROM s2s.endpoints e CROSS JOIN LATERAL ("
 "    SELECT d.next_attempt_at FROM s2s.deliveries d"
-"     WHERE d.endpoint = e.name AND d.status IN ('pending', 'retrying')"
-"     ORDER BY d.next_attempt_at LIMIT 1) c"
+"     WHERE d.endpoint = e.name AND d.finished_at IS NULL"
+"       AND d.status IN ('pending', 'retrying')"
+"     ORDER BY d.next_attempt_at, d.id LIMIT 1) c"
 " WHERE e.enabled AND e.paused_at IS NULL";
 
 /*
  * The write-back. 'give_back' returns a delivery to the queue without counting the
  * attempt (the endpoint was paused, or the worker is leaving): no s2s.attempts row, since
  * its number is reused, and no retry window started by it.
- * "status::text" on purpose: written as "status = 'sending'" it matches the predicate of
- * deliveries_leased_idx and the planner walks every leased row for every result instead
- * of looking each result up by primary key.
+ * "status::text" on purpose: should an index ever have "status = 'sending'" as its
+ * predicate again, the planner would walk it for every result instead of looking each
+ * result up by primary key.
  */
 static const char *write_back_sql =
 "WITH r AS ("
@@ -147,14 +276,45 @@ static const char *write_back_sql =
  * other attempt has not started its retry window either).
  */
 #define RECONCILE_SET \
-"UPDATE s2s.deliveries"	\
-"   SET status = CASE WHEN attempts > 1 THEN 'retrying'"	\
+"   SET status = CASE WHEN d.attempts > 1 THEN 'retrying'"	\
 "                     ELSE 'pending' END::s2s.delivery_status,"	\
-"       attempts = greatest(attempts - 1, 0), claim_token = NULL, lease_until = NULL,"	\
-"       first_attempt_at = CASE WHEN attempts <= 1 THEN NULL ELSE first_attempt_at END"
-static const char *reconcile_all_sql = RECONCILE_SET " WHERE status = 'sending'";
-static const char *reconcile_expired_sql = RECONCILE_SET
-" WHERE status = 'sending' AND lease_until < pg_catalog.now()";
+"       attempts = greatest(d.attempts - 1, 0), claim_token = NULL, lease_until = NULL,"	\
+"       first_attempt_at = CASE WHEN d.attempts <= 1 THEN NULL ELSE d.first_attempt_at END"
+static const char *reconcile_all_sql =
+"UPDATE s2s.deliveries d" RECONCILE_SET
+" WHERE d.finished_at IS NULL AND d.status = 'sending'";
+
+/*
+ * Expired leases, looked for in a chunk of at most $4 waiting rows after the key ($1, $2,
+ * $3) in deliveries_waiting_idx's order: no index names lease_until or status (a claim
+ * would not be HOT), so a whole backlog is never read at once. Returns how many were
+ * given back, how many rows the chunk read, and the key of its last row.
+ */
+static const char *reconcile_expired_sql =
+"WITH w AS ("
+"  SELECT d.id, d.endpoint, d.next_attempt_at FROM s2s.deliveries d"
+"   WHERE d.finished_at IS NULL"
+"     AND (d.endpoint, d.next_attempt_at, d.id)"
+"         > ($1::pg_catalog.text, $2::pg_catalog.timestamptz, $3::pg_catalog.int8)"
+"   ORDER BY d.endpoint, d.next_attempt_at, d.id LIMIT $4"
+"), g AS ("
+"  UPDATE s2s.deliveries d" RECONCILE_SET
+"    FROM w"
+"   WHERE d.id = w.id AND d.status = 'sending' AND d.lease_until < pg_catalog.now()"
+"  RETURNING d.id"
+"), l AS ("
+"  SELECT w.endpoint, w.next_attempt_at, w.id FROM w"
+"   ORDER BY w.endpoint DESC, w.next_attempt_at DESC, w.id DESC LIMIT 1"
+") "
+"SELECT (SELECT pg_catalog.count(*) FROM g), (SELECT pg_catalog.count(*) FROM w),"
+"       l.endpoint, l.next_attempt_at, l.id"
+"  FROM (VALUES (1)) AS one(x) LEFT JOIN l ON true";
+
+/* Rows read per look for expired leases, and where the next look starts. */
+#define RECONCILE_CHUNK 10000
+static char reconcile_after_endpoint[NAMEDATALEN * 4];
+static TimestampTz reconcile_after_due = DT_NOBEGIN;
+static int64 reconcile_after_id = 0;
 
 /*
  * Lease renewal of the deliveries whose requests are still in flight: $1/$2 their ids and
@@ -173,9 +333,9 @@ static const char *pause_sql =
 static const char *purge_sql =
 "WITH p AS ("
 "  SELECT id FROM s2s.deliveries"
-"   WHERE status IN ('sent', 'failed', 'skipped')"
-"     AND finished_at < pg_catalog.now() OPERATOR(pg_catalog.-)"
+"   WHERE finished_at < pg_catalog.now() OPERATOR(pg_catalog.-)"
 "                       ($1::pg_catalog.float8 OPERATOR(pg_catalog.*) '1 second'::pg_catalog.interval)"
+"     AND status IN ('sent', 'failed', 'skipped')"
 "   ORDER BY finished_at LIMIT $2"
 "), a AS ("
 "  DELETE FROM s2s.attempts t USING p WHERE t.delivery_id = p.id"
@@ -216,13 +376,14 @@ static SPIPlanPtr
 get_plan(PlanId id)
 {
 	static const Oid claim_types[] = {TEXTARRAYOID, INT4ARRAYOID, INT4OID, INT4OID,
-	INT8OID, INT4OID};
+	INT8OID, INT4OID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
 	static const Oid write_back_types[] = {INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID,
 		TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
 	TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID};
 	static const Oid renew_types[] = {INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID};
 	static const Oid pause_types[] = {TEXTOID, TEXTOID};
 	static const Oid purge_types[] = {INT4OID, INT4OID};
+	static const Oid reconcile_types[] = {TEXTOID, TIMESTAMPTZOID, INT8OID, INT4OID};
 	const char *sql;
 	int			nargs = 0;
 	const Oid  *types = NULL;
@@ -251,6 +412,8 @@ get_plan(PlanId id)
 			break;
 		case PLAN_RECONCILE_EXPIRED:
 			sql = reconcile_expired_sql;
+			nargs = lengthof(reconcile_types);
+			types = reconcile_types;
 			break;
 		case PLAN_RENEW:
 			sql = renew_sql;
@@ -289,6 +452,7 @@ get_plan(PlanId id)
 void
 queue_forget_plans(void)
 {
+	claim_restart();
 	for (int i = 0; i < NUM_PLANS; i++)
 	{
 		if (plans[i] != NULL)
@@ -321,13 +485,58 @@ queue_extension_owner(void)
 uint64
 queue_reconcile(bool all_sending)
 {
+	Datum		values[4];
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	uint64		given_back;
+	int64		read;
 	int			rc;
 
-	rc = SPI_execute_plan(get_plan(all_sending ? PLAN_RECONCILE_ALL : PLAN_RECONCILE_EXPIRED),
-						  NULL, NULL, false, 0);
-	if (rc != SPI_OK_UPDATE)
+	if (all_sending)
+	{
+		rc = SPI_execute_plan(get_plan(PLAN_RECONCILE_ALL), NULL, NULL, false, 0);
+		if (rc != SPI_OK_UPDATE)
+			elog(ERROR, "s2s_tracking reconcile failed: %s", SPI_result_code_string(rc));
+		if (SPI_processed > 0)
+			claim_restart();
+		return SPI_processed;
+	}
+
+	values[0] = CStringGetTextDatum(reconcile_after_endpoint);
+	values[1] = TimestampTzGetDatum(reconcile_after_due);
+	values[2] = Int64GetDatum(reconcile_after_id);
+	values[3] = Int32GetDatum(RECONCILE_CHUNK);
+	rc = SPI_execute_plan(get_plan(PLAN_RECONCILE_EXPIRED), values, NULL, false, 0);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "s2s_tracking reconcile failed: %s", SPI_result_code_string(rc));
-	return SPI_processed;
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	given_back = (uint64) DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	read = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+	if (given_back > 0)
+		claim_restart();
+
+	/*
+	 * A whole chunk: the next look goes on after its last row. Else the walk reached the
+	 * end and the next one starts again from the beginning. (Kept even if the transaction
+	 * then aborts: the rows of this chunk are looked at again in the next round.)
+	 */
+	if (read == RECONCILE_CHUNK)
+	{
+		char	   *name = TextDatumGetCString(SPI_getbinval(tup, desc, 3, &isnull));
+
+		strlcpy(reconcile_after_endpoint, name, sizeof(reconcile_after_endpoint));
+		reconcile_after_due = DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull));
+		reconcile_after_id = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
+	}
+	else
+	{
+		reconcile_after_endpoint[0] = '\0';
+		reconcile_after_due = DT_NOBEGIN;
+		reconcile_after_id = 0;
+	}
+	return given_back;
 }
 
 int
@@ -335,9 +544,13 @@ queue_claim(int64 token, int limit, int lease_s, const QueueBusy *busy,
 			QueueClaim **claims, TimestampTz *next_due)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	Datum		values[6];
+	Datum		values[9];
 	Datum	   *names;
 	Datum	   *counts;
+	Datum	   *after_names;
+	Datum	   *after_dues;
+	Datum	   *after_ids;
+	TimestampTz *dues;
 	int			rc;
 	int			n;
 	QueueClaim *out;
@@ -361,24 +574,54 @@ queue_claim(int64 token, int limit, int lease_s, const QueueBusy *busy,
 	values[4] = Int64GetDatum(token);
 	values[5] = Int32GetDatum(lease_s);
 
+	if (!claim_abort_callback)
+	{
+		RegisterXactCallback(claim_restart_on_abort, NULL);
+		claim_abort_callback = true;
+	}
+	if (claim_restarted_at == 0 ||
+		TimestampDifferenceExceeds(claim_restarted_at, GetCurrentTimestamp(), CLAIM_RESTART_MS))
+		claim_restart();
+	after_names = palloc(sizeof(Datum) * Max(n_claim_after, 1));
+	after_dues = palloc(sizeof(Datum) * Max(n_claim_after, 1));
+	after_ids = palloc(sizeof(Datum) * Max(n_claim_after, 1));
+	for (int i = 0; i < n_claim_after; i++)
+	{
+		after_names[i] = CStringGetTextDatum(claim_after[i].name);
+		after_dues[i] = TimestampTzGetDatum(claim_after[i].due);
+		after_ids[i] = Int64GetDatum(claim_after[i].id);
+	}
+	values[6] = PointerGetDatum(construct_array(after_names, n_claim_after, TEXTOID, -1,
+												false, TYPALIGN_INT));
+	values[7] = PointerGetDatum(construct_array(after_dues, n_claim_after, TIMESTAMPTZOID, 8,
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[8] = PointerGetDatum(construct_array(after_ids, n_claim_after, INT8OID, 8,
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+
 	rc = SPI_execute_plan(get_plan(PLAN_CLAIM), values, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "s2s_tracking claim failed: %s", SPI_result_code_string(rc));
 
 	n = (int) SPI_processed;
 	out = MemoryContextAllocZero(cxt, sizeof(QueueClaim) * Max(n, 1));
+	dues = palloc(sizeof(TimestampTz) * Max(n, 1));
 	if (n > 0)
 	{
 		MemoryContext old = MemoryContextSwitchTo(cxt);
 		S2SDeliveryColumns cols;
+		int			due_col = SPI_fnumber(SPI_tuptable->tupdesc, "claimed_due");
 
 		s2s_delivery_columns_init(&cols, SPI_tuptable->tupdesc);
 		for (int i = 0; i < n; i++)
 		{
 			QueueClaim *c = &out[i];
 			S2SDelivery *d = &c->delivery;
+			bool		isnull;
+			Datum		due;
 
 			s2s_delivery_from_tuple(&cols, SPI_tuptable->tupdesc, SPI_tuptable->vals[i], d);
+			due = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, due_col, &isnull);
+			dues[i] = DatumGetTimestampTz(due);
 			/* RETURNING shows the row after the claim: attempts counts this one. */
 			c->attempt = d->attempts;
 			c->endpoint_cap = d->max_concurrency > 0 ? d->max_concurrency :
@@ -389,6 +632,8 @@ queue_claim(int64 token, int limit, int lease_s, const QueueBusy *busy,
 		MemoryContextSwitchTo(old);
 	}
 	*claims = out;
+
+	claim_keep_backlogs(out, n, limit, busy, dues);
 
 	/*
 	 * Nothing due (or every endpoint at its cap): find when the next one is, for the
@@ -445,6 +690,9 @@ queue_write_back(const QueueResult *results, int n, QueueCounts *counts)
 	{
 		const QueueResult *r = &results[i];
 
+		/* due again, behind the claim's starting point */
+		if (r->outcome == QUEUE_GIVE_BACK)
+			claim_restart();
 		ids[i] = Int64GetDatum(r->id);
 		tokens[i] = Int64GetDatum(r->token);
 		attempts[i] = Int32GetDatum(r->attempt);

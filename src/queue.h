@@ -65,7 +65,9 @@ extern Oid	queue_extension_owner(void);
 
 /*
  * Gives back every 'sending' delivery (all_sending) or those whose lease expired: they
- * belong to a dead worker. Attempts are not counted. Returns how many.
+ * belong to a dead worker. Attempts are not counted. Returns how many. The expired ones
+ * are looked for in a chunk of the waiting rows per call, the next call going on where
+ * this one stopped (a backlog of any size costs each call the same).
  */
 extern uint64 queue_reconcile(bool all_sending);
 

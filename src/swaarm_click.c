@@ -32,6 +32,7 @@
 #include "click.h"
 #include "http.h"
 #include "redact.h"
+#include "redact_copy.h"
 #include "render.h"
 #include "settings.h"
 #include "swaarm_answer.h"
@@ -136,18 +137,6 @@ body_excerpt(const char *body, size_t len, const char *secret, bool cut)
 		appendStringInfoString(&s, "...");
 	pfree(masked);
 	return s.data;
-}
-
-/* libcurl's words about a failure, the token masked (they should never hold the URL). */
-static char *
-redacted_error(const char *error, const char *secret)
-{
-	size_t		len = strlen(error);
-	char	   *out = palloc(len + 1);
-
-	(void) s2s_redact(error, len, out, &secret, 1, false);
-	out[len] = '\0';
-	return out;
 }
 
 /* The visitor's arguments, checked. */
@@ -379,7 +368,7 @@ check_answered(const char *name, const ClickEndpoint *ep, const ClickAnswer *ans
 						answer->kind == HTTP_ERROR_TIMEOUT ? "timeout" :
 						answer->kind == HTTP_ERROR_TLS ? "TLS error" :
 						answer->kind == HTTP_ERROR_REFUSED ? "request refused" : "network error"),
-				 errdetail("%s.", redacted_error(answer->error, ep->secret)),
+				 errdetail("%s.", s2s_redact_copy(answer->error, ep->secret)),
 				 answer->kind == HTTP_ERROR_REFUSED ?
 				 errhint("Endpoint URLs must use https unless s2s_tracking.allow_http is on, and reach only public addresses unless s2s_tracking.allowed_networks lists theirs.") : 0));
 	}

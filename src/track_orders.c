@@ -44,6 +44,7 @@
 #include "endpoint_lock.h"
 #include "endpoint_triggers.h"
 #include "enqueue.h"
+#include "extension_objects.h"
 #include "mapping_expr.h"
 #include "trigger_args.h"
 

@@ -12,4 +12,4 @@ GRANT EXECUTE ON FUNCTION s2s.worker_status() TO prometheus;
 -- column by column: the queue's shape, never the shoppers' data (IP, user agent, click IDs,
 -- amounts) nor a secret
 GRANT SELECT (name, enabled, paused_at, pause_reason) ON s2s.endpoints TO prometheus;
-GRANT SELECT (endpoint, status, created_at) ON s2s.deliveries TO prometheus;
+GRANT SELECT (endpoint, status, created_at, finished_at) ON s2s.deliveries TO prometheus;

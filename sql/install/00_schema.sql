@@ -117,17 +117,24 @@ CREATE TABLE s2s.deliveries (
     finished_at      timestamptz,
     -- when the order was placed (track_orders' order_time): its click IDs are judged there
     ordered_at       timestamptz,
-    UNIQUE (endpoint, dedupe_key)
-);
+    UNIQUE (endpoint, dedupe_key),
+    -- finished_at is what tells waiting rows from finished ones in the indexes below
+    CONSTRAINT deliveries_waiting_unfinished
+        CHECK (finished_at IS NULL OR status NOT IN ('pending', 'sending', 'retrying'))
+) WITH (fillfactor = 80);
 
--- The claim walks only waiting rows, per endpoint, oldest due first; finished rows (the
--- vast majority) are in none of these partial indexes.
-CREATE INDEX deliveries_due_idx ON s2s.deliveries (endpoint, next_attempt_at)
-    WHERE status IN ('pending', 'retrying');
-CREATE INDEX deliveries_leased_idx ON s2s.deliveries (lease_until)
-    WHERE status = 'sending';
+-- The queue's indexes name no column that a claim changes (status, claim_token,
+-- lease_until, attempts, first_attempt_at), so a claim is a HOT update: a new row version
+-- on the same page (fillfactor leaves it room), no index touched. Only the write-back of a
+-- final result (finished_at set) and of a retry (next_attempt_at moved) write index entries.
+-- Waiting rows ('pending', 'sending', 'retrying'): the claim walks them per endpoint, oldest
+-- due first, skipping those in flight ('sending'); the reconcile of expired leases walks
+-- them in chunks, in this order (id breaks ties).
+CREATE INDEX deliveries_waiting_idx ON s2s.deliveries (endpoint, next_attempt_at, id)
+    WHERE finished_at IS NULL;
+-- Finished rows, for the purge.
 CREATE INDEX deliveries_finished_idx ON s2s.deliveries (finished_at)
-    WHERE status IN ('sent', 'failed', 'skipped');
+    WHERE finished_at IS NOT NULL;
 
 -- One row per HTTP attempt: the audit trail. No foreign key on purpose: an RI check per
 -- attempt would cost as much as the insert itself; the purge removes both together.

@@ -192,7 +192,12 @@ BEGIN
                         AND OLD.paused_at IS NOT NULL
                    THEN least(d.first_attempt_at + (now() - OLD.paused_at), now())
                    ELSE d.first_attempt_at END
-         WHERE d.endpoint = NEW.name AND d.status IN ('pending', 'retrying');
+         WHERE d.endpoint = NEW.name AND d.finished_at IS NULL
+           AND d.status IN ('pending', 'retrying')
+           -- only rows that change: a backlog already due is not rewritten
+           AND (d.next_attempt_at > now()
+                OR (d.first_attempt_at IS NOT NULL AND NEW.paused_at IS NULL
+                    AND OLD.paused_at IS NOT NULL));
     END IF;
 
     -- Sendable again (or new): wake the worker when this transaction commits.

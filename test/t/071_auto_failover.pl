@@ -338,7 +338,7 @@ $r->behave(delay_ms => 1000);
 my $t_failover = time();
 # `perform failover` in the background, watching node1 meanwhile. When pg_auto_failover
 # stops node1 after node2 stopped replicating, a write-back of node1's worker may be waiting
-# for the synchronous standby: its SIGTERM cancels that wait (src/worker.c, worker_sigterm;
+# for the synchronous standby: its SIGTERM cancels that wait (src/worker_unit.c, s2s_worker_sigterm;
 # before that fix node1 never shut down and the failover stalled, TAP 073). Should node1's
 # worker still be seen waiting for 10 s in a stopping node1, the test fails, and cancels
 # the wait itself (SIGINT, as pg_cancel_backend) so that the run ends.

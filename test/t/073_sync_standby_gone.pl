@@ -62,7 +62,7 @@ $primary->poll(
 my $worker = $primary->worker_pid;
 
 # The fast shutdown: the worker's SIGTERM also cancels the wait of the commit it is in
-# (src/worker.c, worker_sigterm), the commit staying, durable locally, as for a backend;
+# (src/worker_unit.c, s2s_worker_sigterm), the commit staying, durable locally, as for a backend;
 # its last write-backs are committed without waiting for the standby, and a claim of that
 # moment is not sent (the next worker gives it back).
 my $rc = system('pg_ctl', '-D', $primary->data_dir, '-m', 'fast', '-t', '30', 'stop');
