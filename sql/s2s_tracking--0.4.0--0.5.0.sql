@@ -143,4 +143,18 @@ CREATE TABLE s2s_private.order_first_seen (
     PRIMARY KEY (endpoint, order_id)
 );
 REVOKE ALL ON s2s_private.order_first_seen FROM PUBLIC;
+-- The trigger writes this table as the owner of s2s.deliveries (src/enqueue.c), and the
+-- worker purges it as the extension's owner: a table made by this update belongs to whoever
+-- runs it, another superuser once the owner was made NOSUPERUSER (doc/hardening.md). It
+-- goes to the owner of s2s.deliveries, as at a fresh install. s2s_private.home (made by the
+-- 0.3.0--0.4.0 update, read and rewritten by the worker) too.
+DO $$
+DECLARE
+    owner text := pg_catalog.pg_get_userbyid((SELECT c.relowner FROM pg_catalog.pg_class c
+        WHERE c.oid OPERATOR(pg_catalog.=) 's2s.deliveries'::pg_catalog.regclass));
+BEGIN
+    EXECUTE pg_catalog.format('ALTER TABLE s2s_private.order_first_seen OWNER TO %I', owner);
+    EXECUTE pg_catalog.format('ALTER TABLE s2s_private.home OWNER TO %I', owner);
+END
+$$;
 SELECT pg_catalog.pg_extension_config_dump('s2s_private.order_first_seen', '');

@@ -1,0 +1,74 @@
+# An update run by another superuser than the extension's owner (security review of 0.5.0,
+# item 1). doc/hardening.md lets a shop make the owner NOSUPERUSER once installed; the
+# update must then be run by another superuser, and the tables it makes would belong to
+# that one: the orders trigger (which writes s2s_private.order_first_seen as the owner of
+# s2s.deliveries) and the worker (which reads s2s_private.home as the extension's owner)
+# would get "permission denied". The update gives them to the owner of s2s.deliveries.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use PostgreSQL::Test::Utils;
+use Test::More;
+use S2S::Node;
+use S2S::Receiver;
+
+my $r = S2S::Receiver->start;
+my $node = S2S::Node->create('upgrade_other', extension => 0,
+	conf => { 's2s_tracking.database' => "'shop'" });
+
+$node->safe_psql('postgres', <<'SQL');
+CREATE ROLE shop_owner LOGIN SUPERUSER;
+CREATE ROLE app LOGIN;
+CREATE DATABASE shop OWNER shop_owner;
+SQL
+$node->safe_psql('shop', "CREATE EXTENSION s2s_tracking VERSION '0.4.0'",
+	extra_params => [ '-U', 'shop_owner' ]);
+sub shop { return $node->safe_psql('shop', $_[0]); }
+is(shop("SELECT extowner::regrole || ' ' || extversion FROM pg_extension WHERE extname = 's2s_tracking'"),
+	'shop_owner 0.4.0', '0.4.0 installed by shop_owner');
+
+# The shop's tables and endpoint, made by their owner while it still is a superuser.
+my $url = $r->url . '/aff/';
+$node->safe_psql('shop', <<"SQL", extra_params => [ '-U', 'shop_owner' ]);
+INSERT INTO s2s.endpoints (name, kind, url, secret, currency)
+VALUES ('aff', 'affilae', '$url', '0123456789abcdef01234567-89abcdef0123456789abcdef', 'EUR');
+CREATE TABLE public.orders (number text, amount numeric, cid text, status text NOT NULL DEFAULT 'pending');
+GRANT SELECT, INSERT, UPDATE ON public.orders TO app;
+SELECT s2s.track_orders('public.orders', 'aff', 'number', 'amount', click_ids => 'cid',
+                        status => 'status', validated_statuses => ARRAY['paid']);
+SQL
+
+# The hardening, then the update by the bootstrap superuser.
+shop('ALTER ROLE shop_owner NOSUPERUSER');
+shop('ALTER EXTENSION s2s_tracking UPDATE');
+my $current = shop("SELECT default_version FROM pg_available_extensions WHERE name = 's2s_tracking'");
+is(shop("SELECT extversion FROM pg_extension WHERE extname = 's2s_tracking'"), $current,
+	"updated to $current by another superuser");
+is(shop("SELECT string_agg(relname || ':' || relowner::regrole, ',' ORDER BY relname) FROM pg_class WHERE relnamespace = 's2s_private'::regnamespace AND relkind = 'r'"),
+	'endpoint_secrets:shop_owner,home:shop_owner,order_first_seen:shop_owner',
+	'the tables of s2s_private belong to the owner of s2s.deliveries');
+
+# The app places an order not validated yet, with a click ID: recorded, not refused.
+my $cid = "lpad(to_hex(extract(epoch FROM now())::bigint - 60), 8, '0') || '0000000000000001'";
+my ($rc, $out, $err) = $node->psql('shop', "INSERT INTO public.orders (number, amount, cid) VALUES ('wire-1', 10, $cid)",
+	extra_params => [ '-U', 'app' ]);
+is($rc . $err, '0', 'the app inserts an unvalidated order with a click ID');
+is(shop("SELECT order_id FROM s2s_private.order_first_seen WHERE endpoint = 'aff'"), 'wire-1',
+	'its first-seen time is recorded');
+
+($rc, $out, $err) = $node->psql('shop', "UPDATE public.orders SET status = 'paid' WHERE number = 'wire-1'",
+	extra_params => [ '-U', 'app' ]);
+is($rc . $err, '0', 'the app validates it');
+is(shop("SELECT dedupe_key FROM s2s.deliveries WHERE endpoint = 'aff'"), 'order:wire-1',
+	'its conversion is enqueued');
+is(shop("SELECT count(*) FROM s2s_private.order_first_seen"), '0', 'its first-seen row is taken');
+
+# The worker, as the extension's owner, reads s2s_private.home before it claims.
+ok($node->poll_query_until('shop', "SELECT count(*) = 1 FROM s2s.deliveries WHERE status = 'sent'"),
+	'the worker sends the conversion');
+is(shop("SELECT count(*) FROM s2s.endpoints WHERE paused_at IS NOT NULL"), '0', 'no endpoint paused');
+
+$node->stop;
+$r->stop;
+done_testing();
