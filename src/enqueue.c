@@ -1178,9 +1178,11 @@ click_ids_changed(S2SOrderTrigger *t, TriggerData *td, TupleDesc desc)
 /*
  * An order not validated (yet) that carries a click ID: records when the trigger first
  * saw it (first_seen.c), so that its click IDs are judged at that time when it is
- * validated. An UPDATE records only when it changed the click IDs (an order inserted with
- * them has its row already, kept as it is). An order ID or click IDs that cannot be read
- * record nothing: the order is then judged when it is validated.
+ * validated. An UPDATE records only when it changed the click IDs, and then replaces the
+ * time recorded: the new click IDs were first seen now, and judged at the old time a click
+ * made since would look to come from the future (beyond click_max_skew). An insert keeps a
+ * row already there (the same order inserted twice). An order ID or click IDs that
+ * cannot be read record nothing: the order is then judged when it is validated.
  */
 static void
 note_first_seen(S2SOrderTrigger *t, TriggerData *td, TupleDesc desc, bool is_update)
@@ -1203,7 +1205,8 @@ note_first_seen(S2SOrderTrigger *t, TriggerData *td, TupleDesc desc, bool is_upd
 	if (order_id == NULL || order_id[0] == '\0' || strlen(order_id) > S2S_ORDER_ID_MAX)
 		return;
 	become_owner(&save_user, &save_sec);
-	s2s_first_seen_record(t->endpoint, order_id, GetCurrentStatementStartTimestamp());
+	s2s_first_seen_record(t->endpoint, order_id, GetCurrentStatementStartTimestamp(),
+						  is_update);
 	SetUserIdAndSecContext(save_user, save_sec);
 }
 

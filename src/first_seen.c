@@ -12,7 +12,7 @@
  * owner: the shop's role has no right on schema s2s_private.
  *
  * Neither may fail a checkout. Both run on a fresh snapshot, as a foreign key's checks do:
- * the insert's ON CONFLICT DO NOTHING then finds a row committed by another transaction
+ * the insert's ON CONFLICT then finds a row committed by another transaction
  * (the same order inserted twice) without the serialization failure a REPEATABLE READ
  * snapshot that cannot see it would raise, and the take finds the row of an order that
  * another transaction inserted after this one's snapshot. Two transactions validating the
@@ -32,6 +32,7 @@
 #include "kept_plan.h"
 
 static SPIPlanPtr record_plan = NULL;
+static SPIPlanPtr replace_plan = NULL;
 static SPIPlanPtr take_plan = NULL;
 
 bool
@@ -64,7 +65,8 @@ run_keyed(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types, Datum *value
 }
 
 void
-s2s_first_seen_record(const char *endpoint, const char *order_id, TimestampTz at)
+s2s_first_seen_record(const char *endpoint, const char *order_id, TimestampTz at,
+					  bool replace)
 {
 	Oid			types[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
 	Datum		values[3];
@@ -72,11 +74,19 @@ s2s_first_seen_record(const char *endpoint, const char *order_id, TimestampTz at
 	values[0] = CStringGetTextDatum(endpoint);
 	values[1] = CStringGetTextDatum(order_id);
 	values[2] = TimestampTzGetDatum(at);
-	run_keyed(&record_plan,
-			  "INSERT INTO s2s_private.order_first_seen (endpoint, order_id, first_seen_at)"
-			  "     VALUES ($1, $2, $3)"
-			  " ON CONFLICT (endpoint, order_id) DO NOTHING",
-			  3, types, values, SPI_OK_INSERT);
+	if (replace)
+		run_keyed(&replace_plan,
+				  "INSERT INTO s2s_private.order_first_seen (endpoint, order_id, first_seen_at)"
+				  "     VALUES ($1, $2, $3)"
+				  " ON CONFLICT (endpoint, order_id)"
+				  " DO UPDATE SET first_seen_at = EXCLUDED.first_seen_at",
+				  3, types, values, SPI_OK_INSERT);
+	else
+		run_keyed(&record_plan,
+				  "INSERT INTO s2s_private.order_first_seen (endpoint, order_id, first_seen_at)"
+				  "     VALUES ($1, $2, $3)"
+				  " ON CONFLICT (endpoint, order_id) DO NOTHING",
+				  3, types, values, SPI_OK_INSERT);
 	SPI_finish();
 }
 

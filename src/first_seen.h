@@ -14,8 +14,12 @@
  */
 extern bool s2s_first_seen_installed(void);
 
-/* Records that order order_id of endpoint was first seen at at; a row already there stays. */
-extern void s2s_first_seen_record(const char *endpoint, const char *order_id, TimestampTz at);
+/*
+ * Records that order order_id of endpoint was first seen at at. A row already there stays,
+ * unless replace: the order's click IDs changed, and the new ones were first seen at at.
+ */
+extern void s2s_first_seen_record(const char *endpoint, const char *order_id, TimestampTz at,
+								  bool replace);
 
 /* Removes the order's row; returns whether there was one, and its time in *at. */
 extern bool s2s_first_seen_take(const char *endpoint, const char *order_id, TimestampTz *at);

@@ -18,7 +18,8 @@ CREATE TABLE ofs.orders (
 );
 -- a click 9 days old now: outside the endpoint's 7-day window today, inside it 5 days ago
 SELECT lpad(to_hex(extract(epoch FROM now())::bigint - 9 * 86400), 8, '0') || '0000000000000001' AS c9,
-       lpad(to_hex(extract(epoch FROM now())::bigint - 1 * 86400), 8, '0') || '0000000000000002' AS c1 \gset
+       lpad(to_hex(extract(epoch FROM now())::bigint - 1 * 86400), 8, '0') || '0000000000000002' AS c1,
+       lpad(to_hex(extract(epoch FROM now())::bigint - 60), 8, '0') || '0000000000000003' AS c0 \gset
 -- placed before tracking started: nothing records it
 INSERT INTO ofs.orders (number, click) VALUES ('before', :'c9');
 SELECT s2s.track_orders('ofs.orders', 'ofs_aff', 'number', 'amount', click_ids => 'click',
@@ -41,16 +42,18 @@ INSERT INTO ofs.orders (number) VALUES ('noclick');
 INSERT INTO ofs.orders (number, click, status) VALUES ('paid-at-once', :'c1', 'paid');
 SELECT order_id FROM s2s_private.order_first_seen WHERE endpoint = 'ofs_aff' ORDER BY 1;
 
--- The same order written twice, and updated (status, click IDs) before its validation:
--- never an error, and the first time stays.
+-- The same order written twice, and its status updated before its validation: never an
+-- error, and the first time stays. Its click IDs changed: the time they were first seen.
 INSERT INTO ofs.orders (number, click) VALUES ('twice', :'c1');
 UPDATE s2s_private.order_first_seen SET first_seen_at = '2001-01-01 00:00:00+00'
  WHERE endpoint = 'ofs_aff' AND order_id = 'twice';
 INSERT INTO ofs.orders (number, click) VALUES ('twice', :'c1');
 UPDATE ofs.orders SET status = 'awaiting-transfer' WHERE number = 'twice';
-UPDATE ofs.orders SET click = :'c1' || '-' || :'c9' WHERE number = 'twice';
 SELECT order_id, first_seen_at FROM s2s_private.order_first_seen
  WHERE endpoint = 'ofs_aff' AND order_id = 'twice';
+UPDATE ofs.orders SET click = :'c1' || '-' || :'c9' WHERE number = 'twice';
+SELECT order_id, first_seen_at > now() - interval '1 minute' AS seen_at_update
+  FROM s2s_private.order_first_seen WHERE endpoint = 'ofs_aff' AND order_id = 'twice';
 DELETE FROM ofs.orders WHERE number = 'twice';
 DELETE FROM s2s_private.order_first_seen WHERE order_id = 'twice';
 
@@ -59,9 +62,19 @@ INSERT INTO ofs.orders (number) VALUES ('later-click');
 UPDATE ofs.orders SET click = :'c9' WHERE number = 'later-click';
 SELECT order_id FROM s2s_private.order_first_seen WHERE order_id = 'later-click';
 
+-- The customer came back through another affiliate 3 days after placing the order: its
+-- new click is judged when it was first seen, not 3 days before it was made (which would
+-- put it in the future, beyond click_max_skew).
+INSERT INTO ofs.orders (number, click) VALUES ('switch', :'c1');
+UPDATE s2s_private.order_first_seen SET first_seen_at = now() - interval '3 days'
+ WHERE endpoint = 'ofs_aff' AND order_id = 'switch';
+UPDATE ofs.orders SET click = :'c0' WHERE number = 'switch';
+
 -- Validation: 'wire' is judged 5 days back (sent), 'late' and 'later-click' now (skipped,
--- with the reason), 'before' now as well (no row: inserted before the trigger existed).
-UPDATE ofs.orders SET status = 'paid' WHERE number IN ('wire', 'late', 'later-click', 'before');
+-- with the reason), 'before' now as well (no row: inserted before the trigger existed),
+-- 'switch' when its new click was given (sent).
+UPDATE ofs.orders SET status = 'paid'
+ WHERE number IN ('wire', 'late', 'later-click', 'before', 'switch');
 SELECT conversion_id, status, last_error,
        CASE WHEN ordered_at IS NULL THEN 'none'
             WHEN ordered_at < now() - interval '4 days' THEN '5 days ago'
