@@ -12,14 +12,18 @@
  * owner: the shop's role has no right on schema s2s_private.
  *
  * Neither may fail a checkout. Both run on a fresh snapshot, as a foreign key's checks do:
- * the insert's ON CONFLICT then finds a row committed by another transaction
- * (the same order inserted twice) without the serialization failure a REPEATABLE READ
- * snapshot that cannot see it would raise, and the take finds the row of an order that
- * another transaction inserted after this one's snapshot. Two transactions validating the
- * same order wait for each other on the order's row before they get here.
+ * the insert's ON CONFLICT then finds a row committed by another transaction (the same
+ * order inserted twice) without the serialization failure a REPEATABLE READ snapshot that
+ * cannot see it would raise, and the take finds the row of an order that another
+ * transaction inserted after this one's snapshot. A row that another transaction inserts,
+ * changes or deletes (the worker's purge) while this one waits for it still raises one
+ * under REPEATABLE READ: each statement runs in a subtransaction that swallows it and does
+ * nothing, the order being then judged when it is validated. Two transactions validating
+ * the same order wait for each other on the order's row before they get here.
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -44,24 +48,62 @@ s2s_first_seen_installed(void)
 }
 
 /*
- * Connects SPI and runs sql (prepared once into *plan) with the endpoint and the order ID
- * as $1 and $2, and more values after them, on a fresh snapshot. The caller reads the
- * result, then calls SPI_finish.
+ * Runs sql (prepared once into *plan) with the endpoint and the order ID as $1 and $2, and
+ * more values after them, on a fresh snapshot, in a subtransaction of its own; with at,
+ * reads the first column of the first row returned into *at (*found: whether there was
+ * one). A serialization failure (under REPEATABLE READ or SERIALIZABLE, a row another
+ * transaction inserted, updated or deleted while this one waited for it) does nothing:
+ * the order is then judged when it is validated, and the checkout goes on. Any other
+ * error is raised.
  */
 static void
 run_keyed(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types, Datum *values,
-		  int expected)
+		  int expected, TimestampTz *at, bool *found)
 {
-	int			rc;
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (*plan == NULL)
-		*plan = s2s_prepare_kept(sql, nargs, types);
-	rc = SPI_execute_snapshot(*plan, values, NULL, GetLatestSnapshot(), InvalidSnapshot,
-							  false, false, 0);
-	if (rc != expected)
-		elog(ERROR, "\"%s\" failed: %s", sql, SPI_result_code_string(rc));
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		int			rc;
+		bool		isnull;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (*plan == NULL)
+			*plan = s2s_prepare_kept(sql, nargs, types);
+		rc = SPI_execute_snapshot(*plan, values, NULL, GetLatestSnapshot(),
+								  InvalidSnapshot, false, false, 0);
+		if (rc != expected)
+			elog(ERROR, "\"%s\" failed: %s", sql, SPI_result_code_string(rc));
+		if (at != NULL && SPI_processed > 0)
+		{
+			*at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc, 1, &isnull));
+			*found = !isnull;
+		}
+		SPI_finish();
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode != ERRCODE_T_R_SERIALIZATION_FAILURE)
+			ReThrowError(edata);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
 }
 
 void
@@ -80,14 +122,13 @@ s2s_first_seen_record(const char *endpoint, const char *order_id, TimestampTz at
 				  "     VALUES ($1, $2, $3)"
 				  " ON CONFLICT (endpoint, order_id)"
 				  " DO UPDATE SET first_seen_at = EXCLUDED.first_seen_at",
-				  3, types, values, SPI_OK_INSERT);
+				  3, types, values, SPI_OK_INSERT, NULL, NULL);
 	else
 		run_keyed(&record_plan,
 				  "INSERT INTO s2s_private.order_first_seen (endpoint, order_id, first_seen_at)"
 				  "     VALUES ($1, $2, $3)"
 				  " ON CONFLICT (endpoint, order_id) DO NOTHING",
-				  3, types, values, SPI_OK_INSERT);
-	SPI_finish();
+				  3, types, values, SPI_OK_INSERT, NULL, NULL);
 }
 
 bool
@@ -96,7 +137,6 @@ s2s_first_seen_take(const char *endpoint, const char *order_id, TimestampTz *at)
 	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		values[2];
 	bool		found = false;
-	bool		isnull;
 
 	values[0] = CStringGetTextDatum(endpoint);
 	values[1] = CStringGetTextDatum(order_id);
@@ -105,13 +145,6 @@ s2s_first_seen_take(const char *endpoint, const char *order_id, TimestampTz *at)
 			  " WHERE endpoint OPERATOR(pg_catalog.=) $1"
 			  "   AND order_id OPERATOR(pg_catalog.=) $2"
 			  " RETURNING first_seen_at",
-			  2, types, values, SPI_OK_DELETE_RETURNING);
-	if (SPI_processed > 0)
-	{
-		*at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-												1, &isnull));
-		found = !isnull;
-	}
-	SPI_finish();
+			  2, types, values, SPI_OK_DELETE_RETURNING, at, &found);
 	return found;
 }
