@@ -1050,7 +1050,7 @@ when_true(S2SOrderTrigger *t, TriggerData *td, HeapTuple tup)
 	int			failed;
 	char	   *problem;
 
-	problem = s2s_mapping_expr_eval(&fi->expr, 1, tup, &v, &isnull, &failed);
+	problem = s2s_mapping_expr_eval(&fi->expr, 1, tup, &v, &isnull, &failed, false);
 	if (problem != NULL)
 	{
 		ereport(WARNING,
@@ -1076,9 +1076,10 @@ order_validated(S2SOrderTrigger *t, TriggerData *td, HeapTuple tup, TupleDesc de
 
 /*
  * Evaluates every expression mapping but validated_when for the row (with key_only, those
- * of order_id and click_ids only), under one subtransaction (mapping_expr.c). NULL when
- * all could be; else the reason a delivery is skipped for, and *failed the field that
- * raised.
+ * of order_id and click_ids only, and any error but a cancel is returned: the order is
+ * not validated, and tracking does not fail it), under one subtransaction
+ * (mapping_expr.c). NULL when all could be; else the reason a delivery is skipped for,
+ * and *failed the field that raised.
  */
 static char *
 evaluate_expressions(S2SOrderTrigger *t, HeapTuple tup, bool key_only, int *failed)
@@ -1092,7 +1093,9 @@ evaluate_expressions(S2SOrderTrigger *t, HeapTuple tup, bool key_only, int *fail
 	for (f = 0; f < S2S_NFIELDS; f++)
 		exprs[f] = f == S2S_F_VALIDATED_WHEN ||
 			(key_only && f != S2S_F_ORDER_ID && f != S2S_F_CLICK_IDS) ? NULL : t->f[f].expr;
-	problem = s2s_mapping_expr_eval(exprs, S2S_NFIELDS, tup, values, isnull, failed);
+	/* key_only (an order not validated yet): no error of the shop's code fails it now */
+	problem = s2s_mapping_expr_eval(exprs, S2S_NFIELDS, tup, values, isnull, failed,
+									key_only);
 	for (f = 0; f < S2S_NFIELDS; f++)
 		if (exprs[f] != NULL)
 		{

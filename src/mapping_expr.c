@@ -305,7 +305,7 @@ s2s_mapping_expr_compile(Relation rel, Node *expr)
 
 char *
 s2s_mapping_expr_eval(S2SMappingExpr **exprs, int n, HeapTuple tup,
-					  Datum *values, bool *isnull, int *failed)
+					  Datum *values, bool *isnull, int *failed, bool any_error)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -352,7 +352,9 @@ s2s_mapping_expr_eval(S2SMappingExpr **exprs, int n, HeapTuple tup,
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
-		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
+		if (any_error ?
+			ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_OPERATOR_INTERVENTION :
+			ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
 			ReThrowError(edata);
 		*failed = i;
 		/* it may quote the row's data (a cast's input): the first bytes say enough */

@@ -65,10 +65,13 @@ extern S2SMappingExpr *s2s_mapping_expr_compile(Relation rel, Node *expr);
  * CurrentMemoryContext), under a subtransaction: a data exception (SQLSTATE class 22,
  * such as a cast of one row's metadata that fails) is not raised but returned as a
  * palloc'd message (its first S2S_MAPPING_PROBLEM_MAX bytes, whole characters), with
- * *failed set to the index of the expression that raised. Any other error is raised. NULL
- * when every expression was evaluated. exprs[i] may be NULL (skipped).
+ * *failed set to the index of the expression that raised; with any_error, so is any
+ * other error but a cancel (class 57: a query cancel, a statement timeout, a shutdown).
+ * Any other error is raised. NULL when every expression was evaluated. exprs[i] may be
+ * NULL (skipped).
  */
 extern char *s2s_mapping_expr_eval(S2SMappingExpr **exprs, int n, HeapTuple tup,
-								   Datum *values, bool *isnull, int *failed);
+								   Datum *values, bool *isnull, int *failed,
+								   bool any_error);
 
 #endif							/* S2S_MAPPING_EXPR_H */

@@ -104,6 +104,25 @@ UPDATE ofs.orders SET status = 'paid' WHERE number = 'meta';
 SELECT conversion_id, status, last_error FROM s2s.deliveries
  WHERE endpoint = 'ofs_aff' AND conversion_id = 'meta';
 
+-- An expression that raises (the shop's own function, not a data exception) on an order
+-- not validated: the order is written, nothing recorded; its validation raises.
+CREATE FUNCTION ofs.cid_of(m jsonb) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF m ? 'refused' THEN
+        RAISE EXCEPTION 'click ID refused';
+    END IF;
+    RETURN m->>'aecid';
+END
+$$;
+SELECT s2s.track_orders('ofs.orders', 'ofs_aff', 'number', 'amount',
+                        click_ids => 'ofs.cid_of(metadata)',
+                        status => 'status', validated_statuses => ARRAY['paid']);
+INSERT INTO ofs.orders (number, metadata)
+VALUES ('raises', jsonb_build_object('aecid', :'c1', 'refused', true));
+SELECT count(*) AS recorded FROM s2s_private.order_first_seen WHERE order_id = 'raises';
+UPDATE ofs.orders SET status = 'paid' WHERE number = 'raises';
+DELETE FROM ofs.orders WHERE number = 'raises';
+
 -- With order_time, the order's own time counts: nothing recorded.
 ALTER TABLE ofs.orders ADD COLUMN created_at timestamptz NOT NULL DEFAULT now();
 SELECT s2s.track_orders('ofs.orders', 'ofs_aff', 'number', 'amount', click_ids => 'click',
