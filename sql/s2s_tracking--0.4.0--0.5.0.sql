@@ -144,17 +144,59 @@ CREATE TABLE s2s_private.order_first_seen (
 );
 REVOKE ALL ON s2s_private.order_first_seen FROM PUBLIC;
 -- The trigger writes this table as the owner of s2s.deliveries (src/enqueue.c), and the
--- worker purges it as the extension's owner: a table made by this update belongs to whoever
--- runs it, another superuser once the owner was made NOSUPERUSER (doc/hardening.md). It
--- goes to the owner of s2s.deliveries, as at a fresh install. s2s_private.home (made by the
--- 0.3.0--0.4.0 update, read and rewritten by the worker) too.
+-- worker runs as the extension's owner: an object made by an update belongs to whoever
+-- runs it, another superuser once the owner was made NOSUPERUSER (doc/hardening.md). Every
+-- object of the extension goes to the extension's owner, as at a fresh install: this
+-- table, and what an earlier update run so made (s2s_private.home, read and rewritten by
+-- the worker; SECURITY DEFINER functions such as s2s.adopt_home, which must not run as
+-- that other superuser).
 DO $$
 DECLARE
-    owner text := pg_catalog.pg_get_userbyid((SELECT c.relowner FROM pg_catalog.pg_class c
-        WHERE c.oid OPERATOR(pg_catalog.=) 's2s.deliveries'::pg_catalog.regclass));
+    ext_owner pg_catalog.oid := (SELECT e.extowner FROM pg_catalog.pg_extension e
+        WHERE e.extname OPERATOR(pg_catalog.=) 's2s_tracking');
+    owner text := pg_catalog.pg_get_userbyid(ext_owner);
+    o record;
 BEGIN
-    EXECUTE pg_catalog.format('ALTER TABLE s2s_private.order_first_seen OWNER TO %I', owner);
-    EXECUTE pg_catalog.format('ALTER TABLE s2s_private.home OWNER TO %I', owner);
+    FOR o IN
+        SELECT pg_catalog.format('ALTER TABLE %s OWNER TO %I', c.oid::pg_catalog.regclass, owner) AS cmd
+          FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.objid
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+           AND d.refobjid OPERATOR(pg_catalog.=) (SELECT e.oid FROM pg_catalog.pg_extension e
+                 WHERE e.extname OPERATOR(pg_catalog.=) 's2s_tracking')
+           AND d.deptype OPERATOR(pg_catalog.=) 'e'
+           AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p', 'v', 'm']::pg_catalog."char"[])
+           AND c.relowner OPERATOR(pg_catalog.<>) ext_owner
+        UNION ALL
+        SELECT pg_catalog.format('ALTER ROUTINE %s OWNER TO %I', p.oid::pg_catalog.regprocedure, owner)
+          FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) d.objid
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+           AND d.refobjid OPERATOR(pg_catalog.=) (SELECT e.oid FROM pg_catalog.pg_extension e
+                 WHERE e.extname OPERATOR(pg_catalog.=) 's2s_tracking')
+           AND d.deptype OPERATOR(pg_catalog.=) 'e'
+           AND p.proowner OPERATOR(pg_catalog.<>) ext_owner
+        UNION ALL
+        SELECT pg_catalog.format('ALTER TYPE %s OWNER TO %I', t.oid::pg_catalog.regtype, owner)
+          FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) d.objid
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass
+           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+           AND d.refobjid OPERATOR(pg_catalog.=) (SELECT e.oid FROM pg_catalog.pg_extension e
+                 WHERE e.extname OPERATOR(pg_catalog.=) 's2s_tracking')
+           AND d.deptype OPERATOR(pg_catalog.=) 'e'
+           AND t.typowner OPERATOR(pg_catalog.<>) ext_owner
+        UNION ALL
+        SELECT pg_catalog.format('ALTER SCHEMA %I OWNER TO %I', n.nspname, owner)
+          FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) d.objid
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass
+           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+           AND d.refobjid OPERATOR(pg_catalog.=) (SELECT e.oid FROM pg_catalog.pg_extension e
+                 WHERE e.extname OPERATOR(pg_catalog.=) 's2s_tracking')
+           AND d.deptype OPERATOR(pg_catalog.=) 'e'
+           AND n.nspowner OPERATOR(pg_catalog.<>) ext_owner
+    LOOP
+        EXECUTE o.cmd;
+    END LOOP;
 END
 $$;
 SELECT pg_catalog.pg_extension_config_dump('s2s_private.order_first_seen', '');

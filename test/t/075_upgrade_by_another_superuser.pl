@@ -3,7 +3,9 @@
 # update must then be run by another superuser, and the tables it makes would belong to
 # that one: the orders trigger (which writes s2s_private.order_first_seen as the owner of
 # s2s.deliveries) and the worker (which reads s2s_private.home as the extension's owner)
-# would get "permission denied". The update gives them to the owner of s2s.deliveries.
+# would get "permission denied", and SECURITY DEFINER functions made by the 0.3.0--0.4.0
+# update (s2s.adopt_home) would run as that other superuser. The update gives every object
+# of the extension to the extension's owner, as at a fresh install.
 use strict;
 use warnings;
 use FindBin;
@@ -22,11 +24,11 @@ CREATE ROLE shop_owner LOGIN SUPERUSER;
 CREATE ROLE app LOGIN;
 CREATE DATABASE shop OWNER shop_owner;
 SQL
-$node->safe_psql('shop', "CREATE EXTENSION s2s_tracking VERSION '0.4.0'",
+$node->safe_psql('shop', "CREATE EXTENSION s2s_tracking VERSION '0.3.0'",
 	extra_params => [ '-U', 'shop_owner' ]);
 sub shop { return $node->safe_psql('shop', $_[0]); }
 is(shop("SELECT extowner::regrole || ' ' || extversion FROM pg_extension WHERE extname = 's2s_tracking'"),
-	'shop_owner 0.4.0', '0.4.0 installed by shop_owner');
+	'shop_owner 0.3.0', '0.3.0 installed by shop_owner');
 
 # The shop's tables and endpoint, made by their owner while it still is a superuser.
 my $url = $r->url . '/aff/';
@@ -48,6 +50,18 @@ is(shop("SELECT extversion FROM pg_extension WHERE extname = 's2s_tracking'"), $
 is(shop("SELECT string_agg(relname || ':' || relowner::regrole, ',' ORDER BY relname) FROM pg_class WHERE relnamespace = 's2s_private'::regnamespace AND relkind = 'r'"),
 	'endpoint_secrets:shop_owner,home:shop_owner,order_first_seen:shop_owner',
 	'the tables of s2s_private belong to the owner of s2s.deliveries');
+is(shop(<<'SQL'), '', 'every object of the extension belongs to its owner (none to the superuser who updated it)');
+SELECT string_agg(pg_describe_object(d.classid, d.objid, 0), ', ' ORDER BY 1)
+  FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 's2s_tracking'
+ WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+   AND coalesce((SELECT relowner FROM pg_class WHERE d.classid = 'pg_class'::regclass AND oid = d.objid),
+                (SELECT proowner FROM pg_proc WHERE d.classid = 'pg_proc'::regclass AND oid = d.objid),
+                (SELECT typowner FROM pg_type WHERE d.classid = 'pg_type'::regclass AND oid = d.objid),
+                (SELECT nspowner FROM pg_namespace WHERE d.classid = 'pg_namespace'::regclass AND oid = d.objid),
+                e.extowner) <> e.extowner
+SQL
+is(shop("SELECT proowner::regrole FROM pg_proc WHERE oid = 's2s.adopt_home()'::regprocedure"), 'shop_owner',
+	's2s.adopt_home (SECURITY DEFINER, made by the 0.3.0--0.4.0 update) runs as the owner');
 
 # The app places an order not validated yet, with a click ID: recorded, not refused.
 my $cid = "lpad(to_hex(extract(epoch FROM now())::bigint - 60), 8, '0') || '0000000000000001'";
