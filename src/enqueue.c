@@ -1491,8 +1491,9 @@ judge_delivery(S2SOrderTrigger *t, const char *expr_problem, const char *raw_cli
 	d->skip_reason = s2s_delivery_problem(facts, &click_ids);
 	if (expr_problem)
 		d->skip_reason = expr_problem;
+	/* a copy: hold_endpoint may free t's memory when it builds the configuration again */
 	if (t->kind_problem)
-		d->skip_reason = t->kind_problem;
+		d->skip_reason = pstrdup(t->kind_problem);
 	if (t->kind == S2S_KIND_AFFILAE && raw_click_ids != NULL)
 	{
 		/*
@@ -1525,7 +1526,7 @@ hold_endpoint(TriggerData *td, S2SOrderTrigger **t, const char *order_id, NewDel
 			return false;
 		}
 		if ((*t)->kind_problem)
-			d->skip_reason = (*t)->kind_problem;
+			d->skip_reason = pstrdup((*t)->kind_problem);
 	}
 	return true;
 }

@@ -3,9 +3,12 @@
  * under a pinned search_path.
  *
  * The trigger runs in the shop's sessions, whose search_path any role that can create
- * objects may have shaped: the statements name everything schema-qualified, and
- * pinning the path while preparing also guards the operator and cast lookups of any
- * later re-planning.
+ * objects may have shaped. What protects the statements is that they name everything
+ * qualified: every table, function, type and cast by its schema, every operator as
+ * OPERATOR(pg_catalog.x). Pinning the path while preparing only makes the first plan
+ * independent of the caller's path: the plan cache re-plans a kept statement under the
+ * session's search_path of that moment whenever it differs from the one it was prepared
+ * under, so a bare name in a statement given here would be looked up there.
  */
 #include "postgres.h"
 

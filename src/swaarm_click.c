@@ -337,7 +337,11 @@ exchange(const char *name, const HttpClientOptions *opt, const char *url, ClickA
 		strlcpy(answer->error, click_result.error, sizeof(answer->error));
 		answer->body_len = click_result.body_len;
 		answer->body_cut = click_result.body_truncated;
-		answer->body = pnstrdup(click_result.body ? click_result.body : "", answer->body_len);
+		/* every byte as received: a NUL in the body must not shorten the copy */
+		answer->body = palloc(answer->body_len + 1);
+		if (answer->body_len > 0)
+			memcpy(answer->body, click_result.body, answer->body_len);
+		answer->body[answer->body_len] = '\0';
 		s2s_http_result_release(&click_result);
 		click_result_held = false;
 	}

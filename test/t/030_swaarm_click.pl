@@ -156,6 +156,24 @@ for my $b (@bad)
 		"an answer with $b->[1] is a clear error");
 }
 
+# --- a NUL byte in the answer: the body is read as received, every byte of it, never only
+# up to the NUL (the error detail shows a NUL as a space, like any unprintable byte) ---
+$r->reset;
+$r->behave(path_prefix => '/click', body => '{"x":1}' . "\0" . ('Z' x 100), times => 1);
+(undef, $err) = run_sql(click_sql('sw', '192.0.2.1', 'UA'));
+like($err, qr/ERROR:  38000: endpoint "sw" answered the click request without a click ID/,
+	'an answer with a NUL byte after a JSON object without an id: no click ID');
+like($err, qr/the response began: \{"x":1\} Z{100}\n/,
+	'the detail shows the bytes after the NUL as received, nothing else');
+
+$r->reset;
+$r->behave(path_prefix => '/click', body => '{"id":"abc"}' . "\0" . 'junk', times => 1);
+(undef, $err) = run_sql(click_sql('sw', '192.0.2.1', 'UA'));
+like($err, qr/ERROR:  38000: endpoint "sw" answered the click request without a click ID/,
+	'a valid answer followed by a NUL byte and more is trailing garbage, as without the NUL');
+like($err, qr/the response began: \{"id":"abc"\} junk\n/,
+	'the detail shows the whole answer, the NUL as a space');
+
 # --- errors ---
 $r->reset;
 $r->behave(path_prefix => '/click', status => 503, body => 'overloaded', times => 1);
