@@ -152,50 +152,39 @@ REVOKE ALL ON s2s_private.order_first_seen FROM PUBLIC;
 -- that other superuser).
 DO $$
 DECLARE
-    ext_owner pg_catalog.oid := (SELECT e.extowner FROM pg_catalog.pg_extension e
+    ext pg_catalog.oid := (SELECT e.oid FROM pg_catalog.pg_extension e
         WHERE e.extname OPERATOR(pg_catalog.=) 's2s_tracking');
-    owner text := pg_catalog.pg_get_userbyid(ext_owner);
+    owner pg_catalog.oid := (SELECT e.extowner FROM pg_catalog.pg_extension e
+        WHERE e.oid OPERATOR(pg_catalog.=) ext);
     o record;
 BEGIN
     FOR o IN
-        SELECT pg_catalog.format('ALTER TABLE %s OWNER TO %I', c.oid::pg_catalog.regclass, owner) AS cmd
-          FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.objid
-         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
-           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
-           AND d.refobjid OPERATOR(pg_catalog.=) (SELECT e.oid FROM pg_catalog.pg_extension e
-                 WHERE e.extname OPERATOR(pg_catalog.=) 's2s_tracking')
-           AND d.deptype OPERATOR(pg_catalog.=) 'e'
-           AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p', 'v', 'm']::pg_catalog."char"[])
-           AND c.relowner OPERATOR(pg_catalog.<>) ext_owner
-        UNION ALL
-        SELECT pg_catalog.format('ALTER ROUTINE %s OWNER TO %I', p.oid::pg_catalog.regprocedure, owner)
-          FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) d.objid
-         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
-           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
-           AND d.refobjid OPERATOR(pg_catalog.=) (SELECT e.oid FROM pg_catalog.pg_extension e
-                 WHERE e.extname OPERATOR(pg_catalog.=) 's2s_tracking')
-           AND d.deptype OPERATOR(pg_catalog.=) 'e'
-           AND p.proowner OPERATOR(pg_catalog.<>) ext_owner
-        UNION ALL
-        SELECT pg_catalog.format('ALTER TYPE %s OWNER TO %I', t.oid::pg_catalog.regtype, owner)
-          FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) d.objid
-         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass
-           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
-           AND d.refobjid OPERATOR(pg_catalog.=) (SELECT e.oid FROM pg_catalog.pg_extension e
-                 WHERE e.extname OPERATOR(pg_catalog.=) 's2s_tracking')
-           AND d.deptype OPERATOR(pg_catalog.=) 'e'
-           AND t.typowner OPERATOR(pg_catalog.<>) ext_owner
-        UNION ALL
-        SELECT pg_catalog.format('ALTER SCHEMA %I OWNER TO %I', n.nspname, owner)
-          FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) d.objid
-         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass
-           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
-           AND d.refobjid OPERATOR(pg_catalog.=) (SELECT e.oid FROM pg_catalog.pg_extension e
-                 WHERE e.extname OPERATOR(pg_catalog.=) 's2s_tracking')
-           AND d.deptype OPERATOR(pg_catalog.=) 'e'
-           AND n.nspowner OPERATOR(pg_catalog.<>) ext_owner
+        SELECT CASE d.classid
+                 WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN
+                   pg_catalog.format('ALTER TABLE %s', d.objid::pg_catalog.regclass)
+                 WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass THEN
+                   pg_catalog.format('ALTER ROUTINE %s', d.objid::pg_catalog.regprocedure)
+                 WHEN 'pg_catalog.pg_type'::pg_catalog.regclass THEN
+                   pg_catalog.format('ALTER TYPE %s', d.objid::pg_catalog.regtype)
+                 ELSE pg_catalog.format('ALTER SCHEMA %I', n.nspname)
+               END AS target
+          FROM pg_catalog.pg_depend d
+          LEFT JOIN pg_catalog.pg_class c ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+               AND c.oid OPERATOR(pg_catalog.=) d.objid
+          LEFT JOIN pg_catalog.pg_proc p ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+               AND p.oid OPERATOR(pg_catalog.=) d.objid
+          LEFT JOIN pg_catalog.pg_type t ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass
+               AND t.oid OPERATOR(pg_catalog.=) d.objid
+          LEFT JOIN pg_catalog.pg_namespace n ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass
+               AND n.oid OPERATOR(pg_catalog.=) d.objid
+         WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+           AND d.refobjid OPERATOR(pg_catalog.=) ext AND d.deptype OPERATOR(pg_catalog.=) 'e'
+           AND (c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p', 'v', 'm']::pg_catalog."char"[])
+                OR p.oid IS NOT NULL OR t.oid IS NOT NULL OR n.oid IS NOT NULL)
+           AND COALESCE(c.relowner, p.proowner, t.typowner, n.nspowner)
+               OPERATOR(pg_catalog.<>) owner
     LOOP
-        EXECUTE o.cmd;
+        EXECUTE pg_catalog.format('%s OWNER TO %I', o.target, pg_catalog.pg_get_userbyid(owner));
     END LOOP;
 END
 $$;

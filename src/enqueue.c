@@ -3,7 +3,7 @@
  *		s2s.enqueue_conversion: the trigger on the shop's orders table that enqueues one
  *		conversion per (endpoint, order) into s2s.deliveries, in the order's transaction.
  *
- * Rules (SPEC, "Behaviour that users rely on"):
+ * Rules (README and doc/orders.md):
  *	- an order counts when it is inserted validated or an UPDATE makes it validated (its
  *	  status moves into the validated statuses, whatever set it: the trigger fires on
  *	  every UPDATE, see track_orders.c; without a status column: on INSERT only);
@@ -703,9 +703,9 @@ column_unchanged(TriggerData *td, TupleDesc desc, AttrNumber attnum)
 /*
  * For an UPDATE when the configuration must be built (again): whether the UPDATE leaves
  * the status alone, judged from the trigger's arguments and the stored values only. Such
- * an UPDATE cannot validate the order, and did not even fire the trigger before 0.4.0: it
- * must not fail because the configuration became unusable meanwhile (a mapped column
- * dropped, an endpoint gone). False when unsure: the configuration is then built.
+ * an UPDATE cannot validate the order, and a shop's every edit of an order must not fail
+ * because the configuration became unusable meanwhile (a mapped column dropped, an
+ * endpoint gone). False when unsure: the configuration is then built.
  */
 static bool
 update_leaves_status(TriggerData *td)

@@ -20,7 +20,8 @@ $node->wait_worker;
 $node->add_endpoint('aff', 'affilae', $r->url . '/aff', enabled => 'false');
 
 # One delivery per state, written as each version's code leaves it. The claim's lease ends
-# some seconds later (so that the worker leaves it alone until the update is checked).
+# in an hour, so that the worker leaves it alone until the update is checked however slow
+# the machine; it is made to end below, before the endpoint is enabled.
 $node->sql(<<'SQL');
 INSERT INTO s2s.deliveries (endpoint, kind, dedupe_key, conversion_id, currency, click_ids,
                             status, attempts, next_attempt_at, first_attempt_at,
@@ -30,7 +31,7 @@ VALUES ('aff', 'conversion', 'pending', 'pending', 'EUR', '603ed1800000000000000
         'pending', 0, now(), NULL, NULL, NULL, NULL, NULL, NULL, NULL),
        ('aff', 'conversion', 'sending', 'sending', 'EUR', '603ed1800000000000000000',
         'sending', 1, now() - interval '1 minute', now() - interval '1 minute',
-        42, now() + interval '8 seconds', NULL, NULL, NULL, NULL),
+        42, now() + interval '1 hour', NULL, NULL, NULL, NULL),
        ('aff', 'conversion', 'retrying-due', 'retrying-due', 'EUR', '603ed1800000000000000000',
         'retrying', 1, now() - interval '1 second', now() - interval '1 minute',
         NULL, NULL, 503, 'HTTP 503', NULL, NULL),
@@ -84,6 +85,7 @@ like($err, qr/deliveries_waiting_unfinished/,
 
 # The waiting ones are sent once the endpoint is enabled (which makes them all due; the
 # expired claim is given back first), the finished ones are left alone.
+$node->sql("UPDATE s2s.deliveries SET lease_until = now() - interval '1 second' WHERE dedupe_key = 'sending'");
 $node->sql("UPDATE s2s.endpoints SET enabled = true WHERE name = 'aff'");
 $node->poll("SELECT count(*) = 5 FROM s2s.deliveries WHERE status = 'sent' AND dedupe_key IN ('pending', 'sending', 'retrying-due', 'retrying-later', 'by-hand')",
 	'every waiting delivery is sent after the update');
