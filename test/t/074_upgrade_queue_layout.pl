@@ -17,6 +17,9 @@ my $node = S2S::Node->create('layout', extension => 0,
 	conf => { 's2s_tracking.lease' => "'1s'" });
 $node->sql("CREATE EXTENSION s2s_tracking VERSION '0.4.0'");
 $node->wait_worker;
+# The worker looks for the extension every few seconds and, the first time it finds it,
+# gives back every row left 'sending': the queue below is written only after that.
+$node->wait_for_log(qr/s2s_tracking worker found the extension; delivering/);
 $node->add_endpoint('aff', 'affilae', $r->url . '/aff', enabled => 'false');
 
 # One delivery per state, written as each version's code leaves it. The claim's lease ends
