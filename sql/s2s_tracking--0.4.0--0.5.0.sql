@@ -180,7 +180,12 @@ BEGIN
          WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
            AND d.refobjid OPERATOR(pg_catalog.=) ext AND d.deptype OPERATOR(pg_catalog.=) 'e'
            AND (c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p', 'v', 'm']::pg_catalog."char"[])
-                OR p.oid IS NOT NULL OR t.oid IS NOT NULL OR n.oid IS NOT NULL)
+                OR p.oid IS NOT NULL OR n.oid IS NOT NULL
+                -- a table's row type (a member on 17 and later) and an array type follow
+                -- their table and element type, and refuse an ALTER TYPE of their own
+                OR (t.typrelid OPERATOR(pg_catalog.=) 0
+                    AND NOT EXISTS (SELECT FROM pg_catalog.pg_type e
+                                     WHERE e.typarray OPERATOR(pg_catalog.=) t.oid)))
            AND COALESCE(c.relowner, p.proowner, t.typowner, n.nspowner)
                OPERATOR(pg_catalog.<>) owner
     LOOP
