@@ -108,8 +108,10 @@ test/bench/library_bench: test/bench/library_bench.c src/render.c src/render.h s
 		-lcurl -lm -Wno-missing-prototypes
 
 # ---- hardening (doc/hardening.md) ----
-# make fuzz [FUZZ_SECONDS=20]: libFuzzer targets for the pure modules (clang; replays the
-# stored corpus, then fuzzes each target for FUZZ_SECONDS; fails on any crash).
+# make fuzz [FUZZ_SECONDS=20] [FUZZ_PG=17|18]: libFuzzer targets for the pure modules
+# (clang; replays the stored corpus, then fuzzes each target for FUZZ_SECONDS; fails on
+# any crash). FUZZ_PG builds them with the headers and libpgcommon of that version's
+# Debian root instead of PG_CONFIG's.
 # make asan: the regression, isolation and TAP suites against a build with AddressSanitizer
 # and UndefinedBehaviorSanitizer (gcc), the sanitizer runtime preloaded into the server.
 # make valgrind: the server under valgrind while the worker delivers a few hundred requests;
@@ -119,7 +121,8 @@ EXTRA_CLEAN += test/fuzz/out
 
 .PHONY: fuzz asan valgrind
 fuzz:
-	FUZZ_SECONDS=$(FUZZ_SECONDS) PG_CONFIG=$(PG_CONFIG) $(srcdir)/test/fuzz/run-fuzz $(FUZZ_TARGETS)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_PG=$(FUZZ_PG) PG_CONFIG=$(PG_CONFIG) \
+		$(srcdir)/test/fuzz/run-fuzz $(FUZZ_TARGETS)
 asan:
 	PG_CONFIG=$(PG_CONFIG) $(srcdir)/test/asan/run
 valgrind:

@@ -193,7 +193,21 @@ pg_free(void *pointer)
 	pfree(pointer);
 }
 
-/* Assert() in the pure modules (built with USE_ASSERT_CHECKING here). */
+/*
+ * Assert() in the pure modules (built with USE_ASSERT_CHECKING here). 16 dropped the
+ * errorType argument (every caller passed "FailedAssertion"). A definition must match
+ * the header's declaration, so this branch stays here rather than behind a wrapper in
+ * compat.h.
+ */
+#if PG_VERSION_NUM >= 160000
+void
+ExceptionalCondition(const char *conditionName, const char *fileName, int lineNumber)
+{
+	fprintf(stderr, "TRAP: failed Assert(\"%s\"), File: \"%s\", Line: %d\n",
+			conditionName, fileName, lineNumber);
+	abort();
+}
+#else
 void
 ExceptionalCondition(const char *conditionName, const char *errorType,
 					 const char *fileName, int lineNumber)
@@ -202,6 +216,7 @@ ExceptionalCondition(const char *conditionName, const char *errorType,
 			errorType, conditionName, fileName, lineNumber);
 	abort();
 }
+#endif
 
 void
 fuzz_reset(void)
