@@ -87,7 +87,7 @@ test/unit/http_test: test/unit/http_test.c src/http.c src/http.h src/netcheck.c 
 test/unit/netcheck_test: test/unit/netcheck_test.c src/netcheck.c src/netcheck.h test/unit/unit.h
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ test/unit/netcheck_test.c src/netcheck.c
 
-test/unit/redact_test: test/unit/redact_test.c src/redact.c src/redact.h test/unit/unit.h
+test/unit/redact_test: test/unit/redact_test.c src/redact.c src/redact.h src/hex.h test/unit/unit.h
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ test/unit/redact_test.c src/redact.c
 
 test/unit/amount_test: test/unit/amount_test.c src/amount.c src/amount.h test/unit/unit.h

@@ -10,22 +10,11 @@
 #include "lib/stringinfo.h"
 
 #include "click.h"
+#include "hex.h"
 
 /* Keeps "now - t" far from int64 overflow whatever a caller (or a fuzzer) passes. */
 #define CLAMP_NOW(now) ((now) > (INT64CONST(1) << 62) ? (INT64CONST(1) << 62) : \
 						(now) < -(INT64CONST(1) << 62) ? -(INT64CONST(1) << 62) : (now))
-
-static inline int
-hex_value(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /*
  * How a refused byte is named in a message. Only the first refused byte is ever
@@ -74,7 +63,7 @@ s2s_affilae_check_format(const char *id, size_t len)
 
 	/* A wrong character among the first 24 is the clearest thing to report. */
 	for (size_t i = 0; i < head; i++)
-		if (hex_value((unsigned char) id[i]) < 0)
+		if (s2s_hex_value((unsigned char) id[i]) < 0)
 			return psprintf("Character %zu is %s, not a hexadecimal digit.",
 							i + 1, describe_byte((unsigned char) id[i]));
 
@@ -95,7 +84,7 @@ s2s_affilae_time(const char *id)
 	uint32		t = 0;
 
 	for (int i = 0; i < 8; i++)
-		t = (t << 4) | (uint32) hex_value((unsigned char) id[i]);
+		t = (t << 4) | (uint32) s2s_hex_value((unsigned char) id[i]);
 	return (int64) t;
 }
 
@@ -323,7 +312,7 @@ collect_keys(const char *value, size_t len, int64 now_s, int64 ttl_s, int64 skew
 		bool		ok = (stop - p == S2S_AFFILAE_ID_LEN);
 
 		for (int i = 0; ok && i < S2S_AFFILAE_ID_LEN; i++)
-			ok = hex_value((unsigned char) p[i]) >= 0;
+			ok = s2s_hex_value((unsigned char) p[i]) >= 0;
 		if (ok)
 		{
 			char		norm[S2S_AFFILAE_ID_LEN + 1];

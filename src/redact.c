@@ -14,24 +14,13 @@
  */
 #include <string.h>
 
+#include "hex.h"
 #include "redact.h"
 
 static inline unsigned char
 fold(unsigned char c)
 {
 	return (c >= 'A' && c <= 'Z') ? (unsigned char) (c + ('a' - 'A')) : c;
-}
-
-static inline int
-hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
 }
 
 /* Does the text at p, taken as one byte, stand for the secret's byte c? */
@@ -61,12 +50,12 @@ escape_matches(const unsigned char *in, size_t len, size_t p, unsigned char c, b
 	if (p + 2 >= len)
 	{
 		/* the rest of the escape was cut off: whatever it was, it may be the secret's */
-		if (cut && (p + 1 >= len || hexval(in[p + 1]) >= 0))
+		if (cut && (p + 1 >= len || s2s_hex_value(in[p + 1]) >= 0))
 			return ESC_CUT;
 		return ESC_NO;
 	}
-	hi = hexval(in[p + 1]);
-	lo = hexval(in[p + 2]);
+	hi = s2s_hex_value(in[p + 1]);
+	lo = s2s_hex_value(in[p + 2]);
 	if (hi < 0 || lo < 0)
 		return ESC_NO;
 	return fold((unsigned char) (hi * 16 + lo)) == fold(c) ? ESC_YES : ESC_NO;
