@@ -23,7 +23,6 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -34,6 +33,7 @@
 
 #include "first_seen.h"
 #include "kept_plan.h"
+#include "subxact.h"
 
 static SPIPlanPtr record_plan = NULL;
 static SPIPlanPtr replace_plan = NULL;
@@ -45,6 +45,43 @@ s2s_first_seen_installed(void)
 	Oid			nsp = get_namespace_oid("s2s_private", true);
 
 	return OidIsValid(nsp) && OidIsValid(get_relname_relid("order_first_seen", nsp));
+}
+
+/* One keyed statement and what it reads back, for run_keyed_body. */
+typedef struct KeyedRun
+{
+	SPIPlanPtr *plan;
+	const char *sql;
+	int			nargs;
+	Oid		   *types;
+	Datum	   *values;
+	int			expected;
+	TimestampTz *at;
+	bool	   *found;
+} KeyedRun;
+
+static void
+run_keyed_body(void *arg)
+{
+	KeyedRun   *run = (KeyedRun *) arg;
+	int			rc;
+	bool		isnull;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (*run->plan == NULL)
+		*run->plan = s2s_prepare_kept(run->sql, run->nargs, run->types);
+	rc = SPI_execute_snapshot(*run->plan, run->values, NULL, GetLatestSnapshot(),
+							  InvalidSnapshot, false, false, 0);
+	if (rc != run->expected)
+		elog(ERROR, "\"%s\" failed: %s", run->sql, SPI_result_code_string(rc));
+	if (run->at != NULL && SPI_processed > 0)
+	{
+		*run->at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+													 SPI_tuptable->tupdesc, 1, &isnull));
+		*run->found = !isnull;
+	}
+	SPI_finish();
 }
 
 /*
@@ -60,50 +97,12 @@ static void
 run_keyed(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types, Datum *values,
 		  int expected, TimestampTz *at, bool *found)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+	KeyedRun	run = {plan, sql, nargs, types, values, expected, at, found};
+	ErrorData  *edata;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		int			rc;
-		bool		isnull;
-
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (*plan == NULL)
-			*plan = s2s_prepare_kept(sql, nargs, types);
-		rc = SPI_execute_snapshot(*plan, values, NULL, GetLatestSnapshot(),
-								  InvalidSnapshot, false, false, 0);
-		if (rc != expected)
-			elog(ERROR, "\"%s\" failed: %s", sql, SPI_result_code_string(rc));
-		if (at != NULL && SPI_processed > 0)
-		{
-			*at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
-													SPI_tuptable->tupdesc, 1, &isnull));
-			*found = !isnull;
-		}
-		SPI_finish();
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		if (edata->sqlerrcode != ERRCODE_T_R_SERIALIZATION_FAILURE)
-			ReThrowError(edata);
+	edata = s2s_subxact_run(run_keyed_body, &run, S2S_SWALLOW_SERIALIZATION_FAILURE);
+	if (edata != NULL)
 		FreeErrorData(edata);
-	}
-	PG_END_TRY();
 }
 
 void

@@ -30,7 +30,6 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
-#include "access/xact.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_proc.h"
@@ -50,11 +49,11 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
-#include "utils/resowner.h"
 #include "utils/ruleutils.h"
 #include "utils/syscache.h"
 
 #include "mapping_expr.h"
+#include "subxact.h"
 
 static void
 mapping_error_context(void *arg)
@@ -303,66 +302,62 @@ s2s_mapping_expr_compile(Relation rel, Node *expr)
 	return m;
 }
 
+/* The expressions evaluated by eval_body, and how far it got. */
+typedef struct EvalRun
+{
+	S2SMappingExpr **exprs;
+	int			n;
+	HeapTuple	tup;
+	Datum	   *values;
+	bool	   *isnull;
+	int			i;				/* the expression being evaluated */
+} EvalRun;
+
+static void
+eval_body(void *arg)
+{
+	EvalRun    *run = (EvalRun *) arg;
+
+	for (run->i = 0; run->i < run->n; run->i++)
+	{
+		S2SMappingExpr *m = run->exprs[run->i];
+		Datum		d;
+		bool		null;
+
+		if (m == NULL)
+			continue;
+		ResetExprContext(m->econtext);
+		ExecStoreHeapTuple(run->tup, m->slot, false);
+		d = ExecEvalExprSwitchContext(m->state, m->econtext, &null);
+		if (!null)
+			run->values[run->i] = datumCopy(d, m->typbyval, m->typlen);
+		run->isnull[run->i] = null;
+		ExecClearTuple(m->slot);
+	}
+}
+
 char *
 s2s_mapping_expr_eval(S2SMappingExpr **exprs, int n, HeapTuple tup,
 					  Datum *values, bool *isnull, int *failed, bool any_error)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile int i = 0;
-	char	   *volatile problem = NULL;
+	EvalRun		run = {exprs, n, tup, values, isnull, 0};
+	ErrorData  *edata;
+	char	   *problem;
 
-	for (i = 0; i < n; i++)
+	for (int i = 0; i < n; i++)
 	{
 		isnull[i] = true;
 		values[i] = (Datum) 0;
 	}
-	i = 0;
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		for (i = 0; i < n; i++)
-		{
-			S2SMappingExpr *m = exprs[i];
-			Datum		d;
-			bool		null;
-
-			if (m == NULL)
-				continue;
-			ResetExprContext(m->econtext);
-			ExecStoreHeapTuple(tup, m->slot, false);
-			d = ExecEvalExprSwitchContext(m->state, m->econtext, &null);
-			if (!null)
-				values[i] = datumCopy(d, m->typbyval, m->typlen);
-			isnull[i] = null;
-			ExecClearTuple(m->slot);
-		}
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		if (any_error ?
-			ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_OPERATOR_INTERVENTION :
-			ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
-			ReThrowError(edata);
-		*failed = i;
-		/* it may quote the row's data (a cast's input): the first bytes say enough */
-		problem = pnstrdup(edata->message,
-						   pg_mbcliplen(edata->message, strlen(edata->message),
-										S2S_MAPPING_PROBLEM_MAX));
-		FreeErrorData(edata);
-	}
-	PG_END_TRY();
+	edata = s2s_subxact_run(eval_body, &run,
+							any_error ? S2S_SWALLOW_ALL_BUT_CANCEL : S2S_SWALLOW_DATA_EXCEPTION);
+	if (edata == NULL)
+		return NULL;
+	*failed = run.i;
+	/* it may quote the row's data (a cast's input): the first bytes say enough */
+	problem = pnstrdup(edata->message,
+					   pg_mbcliplen(edata->message, strlen(edata->message),
+									S2S_MAPPING_PROBLEM_MAX));
+	FreeErrorData(edata);
 	return problem;
 }
