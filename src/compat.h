@@ -6,7 +6,9 @@
  *
  * Each branch names the version whose headers changed the API. Code outside this file
  * never tests PG_VERSION_NUM: it calls these wrappers, whose arguments are those of the
- * oldest version, so that a new major version is a matter of this file alone.
+ * oldest version, so that a new major version is a matter of this file alone. The one
+ * exception is test/fuzz/shim.c, which defines server functions for the fuzz targets
+ * instead of calling them: a definition must match its version's declaration.
  */
 #ifndef S2S_COMPAT_H
 #define S2S_COMPAT_H
