@@ -86,11 +86,16 @@ is($standby->sql('SELECT pg_is_in_recovery()'), 't', 'the standby is in recovery
 is($standby->sql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 's2s_tracking worker'"),
 	'0', 'no s2s_tracking worker runs on the standby');
 
-# 2,000 orders in 20 transactions, then the drain starts.
+# 2,000 orders in 20 transactions, then the drain starts: the endpoint is disabled
+# meanwhile, so that the backlog is whole however slowly the machine commits (the worker
+# drains at most 160/s; committing 20 transactions took 20 s on a busy machine, and the
+# drain had nearly caught up when the kill came, leaving the new primary nothing to send).
+$primary->sql("UPDATE s2s.endpoints SET enabled = false WHERE name = 'aff'");
 for my $b (0 .. 19)
 {
 	$primary->sql(S2S::Failover::insert_sql($b * 100 + 1, $b * 100 + 100));
 }
+$primary->sql("UPDATE s2s.endpoints SET enabled = true WHERE name = 'aff'");
 $primary->poll("SELECT count(*) >= 100 FROM s2s.deliveries WHERE status = 'sent'",
 	'the primary is draining');
 
