@@ -8,6 +8,55 @@
 -- that changed, then their privileges.
 \echo Use "ALTER EXTENSION s2s_tracking UPDATE TO '0.4.0'" to load this file. \quit
 
+-- == what the update runs as superuser (added in 0.5.0) ==
+-- Refuses to run over what another role attached to the extension's tables. An update is
+-- run by a superuser, and its statements fire the triggers and rules of the tables they
+-- change and evaluate their constraints, defaults and index expressions: one that calls a
+-- function or operator the extension did not make would run it as that superuser. The
+-- extension's owner (NOSUPERUSER after doc/hardening.md) owns those tables and could add
+-- one. The shop drops it for the update and adds it again after.
+DO $$
+DECLARE
+    ext pg_catalog.oid := (SELECT e.oid FROM pg_catalog.pg_extension e
+        WHERE e.extname OPERATOR(pg_catalog.=) 's2s_tracking');
+    found text;
+BEGIN
+    SELECT pg_catalog.string_agg(DISTINCT pg_catalog.pg_describe_object(a.classid, a.objid, 0), ', ')
+      INTO found
+      FROM pg_catalog.pg_depend m                  -- a table of the extension
+      JOIN pg_catalog.pg_depend a                  -- what is attached to it
+        ON a.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND a.refobjid OPERATOR(pg_catalog.=) m.objid
+       AND a.deptype OPERATOR(pg_catalog.=) 'a'     -- a trigger, rule, constraint, default, index
+      JOIN pg_catalog.pg_depend u                  -- a routine or operator that uses
+        ON u.classid OPERATOR(pg_catalog.=) a.classid AND u.objid OPERATOR(pg_catalog.=) a.objid
+       AND u.refclassid OPERATOR(pg_catalog.=) ANY (ARRAY['pg_catalog.pg_proc'::pg_catalog.regclass,
+                                                          'pg_catalog.pg_operator'::pg_catalog.regclass])
+     WHERE m.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+       AND m.refobjid OPERATOR(pg_catalog.=) ext AND m.deptype OPERATOR(pg_catalog.=) 'e'
+       AND m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend x          -- made by the extension
+                        WHERE x.classid OPERATOR(pg_catalog.=) u.refclassid
+                          AND x.objid OPERATOR(pg_catalog.=) u.refobjid
+                          AND x.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+                          AND x.refobjid OPERATOR(pg_catalog.=) ext
+                          AND x.deptype OPERATOR(pg_catalog.=) 'e')
+       AND COALESCE((SELECT p.pronamespace FROM pg_catalog.pg_proc p
+                      WHERE u.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+                        AND p.oid OPERATOR(pg_catalog.=) u.refobjid),
+                    (SELECT o.oprnamespace FROM pg_catalog.pg_operator o
+                      WHERE u.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass
+                        AND o.oid OPERATOR(pg_catalog.=) u.refobjid))
+           OPERATOR(pg_catalog.<>) 'pg_catalog'::pg_catalog.regnamespace;
+    IF found IS NOT NULL THEN
+        RAISE EXCEPTION 'the tables of s2s_tracking carry objects it did not make: %', found
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'They call routines or operators from outside the extension and pg_catalog, which the update would run as the superuser who runs it.',
+                  HINT = 'Drop them, run ALTER EXTENSION s2s_tracking UPDATE, and create them again.';
+    END IF;
+END
+$$;
+
 -- == worker (security) ==
 
 -- Endpoints may point at no internal address (loopback, private, CGNAT, metadata, ...)

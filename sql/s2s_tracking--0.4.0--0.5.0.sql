@@ -4,14 +4,68 @@
 -- their privileges.
 \echo Use "ALTER EXTENSION s2s_tracking UPDATE TO '0.5.0'" to load this file. \quit
 
+-- == what the update runs as superuser ==
+-- Refuses to run over what another role attached to the extension's tables. An update is
+-- run by a superuser, and its statements fire the triggers and rules of the tables they
+-- change and evaluate their constraints, defaults and index expressions: one that calls a
+-- function or operator the extension did not make would run it as that superuser. The
+-- extension's owner (NOSUPERUSER after doc/hardening.md) owns those tables and could add
+-- one. The shop drops it for the update and adds it again after.
+DO $$
+DECLARE
+    ext pg_catalog.oid := (SELECT e.oid FROM pg_catalog.pg_extension e
+        WHERE e.extname OPERATOR(pg_catalog.=) 's2s_tracking');
+    found text;
+BEGIN
+    SELECT pg_catalog.string_agg(DISTINCT pg_catalog.pg_describe_object(a.classid, a.objid, 0), ', ')
+      INTO found
+      FROM pg_catalog.pg_depend m                  -- a table of the extension
+      JOIN pg_catalog.pg_depend a                  -- what is attached to it
+        ON a.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND a.refobjid OPERATOR(pg_catalog.=) m.objid
+       AND a.deptype OPERATOR(pg_catalog.=) 'a'     -- a trigger, rule, constraint, default, index
+      JOIN pg_catalog.pg_depend u                  -- a routine or operator that uses
+        ON u.classid OPERATOR(pg_catalog.=) a.classid AND u.objid OPERATOR(pg_catalog.=) a.objid
+       AND u.refclassid OPERATOR(pg_catalog.=) ANY (ARRAY['pg_catalog.pg_proc'::pg_catalog.regclass,
+                                                          'pg_catalog.pg_operator'::pg_catalog.regclass])
+     WHERE m.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+       AND m.refobjid OPERATOR(pg_catalog.=) ext AND m.deptype OPERATOR(pg_catalog.=) 'e'
+       AND m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend x          -- made by the extension
+                        WHERE x.classid OPERATOR(pg_catalog.=) u.refclassid
+                          AND x.objid OPERATOR(pg_catalog.=) u.refobjid
+                          AND x.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+                          AND x.refobjid OPERATOR(pg_catalog.=) ext
+                          AND x.deptype OPERATOR(pg_catalog.=) 'e')
+       AND COALESCE((SELECT p.pronamespace FROM pg_catalog.pg_proc p
+                      WHERE u.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+                        AND p.oid OPERATOR(pg_catalog.=) u.refobjid),
+                    (SELECT o.oprnamespace FROM pg_catalog.pg_operator o
+                      WHERE u.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass
+                        AND o.oid OPERATOR(pg_catalog.=) u.refobjid))
+           OPERATOR(pg_catalog.<>) 'pg_catalog'::pg_catalog.regnamespace;
+    IF found IS NOT NULL THEN
+        RAISE EXCEPTION 'the tables of s2s_tracking carry objects it did not make: %', found
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'They call routines or operators from outside the extension and pg_catalog, which the update would run as the superuser who runs it.',
+                  HINT = 'Drop them, run ALTER EXTENSION s2s_tracking UPDATE, and create them again.';
+    END IF;
+END
+$$;
+
 -- == queue layout for speed (issue 15) ==
 -- Waiting rows are told from finished ones by finished_at IS NULL, never by status, so
 -- that a claim (which changes status, claim_token, lease_until, attempts) names no indexed
 -- column and is a HOT update. The data first: a waiting row never keeps a finish time
 -- (no version wrote one; a row edited by hand might), so that every waiting row is in the
 -- new index of waiting rows and the constraint holds. Nothing else changes in any row.
+-- (operators qualified: schema s2s belongs to the extension's owner, who could put an
+-- exact match for these types ahead of pg_catalog's)
 UPDATE s2s.deliveries SET finished_at = NULL
- WHERE finished_at IS NOT NULL AND status IN ('pending', 'sending', 'retrying');
+ WHERE finished_at IS NOT NULL
+   AND status OPERATOR(pg_catalog.=) ANY (ARRAY['pending'::s2s.delivery_status,
+                                                'sending'::s2s.delivery_status,
+                                                'retrying'::s2s.delivery_status]);
 
 DROP INDEX s2s.deliveries_due_idx;
 DROP INDEX s2s.deliveries_leased_idx;
@@ -19,7 +73,10 @@ DROP INDEX s2s.deliveries_finished_idx;
 
 ALTER TABLE s2s.deliveries
     ADD CONSTRAINT deliveries_waiting_unfinished
-        CHECK (finished_at IS NULL OR status NOT IN ('pending', 'sending', 'retrying'));
+        CHECK (finished_at IS NULL
+               OR status OPERATOR(pg_catalog.<>) ALL (ARRAY['pending'::s2s.delivery_status,
+                                                            'sending'::s2s.delivery_status,
+                                                            'retrying'::s2s.delivery_status]));
 -- room on each page for the claim's new row version (new pages only; VACUUM FULL or
 -- pg_repack applies it to the existing ones)
 ALTER TABLE s2s.deliveries SET (fillfactor = 80);
@@ -159,12 +216,12 @@ DECLARE
     o record;
 BEGIN
     FOR o IN
-        SELECT CASE d.classid
-                 WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN
+        SELECT CASE
+                 WHEN c.oid IS NOT NULL THEN
                    pg_catalog.format('ALTER TABLE %s', d.objid::pg_catalog.regclass)
-                 WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass THEN
+                 WHEN p.oid IS NOT NULL THEN
                    pg_catalog.format('ALTER ROUTINE %s', d.objid::pg_catalog.regprocedure)
-                 WHEN 'pg_catalog.pg_type'::pg_catalog.regclass THEN
+                 WHEN t.oid IS NOT NULL THEN
                    pg_catalog.format('ALTER TYPE %s', d.objid::pg_catalog.regtype)
                  ELSE pg_catalog.format('ALTER SCHEMA %I', n.nspname)
                END AS target
@@ -182,12 +239,21 @@ BEGIN
            AND (c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p', 'v', 'm']::pg_catalog."char"[])
                 OR p.oid IS NOT NULL OR n.oid IS NOT NULL
                 -- a table's row type (a member on 17 and later) and an array type follow
-                -- their table and element type, and refuse an ALTER TYPE of their own
-                OR (t.typrelid OPERATOR(pg_catalog.=) 0
+                -- their table and element type, and refuse an ALTER TYPE of their own; a
+                -- composite type made by CREATE TYPE is altered as a type
+                OR ((t.typrelid OPERATOR(pg_catalog.=) 0
+                     OR EXISTS (SELECT FROM pg_catalog.pg_class r
+                                 WHERE r.oid OPERATOR(pg_catalog.=) t.typrelid
+                                   AND r.relkind OPERATOR(pg_catalog.=) 'c'))
                     AND NOT EXISTS (SELECT FROM pg_catalog.pg_type e
                                      WHERE e.typarray OPERATOR(pg_catalog.=) t.oid)))
            AND COALESCE(c.relowner, p.proowner, t.typowner, n.nspowner)
                OPERATOR(pg_catalog.<>) owner
+           -- what a superuser's update made, not what the shop gave to a role on purpose
+           AND EXISTS (SELECT FROM pg_catalog.pg_roles r
+                        WHERE r.oid OPERATOR(pg_catalog.=)
+                              COALESCE(c.relowner, p.proowner, t.typowner, n.nspowner)
+                          AND r.rolsuper)
     LOOP
         EXECUTE pg_catalog.format('%s OWNER TO %I', o.target, pg_catalog.pg_get_userbyid(owner));
     END LOOP;

@@ -43,7 +43,47 @@ SQL
 
 # The hardening, then the update by the bootstrap superuser.
 shop('ALTER ROLE shop_owner NOSUPERUSER');
+
+# The demoted owner, who owns schema s2s and the extension's tables, plants code that
+# makes it a superuser again when a superuser runs it: operators matching the update's
+# comparisons exactly (ahead of pg_catalog's in the update's search_path), and a trigger
+# on s2s.deliveries, which the update changes (security review of 0.5.0, second round).
+my $escalate = q{IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)
+                 THEN EXECUTE 'ALTER ROLE shop_owner SUPERUSER'; END IF;};
+$node->safe_psql('shop', <<"SQL", extra_params => [ '-U', 'shop_owner' ]);
+CREATE FUNCTION s2s.planted_eq(a s2s.delivery_status, b s2s.delivery_status) RETURNS boolean
+LANGUAGE plpgsql AS \$\$ BEGIN $escalate RETURN a::text OPERATOR(pg_catalog.=) b::text; END \$\$;
+CREATE FUNCTION s2s.planted_ne(a s2s.delivery_status, b s2s.delivery_status) RETURNS boolean
+LANGUAGE plpgsql AS \$\$ BEGIN $escalate RETURN a::text OPERATOR(pg_catalog.<>) b::text; END \$\$;
+CREATE FUNCTION s2s.planted_class_eq(a oid, b regclass) RETURNS boolean
+LANGUAGE plpgsql AS \$\$ BEGIN $escalate RETURN a OPERATOR(pg_catalog.=) b::oid; END \$\$;
+CREATE OPERATOR s2s.= (FUNCTION = s2s.planted_eq, LEFTARG = s2s.delivery_status, RIGHTARG = s2s.delivery_status);
+CREATE OPERATOR s2s.<> (FUNCTION = s2s.planted_ne, LEFTARG = s2s.delivery_status, RIGHTARG = s2s.delivery_status);
+CREATE OPERATOR s2s.= (FUNCTION = s2s.planted_class_eq, LEFTARG = oid, RIGHTARG = regclass);
+CREATE FUNCTION s2s.planted_trigger() RETURNS trigger
+LANGUAGE plpgsql AS \$\$ BEGIN $escalate RETURN NULL; END \$\$;
+CREATE TRIGGER planted AFTER UPDATE ON s2s.deliveries
+    FOR EACH STATEMENT EXECUTE FUNCTION s2s.planted_trigger();
+SQL
+# a finished delivery: the update's statements compare its status
+shop("INSERT INTO s2s.deliveries (endpoint, kind, dedupe_key, status, attempts, sent_at, finished_at)
+      VALUES ('aff', 'conversion', 'finished-before-update', 'sent', 1, now(), now())");
+my ($urc, $uout, $uerr) = $node->psql('shop', 'ALTER EXTENSION s2s_tracking UPDATE');
+like($uerr, qr/the tables of s2s_tracking carry objects it did not make: trigger planted on table (s2s\.)?deliveries/,
+	'the update refuses to run over a trigger the owner put on the extension\'s tables');
+is(shop("SELECT extversion FROM pg_extension WHERE extname = 's2s_tracking'"), '0.3.0', 'nothing was updated');
+$node->safe_psql('shop', 'DROP TRIGGER planted ON s2s.deliveries', extra_params => [ '-U', 'shop_owner' ]);
+
 shop('ALTER EXTENSION s2s_tracking UPDATE');
+is(shop("SELECT rolsuper FROM pg_roles WHERE rolname = 'shop_owner'"), 'f',
+	'no planted code ran as the superuser who updated (the operators of the update are pinned)');
+$node->safe_psql('shop', <<'SQL', extra_params => [ '-U', 'shop_owner' ]);
+DROP OPERATOR s2s.= (s2s.delivery_status, s2s.delivery_status);
+DROP OPERATOR s2s.<> (s2s.delivery_status, s2s.delivery_status);
+DROP OPERATOR s2s.= (oid, regclass);
+DROP FUNCTION s2s.planted_eq, s2s.planted_ne, s2s.planted_class_eq, s2s.planted_trigger;
+SQL
+shop("DELETE FROM s2s.deliveries WHERE dedupe_key = 'finished-before-update'");
 my $current = shop("SELECT default_version FROM pg_available_extensions WHERE name = 's2s_tracking'");
 is(shop("SELECT extversion FROM pg_extension WHERE extname = 's2s_tracking'"), $current,
 	"updated to $current by another superuser");
