@@ -8,6 +8,13 @@
 -- that changed, then their privileges.
 \echo Use "ALTER EXTENSION s2s_tracking UPDATE TO '0.4.0'" to load this file. \quit
 
+-- Every name below is qualified, and the operators and functions of pg_catalog come first
+-- and alone (added in 0.5.0): the update runs as a superuser, and schema s2s, the
+-- extension's schema and so the script's search_path, belongs to the extension's owner,
+-- who could put there an operator or function matching an unqualified call better than
+-- pg_catalog's (oid = regprocedure, int2 & int4, an enum's =). Set back after the script.
+SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+
 -- == what the update runs as superuser (added in 0.5.0) ==
 -- Refuses to run over what another role attached to the extension's tables. An update is
 -- run by a superuser, and its statements fire the triggers and rules of the tables they
@@ -431,17 +438,21 @@ ALTER TABLE s2s.deliveries ADD COLUMN ordered_at timestamptz;
 
 -- The roles the shop granted EXECUTE on track_orders keep it: remembered (in a setting of
 -- this transaction) before the old signature is dropped, granted again on the new one.
+-- (Operators pinned (added in 0.5.0): oid = integer and oid = regprocedure have no exact
+-- match in pg_catalog, and one put in schema s2s would run as the updating superuser.)
 SELECT pg_catalog.set_config('s2s_upgrade.track_orders_grantees',
-       coalesce(pg_catalog.string_agg(CASE WHEN a.grantee = 0 THEN 'PUBLIC'
+       coalesce(pg_catalog.string_agg(CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
                                            ELSE pg_catalog.quote_ident(r.rolname) END, ', '),
                 ''),
        true)
   FROM pg_catalog.pg_proc p,
        LATERAL pg_catalog.aclexplode(p.proacl) a
-       LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
- WHERE p.oid = 's2s.track_orders(regclass, text, text, text, text, text, text, text, text, text,
-                                 text, text, text, text, text[], text, text)'::pg_catalog.regprocedure
-   AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner;
+       LEFT JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) a.grantee
+ WHERE p.oid OPERATOR(pg_catalog.=)
+       's2s.track_orders(regclass, text, text, text, text, text, text, text, text, text,
+                         text, text, text, text, text[], text, text)'::pg_catalog.regprocedure
+   AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
+   AND a.grantee OPERATOR(pg_catalog.<>) p.proowner;
 DROP FUNCTION s2s.track_orders(regclass, text, text, text, text, text, text, text, text, text,
                                text, text, text, text, text[], text, text);
 CREATE FUNCTION s2s.track_orders(

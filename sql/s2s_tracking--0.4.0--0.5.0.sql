@@ -4,6 +4,13 @@
 -- their privileges.
 \echo Use "ALTER EXTENSION s2s_tracking UPDATE TO '0.5.0'" to load this file. \quit
 
+-- Every name below is qualified, and the operators and functions of pg_catalog come first
+-- and alone (added in 0.5.0): the update runs as a superuser, and schema s2s, the
+-- extension's schema and so the script's search_path, belongs to the extension's owner,
+-- who could put there an operator or function matching an unqualified call better than
+-- pg_catalog's (oid = regprocedure, int2 & int4, an enum's =). Set back after the script.
+SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+
 -- == what the update runs as superuser ==
 -- Refuses to run over what another role attached to the extension's tables. An update is
 -- run by a superuser, and its statements fire the triggers and rules of the tables they

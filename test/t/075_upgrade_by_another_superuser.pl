@@ -60,6 +60,9 @@ LANGUAGE plpgsql AS \$\$ BEGIN $escalate RETURN a OPERATOR(pg_catalog.=) b::oid;
 CREATE OPERATOR s2s.= (FUNCTION = s2s.planted_eq, LEFTARG = s2s.delivery_status, RIGHTARG = s2s.delivery_status);
 CREATE OPERATOR s2s.<> (FUNCTION = s2s.planted_ne, LEFTARG = s2s.delivery_status, RIGHTARG = s2s.delivery_status);
 CREATE OPERATOR s2s.= (FUNCTION = s2s.planted_class_eq, LEFTARG = oid, RIGHTARG = regclass);
+CREATE FUNCTION s2s.planted_proc_eq(a oid, b regprocedure) RETURNS boolean
+LANGUAGE plpgsql AS \$\$ BEGIN $escalate RETURN a OPERATOR(pg_catalog.=) b::oid; END \$\$;
+CREATE OPERATOR s2s.= (FUNCTION = s2s.planted_proc_eq, LEFTARG = oid, RIGHTARG = regprocedure);
 CREATE FUNCTION s2s.planted_trigger() RETURNS trigger
 LANGUAGE plpgsql AS \$\$ BEGIN $escalate RETURN NULL; END \$\$;
 CREATE TRIGGER planted AFTER UPDATE ON s2s.deliveries
@@ -81,7 +84,9 @@ $node->safe_psql('shop', <<'SQL', extra_params => [ '-U', 'shop_owner' ]);
 DROP OPERATOR s2s.= (s2s.delivery_status, s2s.delivery_status);
 DROP OPERATOR s2s.<> (s2s.delivery_status, s2s.delivery_status);
 DROP OPERATOR s2s.= (oid, regclass);
-DROP FUNCTION s2s.planted_eq, s2s.planted_ne, s2s.planted_class_eq, s2s.planted_trigger;
+DROP OPERATOR s2s.= (oid, regprocedure);
+DROP FUNCTION s2s.planted_eq, s2s.planted_ne, s2s.planted_class_eq, s2s.planted_proc_eq,
+              s2s.planted_trigger;
 SQL
 shop("DELETE FROM s2s.deliveries WHERE dedupe_key = 'finished-before-update'");
 my $current = shop("SELECT default_version FROM pg_available_extensions WHERE name = 's2s_tracking'");
