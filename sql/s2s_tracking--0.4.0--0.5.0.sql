@@ -63,16 +63,29 @@ $$;
 -- == queue layout for speed (issue 15) ==
 -- Waiting rows are told from finished ones by finished_at IS NULL, never by status, so
 -- that a claim (which changes status, claim_token, lease_until, attempts) names no indexed
--- column and is a HOT update. The data first: a waiting row never keeps a finish time
--- (no version wrote one; a row edited by hand might), so that every waiting row is in the
--- new index of waiting rows and the constraint holds. Nothing else changes in any row.
--- (operators qualified: schema s2s belongs to the extension's owner, who could put an
--- exact match for these types ahead of pg_catalog's)
-UPDATE s2s.deliveries SET finished_at = NULL
- WHERE finished_at IS NOT NULL
-   AND status OPERATOR(pg_catalog.=) ANY (ARRAY['pending'::s2s.delivery_status,
-                                                'sending'::s2s.delivery_status,
-                                                'retrying'::s2s.delivery_status]);
+-- column and is a HOT update. No version wrote a finish time on a waiting row; one edited
+-- by hand might have, and would never be claimed again: the update stops and says how to
+-- mend it, rather than change the rows itself. It writes no row of the extension's
+-- tables: the superuser who runs it after the owner was demoted (doc/hardening.md) would
+-- run whatever the owner attached to them (domains, inheritance children, member
+-- routines replaced), which the guard above cannot all see.
+DO $$
+DECLARE
+    n pg_catalog.int8;
+BEGIN
+    SELECT pg_catalog.count(*) INTO n FROM s2s.deliveries
+     WHERE finished_at IS NOT NULL
+       AND status OPERATOR(pg_catalog.=) ANY (ARRAY['pending'::s2s.delivery_status,
+                                                    'sending'::s2s.delivery_status,
+                                                    'retrying'::s2s.delivery_status]);
+    IF n OPERATOR(pg_catalog.>) 0 THEN
+        RAISE EXCEPTION '% waiting deliveries of s2s.deliveries have a finish time', n
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'No version of s2s_tracking writes one on a waiting delivery: they were edited by hand. From 0.5.0 on, a delivery with a finish time is never sent.',
+                  HINT = 'As the extension''s owner, run UPDATE s2s.deliveries SET finished_at = NULL WHERE finished_at IS NOT NULL AND status IN (''pending'', ''sending'', ''retrying''); then update again.';
+    END IF;
+END
+$$;
 
 DROP INDEX s2s.deliveries_due_idx;
 DROP INDEX s2s.deliveries_leased_idx;
