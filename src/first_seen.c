@@ -105,6 +105,12 @@ run_keyed(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types, Datum *value
 		FreeErrorData(edata);
 }
 
+/* The record, both ways; only what a row already there gets differs. */
+#define RECORD_SQL \
+	"INSERT INTO s2s_private.order_first_seen (endpoint, order_id, first_seen_at)" \
+	"     VALUES ($1, $2, $3)" \
+	" ON CONFLICT (endpoint, order_id)"
+
 void
 s2s_first_seen_record(const char *endpoint, const char *order_id, TimestampTz at,
 					  bool replace)
@@ -117,16 +123,10 @@ s2s_first_seen_record(const char *endpoint, const char *order_id, TimestampTz at
 	values[2] = TimestampTzGetDatum(at);
 	if (replace)
 		run_keyed(&replace_plan,
-				  "INSERT INTO s2s_private.order_first_seen (endpoint, order_id, first_seen_at)"
-				  "     VALUES ($1, $2, $3)"
-				  " ON CONFLICT (endpoint, order_id)"
-				  " DO UPDATE SET first_seen_at = EXCLUDED.first_seen_at",
+				  RECORD_SQL " DO UPDATE SET first_seen_at = EXCLUDED.first_seen_at",
 				  3, types, values, SPI_OK_INSERT, NULL, NULL);
 	else
-		run_keyed(&record_plan,
-				  "INSERT INTO s2s_private.order_first_seen (endpoint, order_id, first_seen_at)"
-				  "     VALUES ($1, $2, $3)"
-				  " ON CONFLICT (endpoint, order_id) DO NOTHING",
+		run_keyed(&record_plan, RECORD_SQL " DO NOTHING",
 				  3, types, values, SPI_OK_INSERT, NULL, NULL);
 }
 
