@@ -27,6 +27,8 @@ DECLARE
     ext pg_catalog.oid := (SELECT e.oid FROM pg_catalog.pg_extension e
         WHERE e.extname OPERATOR(pg_catalog.=) 's2s_tracking');
     found text;
+    deliveries pg_catalog.oid := pg_catalog.to_regclass('s2s.deliveries');
+    status_type pg_catalog.oid := pg_catalog.to_regtype('s2s.delivery_status');
 BEGIN
     SELECT pg_catalog.string_agg(DISTINCT pg_catalog.pg_describe_object(a.classid, a.objid, 0), ', ')
       INTO found
@@ -60,6 +62,46 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   DETAIL = 'They call routines or operators from outside the extension and pg_catalog, which the update would run as the superuser who runs it.',
                   HINT = 'Drop them, run ALTER EXTENSION s2s_tracking UPDATE, and create them again.';
+    END IF;
+    -- What the statements of the updates evaluate must still be what the extension made:
+    -- the owner could rename the enum and put under its name a domain whose CHECK calls
+    -- its code, make s2s.deliveries a view, change a column's type, give the table a
+    -- child, or add a cast to or from the enum; evaluating any of them would run that code
+    -- as this superuser. Checked by what the names resolve to now.
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_class c
+                     JOIN pg_catalog.pg_depend x
+                       ON x.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                      AND x.objid OPERATOR(pg_catalog.=) c.oid
+                      AND x.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+                      AND x.refobjid OPERATOR(pg_catalog.=) ext AND x.deptype OPERATOR(pg_catalog.=) 'e'
+                    WHERE c.oid OPERATOR(pg_catalog.=) deliveries
+                      AND c.relkind OPERATOR(pg_catalog.=) 'r')
+       OR NOT EXISTS (SELECT FROM pg_catalog.pg_type t
+                        JOIN pg_catalog.pg_depend x
+                          ON x.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass
+                         AND x.objid OPERATOR(pg_catalog.=) t.oid
+                         AND x.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+                         AND x.refobjid OPERATOR(pg_catalog.=) ext AND x.deptype OPERATOR(pg_catalog.=) 'e'
+                       WHERE t.oid OPERATOR(pg_catalog.=) status_type
+                         AND t.typtype OPERATOR(pg_catalog.=) 'e')
+       OR EXISTS (SELECT FROM pg_catalog.pg_inherits i
+                   WHERE i.inhparent OPERATOR(pg_catalog.=) deliveries)
+       OR (SELECT pg_catalog.count(*) FROM pg_catalog.pg_attribute a
+            WHERE a.attrelid OPERATOR(pg_catalog.=) deliveries AND NOT a.attisdropped
+              AND ((a.attname OPERATOR(pg_catalog.=) 'status'
+                    AND a.atttypid OPERATOR(pg_catalog.=) status_type)
+                   OR (a.attname OPERATOR(pg_catalog.=) 'finished_at'
+                       AND a.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.timestamptz'::pg_catalog.regtype)))
+          OPERATOR(pg_catalog.<>) 2
+       OR EXISTS (SELECT FROM pg_catalog.pg_cast k, pg_catalog.pg_type t
+                   WHERE t.oid OPERATOR(pg_catalog.=) status_type
+                     AND (k.castsource OPERATOR(pg_catalog.=) ANY (ARRAY[t.oid, t.typarray])
+                          OR k.casttarget OPERATOR(pg_catalog.=) ANY (ARRAY[t.oid, t.typarray])))
+    THEN
+        RAISE EXCEPTION 's2s.deliveries or s2s.delivery_status is no longer what s2s_tracking made'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'The table must be a table of the extension, without children, whose status and finished_at columns have the extension''s enum and timestamptz; the enum must be the extension''s, with no cast to or from it.',
+                  HINT = 'Put back what was renamed, altered or added, run ALTER EXTENSION s2s_tracking UPDATE, and make the changes again.';
     END IF;
 END
 $$;

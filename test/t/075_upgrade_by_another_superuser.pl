@@ -77,6 +77,27 @@ like($uerr, qr/the tables of s2s_tracking carry objects it did not make: trigger
 is(shop("SELECT extversion FROM pg_extension WHERE extname = 's2s_tracking'"), '0.3.0', 'nothing was updated');
 $node->safe_psql('shop', 'DROP TRIGGER planted ON s2s.deliveries', extra_params => [ '-U', 'shop_owner' ]);
 
+# The owner renames the enum and puts under its name a domain whose CHECK runs its code:
+# the updates' casts to s2s.delivery_status would evaluate it as the superuser (third
+# review). The update checks what the names resolve to, and refuses.
+$node->safe_psql('shop', <<"SQL", extra_params => [ '-U', 'shop_owner' ]);
+ALTER TYPE s2s.delivery_status RENAME TO delivery_status_real;
+CREATE FUNCTION s2s.planted_check(s2s.delivery_status_real) RETURNS boolean
+LANGUAGE plpgsql AS \$\$ BEGIN $escalate RETURN true; END \$\$;
+CREATE DOMAIN s2s.delivery_status AS s2s.delivery_status_real CHECK (s2s.planted_check(VALUE));
+SQL
+($urc, $uout, $uerr) = $node->psql('shop', 'ALTER EXTENSION s2s_tracking UPDATE');
+like($uerr, qr/s2s\.deliveries or s2s\.delivery_status is no longer what s2s_tracking made/,
+	'the update refuses to run over a domain put under the name of the extension\'s enum');
+is(shop("SELECT extversion FROM pg_extension WHERE extname = 's2s_tracking'"), '0.3.0', 'nothing was updated');
+is(shop("SELECT rolsuper FROM pg_roles WHERE rolname = 'shop_owner'"), 'f',
+	'the domain\'s CHECK did not run as the superuser');
+$node->safe_psql('shop', <<'SQL', extra_params => [ '-U', 'shop_owner' ]);
+DROP DOMAIN s2s.delivery_status;
+DROP FUNCTION s2s.planted_check;
+ALTER TYPE s2s.delivery_status_real RENAME TO delivery_status;
+SQL
+
 shop('ALTER EXTENSION s2s_tracking UPDATE');
 is(shop("SELECT rolsuper FROM pg_roles WHERE rolname = 'shop_owner'"), 'f',
 	'no planted code ran as the superuser who updated (the operators of the update are pinned)');
