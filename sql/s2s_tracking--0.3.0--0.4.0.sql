@@ -27,9 +27,15 @@ DECLARE
     ext pg_catalog.oid := (SELECT e.oid FROM pg_catalog.pg_extension e
         WHERE e.extname OPERATOR(pg_catalog.=) 's2s_tracking');
     found text;
-    deliveries pg_catalog.oid := pg_catalog.to_regclass('s2s.deliveries');
-    status_type pg_catalog.oid := pg_catalog.to_regtype('s2s.delivery_status');
+    deliveries pg_catalog.oid;
+    status_type pg_catalog.oid;
 BEGIN
+    -- Held to the end of the update, so that nothing checked below changes before the
+    -- statements that rely on it (the owner cannot retype a column, add a child or an
+    -- index meanwhile; its lock, taken first, makes this wait).
+    LOCK TABLE s2s.deliveries IN ACCESS EXCLUSIVE MODE;
+    deliveries := pg_catalog.to_regclass('s2s.deliveries');
+    status_type := pg_catalog.to_regtype('s2s.delivery_status');
     SELECT pg_catalog.string_agg(DISTINCT pg_catalog.pg_describe_object(a.classid, a.objid, 0), ', ')
       INTO found
       FROM pg_catalog.pg_depend m                  -- a table of the extension
@@ -44,12 +50,15 @@ BEGIN
      WHERE m.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
        AND m.refobjid OPERATOR(pg_catalog.=) ext AND m.deptype OPERATOR(pg_catalog.=) 'e'
        AND m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
-       AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend x          -- made by the extension
+       -- made by the extension; none of its routines is attached to s2s.deliveries, whose
+       -- index predicates a query's planning evaluates (a member routine may be replaced)
+       AND (m.objid OPERATOR(pg_catalog.=) deliveries
+            OR NOT EXISTS (SELECT FROM pg_catalog.pg_depend x
                         WHERE x.classid OPERATOR(pg_catalog.=) u.refclassid
                           AND x.objid OPERATOR(pg_catalog.=) u.refobjid
                           AND x.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
                           AND x.refobjid OPERATOR(pg_catalog.=) ext
-                          AND x.deptype OPERATOR(pg_catalog.=) 'e')
+                          AND x.deptype OPERATOR(pg_catalog.=) 'e'))
        AND COALESCE((SELECT p.pronamespace FROM pg_catalog.pg_proc p
                       WHERE u.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
                         AND p.oid OPERATOR(pg_catalog.=) u.refobjid),

@@ -98,6 +98,20 @@ DROP FUNCTION s2s.planted_check;
 ALTER TYPE s2s.delivery_status_real RENAME TO delivery_status;
 SQL
 
+# A partial index on s2s.deliveries calling a routine of the extension: a member routine
+# the owner replaced would run as the superuser when a query of the update is planned
+# (its predicate is folded). The extension attaches none of its routines to that table,
+# so the update refuses any (fourth review).
+$node->safe_psql('shop',
+	"CREATE INDEX planted_member_idx ON s2s.deliveries (id)
+	  WHERE s2s.click_time('603ed1800000000000000000') IS NOT NULL",
+	extra_params => [ '-U', 'shop_owner' ]);
+($urc, $uout, $uerr) = $node->psql('shop', 'ALTER EXTENSION s2s_tracking UPDATE');
+like($uerr, qr/the tables of s2s_tracking carry objects it did not make: index (s2s\.)?planted_member_idx/,
+	'the update refuses an index on s2s.deliveries that calls a routine of the extension');
+is(shop("SELECT extversion FROM pg_extension WHERE extname = 's2s_tracking'"), '0.3.0', 'nothing was updated');
+$node->safe_psql('shop', 'DROP INDEX s2s.planted_member_idx', extra_params => [ '-U', 'shop_owner' ]);
+
 shop('ALTER EXTENSION s2s_tracking UPDATE');
 is(shop("SELECT rolsuper FROM pg_roles WHERE rolname = 'shop_owner'"), 'f',
 	'no planted code ran as the superuser who updated (the operators of the update are pinned)');
