@@ -87,6 +87,7 @@ struct Transfer
 	char		error[256];
 	char		refused[NET_REFUSAL_LEN];	/* why an address was refused, or "" */
 	bool		any_allowed;	/* an address passed the check (a failure is then not a refusal) */
+	bool		peer_gone;		/* libcurl could not read the connection's peer address */
 };
 
 /* Requests sharing a cap: an endpoint, or a host. */
@@ -385,8 +386,14 @@ transfer_finish(HttpClient *client, Transfer *t, CURLcode code)
 	t->kind = error_kind(code);
 	if (code != CURLE_OK)
 		set_error_text(t);
-	if (code != CURLE_OK && status == 0 && t->refused[0] != '\0' &&
-		(!t->any_allowed || code == CURLE_ABORTED_BY_CALLBACK))
+	if (code == CURLE_ABORTED_BY_CALLBACK && t->peer_gone)
+	{
+		t->kind = HTTP_ERROR_NETWORK;
+		copy_error(t->error, sizeof(t->error),
+				   "the connection was closed before the request was sent (its peer's address could not be read)");
+	}
+	else if (code != CURLE_OK && status == 0 && t->refused[0] != '\0' &&
+			 (!t->any_allowed || code == CURLE_ABORTED_BY_CALLBACK))
 	{
 		t->kind = HTTP_ERROR_REFUSED;
 		snprintf(t->error, sizeof(t->error),
@@ -475,9 +482,23 @@ prereq_cb(void *clientp, char *primary_ip, char *local_ip, int primary_port, int
 	(void) local_ip;
 	(void) primary_port;
 	(void) local_port;
-	if (primary_ip == NULL || !net_parse_addr(primary_ip, &addr))
+
+	/*
+	 * No address: libcurl 7.x reads it with getpeername() once connected, which fails when
+	 * the peer has already closed or reset the connection (a receiver going down). Nothing
+	 * can be checked, so nothing is sent; but the connection is gone, no address was
+	 * refused: transfer_finish reports a network error, retried, and the endpoint is not
+	 * paused as it is for a refusal.
+	 */
+	if (primary_ip == NULL || primary_ip[0] == '\0')
 	{
-		snprintf(t->refused, sizeof(t->refused), "the peer's address is unknown");
+		t->peer_gone = true;
+		return CURL_PREREQFUNC_ABORT;
+	}
+	if (!net_parse_addr(primary_ip, &addr))
+	{
+		snprintf(t->refused, sizeof(t->refused),
+				 "the peer's address \"%.64s\" is neither IPv4 nor IPv6", primary_ip);
 		return CURL_PREREQFUNC_ABORT;
 	}
 	if (net_refusal(&addr, &t->client->policy, t->refused) != NULL)

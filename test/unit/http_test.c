@@ -9,7 +9,8 @@
  * receiver reports how many requests it had in flight at once), keep-alive reuse,
  * timeouts, dropped connections, a 20 MB body that must not grow memory, Retry-After,
  * the https-only rule, error texts that never contain the URL, and the addresses it may
- * connect to (no proxy from the environment either).
+ * connect to (no proxy from the environment either), including a connection whose peer's
+ * address libcurl cannot read (getpeername() is replaced below to fail on demand).
  */
 #include <errno.h>
 #include <poll.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <time.h>
@@ -49,6 +51,32 @@ now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
+}
+
+/*
+ * libcurl 7.x reads the peer's address of a new connection with getpeername(), which
+ * fails (ENOTCONN) when the peer has already closed or reset it; the pre-request check
+ * then gets an empty address. That race is rare on loopback (a receiver going down), so
+ * this test makes it certain: libcurl's calls resolve to this definition, which fails
+ * while peer_unreadable is set and counts how often it did.
+ */
+static volatile int peer_unreadable;
+static int	peername_failures;
+
+int
+getpeername(int fd, __SOCKADDR_ARG addr, socklen_t *__restrict len)
+{
+	if (peer_unreadable)
+	{
+		peername_failures++;
+		errno = ENOTCONN;
+		return -1;
+	}
+#ifdef __USE_GNU
+	return (int) syscall(SYS_getpeername, fd, addr.__sockaddr__, len);
+#else
+	return (int) syscall(SYS_getpeername, fd, addr, len);
+#endif
 }
 
 /* ---- the receiver and its control paths (blocking libcurl easy calls) ---- */
@@ -792,6 +820,52 @@ test_networks(void)
 	s2s_http_client_destroy(c);
 }
 
+/*
+ * A connection the peer closed before the request went out: libcurl could not read its
+ * address, so the pre-request check cannot vouch for it. Nothing may be sent on it, and
+ * it is a network failure (retried), not an address refused (which pauses the endpoint:
+ * a receiver going down for a moment paused it for good, TAP 050 in CI).
+ */
+static void
+test_peer_address_unreadable(void)
+{
+	HttpClientOptions o = default_options();
+	HttpClient *c;
+	char		err[256];
+	HttpResult *r;
+
+	receiver_reset();
+	c = s2s_http_client_create(&o, err, sizeof(err));
+	peername_failures = 0;
+	peer_unreadable = 1;
+	submit(c, "GET", "/postback", NULL, 0, NULL, 0, NULL, 0, 1);
+	CHECK(run_until_idle(c, 10000), "a request on a connection whose peer cannot be read ends");
+	peer_unreadable = 0;
+	r = result_by_tag(1);
+	CHECK(r && r->error_kind != HTTP_ERROR_REFUSED,
+		  "an unreadable peer address is not a refusal: %s", r ? r->error : "(no result)");
+	if (peername_failures > 0 && r && r->http_status != 200)
+	{
+		CHECK(r->http_status == 0 && r->error_kind == HTTP_ERROR_NETWORK &&
+			  strstr(r->error, "closed before the request was sent") != NULL,
+			  "it fails as a network error, which is retried: %s", r->error);
+		CHECK_EQ_INT(stat_value("requests"), 0, "nothing was sent on that connection");
+	}
+	else
+		CHECK(r && r->http_status == 200,
+			  "this libcurl did not need the peer's address from getpeername (%d calls failed): sent",
+			  peername_failures);
+	results_clear();
+
+	/* the next request, the address readable again, goes through */
+	submit(c, "GET", "/postback", NULL, 0, NULL, 0, NULL, 0, 2);
+	CHECK(run_until_idle(c, 10000), "the next request ends");
+	r = result_by_tag(2);
+	CHECK(r && r->http_status == 200, "the next request is sent: %s", r ? r->error : "(no result)");
+	results_clear();
+	s2s_http_client_destroy(c);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -821,6 +895,7 @@ main(int argc, char **argv)
 	test_protocols();
 	test_destroy_in_flight();
 	test_networks();
+	test_peer_address_unreadable();
 
 	receiver_stop();
 	return unit_done("http_test");
