@@ -484,7 +484,8 @@ prereq_cb(void *clientp, char *primary_ip, char *local_ip, int primary_port, int
 	(void) local_port;
 
 	/*
-	 * No address: libcurl 7.x reads it with getpeername() once connected, which fails when
+	 * No address: libcurl 7.x (Debian 12's 7.88) and early 8.x read it with getpeername()
+	 * once connected, which fails when
 	 * the peer has already closed or reset the connection (a receiver going down). Nothing
 	 * can be checked, so nothing is sent; but the connection is gone, no address was
 	 * refused: transfer_finish reports a network error, retried, and the endpoint is not

@@ -250,7 +250,7 @@ ok($done, "every delivery sent within ${DRAIN_LIMIT_S} s")
   or diag("left: ",
 	$node->sql("SELECT string_agg(status || ' ' || n, ', ') FROM (SELECT status, count(*) AS n FROM s2s.deliveries GROUP BY 1) s"),
 	"; endpoint paused: ",
-	$node->sql("SELECT coalesce(paused_at::text || ' (' || pause_reason || ')', 'no') FROM s2s.endpoints"));
+	$node->sql("SELECT coalesce(paused_at::text || ' (' || coalesce(pause_reason, '') || ')', 'no') FROM s2s.endpoints"));
 is($node->sql("SELECT count(*) FROM s2s.deliveries WHERE status = 'sent'"), $N,
 	"$N deliveries sent");
 is($stats->{distinct}, $N, 'the receiver registered every conversion: none lost');
