@@ -54,11 +54,11 @@ now_ms(void)
 }
 
 /*
- * libcurl 7.x (and early 8.x) reads the peer's address of a new connection with getpeername(), which
- * fails (ENOTCONN) when the peer has already closed or reset it; the pre-request check
- * then gets an empty address. That race is rare on loopback (a receiver going down), so
- * this test makes it certain: libcurl's calls resolve to this definition, which fails
- * while peer_unreadable is set and counts how often it did.
+ * libcurl 7.x (and early 8.x) reads the peer's address of a new connection with
+ * getpeername(), which fails (ENOTCONN) when the peer has already closed or reset it; the
+ * pre-request check then gets an empty address. That race is rare on loopback (a
+ * receiver going down), so this test makes it certain: libcurl's calls resolve to this
+ * definition, which fails while peer_unreadable is set and counts how often it did.
  */
 static volatile int peer_unreadable;
 static int	peername_failures;
