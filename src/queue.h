@@ -58,12 +58,6 @@ typedef struct QueueBusy
 extern void s2s_queue_forget_plans(void);
 
 /*
- * The owner of extension s2s_tracking in this database (whom the worker's statements run
- * as), or InvalidOid when the extension is not installed. Reads the catalog only.
- */
-extern Oid	s2s_queue_extension_owner(void);
-
-/*
  * Gives back every 'sending' delivery (all_sending) or those whose lease expired: they
  * belong to a dead worker. Attempts are not counted. Returns how many. The expired ones
  * are looked for in a chunk of the waiting rows per call, the next call going on where

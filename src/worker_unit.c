@@ -20,7 +20,7 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
-#include "queue.h"
+#include "extension_share_lock.h"
 #include "worker_state.h"
 #include "worker_unit.h"
 
@@ -94,8 +94,9 @@ s2s_run_unit_as_owner(void (*fn) (void *), void *arg, bool needs_extension)
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
+		/* first: see extension_share_lock.c; and the snapshot after any wait there */
+		s2s_worker.extension_owner = s2s_lock_extension_shared();
 		PushActiveSnapshot(GetTransactionSnapshot());
-		s2s_worker.extension_owner = s2s_queue_extension_owner();
 		if (OidIsValid(s2s_worker.extension_owner))
 			SetUserIdAndSecContext(s2s_worker.extension_owner,
 								   save_sec | SECURITY_LOCAL_USERID_CHANGE |

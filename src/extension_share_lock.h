@@ -1,0 +1,17 @@
+/*
+ * extension_share_lock.h
+ *		The worker's share of the lock on extension s2s_tracking, taken first in each of its
+ *		transactions.
+ */
+#ifndef S2S_EXTENSION_SHARE_LOCK_H
+#define S2S_EXTENSION_SHARE_LOCK_H
+
+/*
+ * Locks extension s2s_tracking in AccessShareLock for the rest of the transaction and
+ * returns its owner (whom the worker's statements run as), or InvalidOid when the
+ * extension is not installed (or was dropped while this waited). Must come before the
+ * transaction touches any of the extension's objects. Reads the catalog only.
+ */
+extern Oid	s2s_lock_extension_shared(void);
+
+#endif
