@@ -68,7 +68,8 @@ commit_unit(void)
  * Runs fn in its own transaction, as the extension's owner; an error is logged and the
  * transaction rolled back, so that one failing unit never kills the loop. Returns whether
  * it committed. Without the extension, fn runs only when it does not need it (the check
- * for the extension), and then as the worker's own user, reading the catalog only.
+ * for the extension), and then as the worker's own user, reading the catalog only; a unit
+ * that needs it does not run, and returns false without logging anything.
  *
  * Why as the owner: the worker connects as the bootstrap superuser, but its statements
  * (and any trigger they fire) need no more than what the extension's owner has, since
@@ -101,16 +102,26 @@ s2s_run_unit_as_owner(void (*fn) (void *), void *arg, bool needs_extension)
 			SetUserIdAndSecContext(s2s_worker.extension_owner,
 								   save_sec | SECURITY_LOCAL_USERID_CHANGE |
 								   SECURITY_RESTRICTED_OPERATION);
-		else if (needs_extension)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("extension \"s2s_tracking\" is not installed in database \"%s\"",
-							s2s_worker.args.database)));
-		fn(arg);
-		SPI_finish();
-		PopActiveSnapshot();
-		commit_unit();
-		SetUserIdAndSecContext(save_user, save_sec);
+		if (OidIsValid(s2s_worker.extension_owner) || !needs_extension)
+		{
+			fn(arg);
+			SPI_finish();
+			PopActiveSnapshot();
+			commit_unit();
+			SetUserIdAndSecContext(save_user, save_sec);
+		}
+		else
+		{
+			/*
+			 * Dropped since the loop last looked (often while this waited for the DROP):
+			 * not an error of the unit. The loop looks for the extension again and says
+			 * once that it waits; a write-back keeps its results (held).
+			 */
+			SPI_finish();
+			PopActiveSnapshot();
+			AbortCurrentTransaction();
+			ok = false;
+		}
 	}
 	PG_CATCH();
 	{
