@@ -1,6 +1,7 @@
 /*
  * extension_share_lock.c
- *		The worker's share of the lock on extension s2s_tracking.
+ *		The worker's share of the lock on extension s2s_tracking, and then its lock on
+ *		s2s.deliveries: the first two locks of each worker transaction.
  *
  * DROP EXTENSION locks the extension itself first (AccessExclusiveLock, when it looks the
  * name up), then each member as it finds it: tables, indexes, types, functions, one at a
@@ -24,9 +25,11 @@
  * goes on without the lock, as it did before it took one. A worker asked to stop while it
  * waits does not run the unit (its tables may be locked by the DROP).
  *
- * Other DDL on the extension's objects (ALTER EXTENSION UPDATE, DROP SCHEMA CASCADE, DROP
- * OWNED) does not take this lock, and can still meet a worker transaction in a deadlock,
- * as any two sessions that lock the same tables in other orders (doc/operations.md).
+ * ALTER EXTENSION UPDATE does not take this lock; its scripts lock s2s.deliveries first,
+ * and so does every worker transaction, right after this lock (lock_deliveries_first).
+ * Other DDL on the extension's objects (DROP SCHEMA CASCADE, DROP OWNED) can still meet a
+ * worker transaction in a deadlock, as any two sessions that lock the same tables in
+ * other orders (doc/operations.md).
  *
  * The shop's own sessions (the orders trigger, the click functions) do not take it: their
  * locks follow the shop's statements, and a shop that drops the extension while its
@@ -55,6 +58,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
+#include "extension_objects.h"
 #include "extension_share_lock.h"
 
 /*
@@ -101,10 +105,10 @@ find_extension(Oid *owner)
 /*
  * Whether a session entitled to drop the extension (logged in as a superuser or as a
  * member of its owner, which may SET ROLE to it) holds a lock on it that keeps out
- * AccessShareLock. Another
- * role can hold one too, for as long as it likes: ALTER FUNCTION ... DEPENDS ON
- * EXTENSION takes AccessExclusiveLock on the extension and checks ownership of the
- * function only. A prepared transaction's holder (no pid) is not known to be entitled.
+ * AccessShareLock. Another role can hold one too, for as long as it likes: ALTER
+ * FUNCTION ... DEPENDS ON EXTENSION takes AccessExclusiveLock on the extension and checks
+ * ownership of the function only. A prepared transaction's holder (no pid) is not known
+ * to be entitled.
  */
 static bool
 entitled_holder(const LOCKTAG *tag, Oid owner)
@@ -194,6 +198,21 @@ lock_unless_held_by_another(Oid extoid, Oid owner)
 	return result;
 }
 
+/*
+ * Then s2s.deliveries, before any other table of the extension: the updates' scripts lock
+ * it first (their guard, ACCESS EXCLUSIVE), so that an ALTER EXTENSION UPDATE and a worker
+ * transaction take the tables in the same order, and one waits for the other rather than
+ * each for the other's (seen in CI: TAP 058, "deadlock detected"). No role but its owner
+ * can queue a lock on the table that would hold the worker up (LOCK, ALTER and DROP check
+ * their rights first).
+ */
+static Oid
+lock_deliveries_first(Oid owner)
+{
+	LockRelationOid(s2s_deliveries_relid(), RowExclusiveLock);
+	return owner;
+}
+
 Oid
 s2s_lock_extension_shared(void)
 {
@@ -212,7 +231,7 @@ s2s_lock_extension_shared(void)
 		/* (what committed before the lock was granted, a DROP's included) */
 		AcceptInvalidationMessages();
 		if (inval_count == SharedInvalidMessageCounter)
-			return owner;		/* nothing committed meanwhile: the lookup stands */
+			return lock_deliveries_first(owner);	/* nothing committed meanwhile */
 
 		/*
 		 * Something committed meanwhile, perhaps the DROP this waited for: look again,
@@ -221,7 +240,7 @@ s2s_lock_extension_shared(void)
 		InvalidateCatalogSnapshot();
 		now = find_extension(&owner);
 		if (now == locked)
-			return owner;
+			return lock_deliveries_first(owner);
 		/* the one locked is gone: its lock guards nothing; lock the new one if any */
 		if (share == SHARE_HELD)
 			UnlockDatabaseObject(ExtensionRelationId, locked, 0, AccessShareLock);

@@ -272,7 +272,8 @@ look_for_extension(WorkerLoop *loop, TimestampTz now)
 		s2s_slot_set_delivering(s2s_worker.db_slot, loop->ready);
 	if (checked && !loop->ready && s2s_worker.args.probe)
 		return false;
-	if (checked && !loop->ready && !loop->said_missing)
+	/* (a worker asked to stop while it waited for a DROP did not look: say nothing) */
+	if (checked && !loop->ready && !loop->said_missing && !ShutdownRequestPending)
 	{
 		ereport(LOG,
 				(errmsg("s2s_tracking worker waiting: extension s2s_tracking is not installed in database \"%s\"",
