@@ -202,9 +202,11 @@ lock_unless_held_by_another(Oid extoid, Oid owner)
  * Then s2s.deliveries, before any other table of the extension: the updates' scripts lock
  * it first (their guard, ACCESS EXCLUSIVE), so that an ALTER EXTENSION UPDATE and a worker
  * transaction take the tables in the same order, and one waits for the other rather than
- * each for the other's (seen in CI: TAP 058, "deadlock detected"). No role but its owner
- * can queue a lock on the table that would hold the worker up (LOCK, ALTER and DROP check
- * their rights first).
+ * each for the other's (seen in CI: TAP 058, "deadlock detected"). This wait is the one
+ * the worker's claims and write-backs already had on the table: a role with USAGE on
+ * schema s2s can queue a CREATE TRIGGER on it (which locks before it checks the TRIGGER
+ * right) behind a long transaction of the shop's, and hold the worker up meanwhile; now
+ * every worker transaction waits there, not only those that write.
  */
 static Oid
 lock_deliveries_first(Oid owner)
