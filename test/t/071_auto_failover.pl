@@ -346,8 +346,10 @@ my $t_failover = time();
 # stops node1 after node2 stopped replicating, a write-back of node1's worker may be waiting
 # for the synchronous standby: its SIGTERM cancels that wait (src/worker_unit.c, s2s_worker_sigterm;
 # before that fix node1 never shut down and the failover stalled, TAP 073). Should node1's
-# worker still be seen waiting for 10 s in a stopping node1, the test fails, and cancels
-# the wait itself (SIGINT, as pg_cancel_backend) so that the run ends.
+# worker be seen waiting for 10 s in a row in a stopping node1, the test fails, and cancels
+# the wait itself (SIGINT, as pg_cancel_backend) so that the run ends. A wait seen for a
+# moment is the SIGTERM on its way: what counts is how long one lasts, not how long ago
+# the first was seen (that made this check fail once on 18, with node1 down in 2 s).
 my $failover_pid = fork();
 die "fork: $!" unless defined $failover_pid;
 if ($failover_pid == 0)
@@ -358,7 +360,7 @@ if ($failover_pid == 0)
 	exec('timeout', '300', $autoctl, 'perform', 'failover', '--pgdata', $n1, '--wait', '240')
 	  or POSIX::_exit(127);
 }
-my ($stuck_since, $cancels) = (undef, 0);
+my ($stuck_since, $longest_stuck, $sightings, $cancels) = (undef, 0, 0, 0);
 my $failover_rc;
 my $deadline = time() + 320;
 while (time() < $deadline)
@@ -369,12 +371,19 @@ while (time() < $deadline)
 	if ($wpid && $stopping && $title =~ m{waiting for [0-9A-F]+/[0-9A-F]+})
 	{
 		$stuck_since //= time();
-		if (time() - $stuck_since > 10 && $cancels < 20)
+		$sightings++;
+		my $stuck = time() - $stuck_since;
+		$longest_stuck = $stuck if $stuck > $longest_stuck;
+		if ($stuck > 10 && $cancels < 20)
 		{
 			note("node1 stopping, its worker $wpid waits for the standby: $title; SIGINT");
 			kill 'INT', $wpid;
 			$cancels++;
 		}
+	}
+	else
+	{
+		$stuck_since = undef;
 	}
 	sleep(0.5);
 }
@@ -386,8 +395,11 @@ if (!defined $failover_rc)
 }
 my $t_done = time();
 is($failover_rc, 0, 'pg_autoctl perform failover');
-ok(!defined $stuck_since || time() - $stuck_since < 10,
+ok($cancels == 0 && $longest_stuck < 10,
 	"node1's worker let node1 shut down without help");
+note(sprintf("node1's worker seen waiting for the standby in a stopping node1 %d times, for %.1f s at most",
+		$sightings, $longest_stuck))
+  if $sightings;
 note("node1's worker needed $cancels cancels to let node1 stop") if $cancels;
 $writer->wait(60);
 my $acked = $writer->acked;
