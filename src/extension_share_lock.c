@@ -208,11 +208,10 @@ lock_unless_held_by_another(Oid extoid, Oid owner)
  * right) behind a long transaction of the shop's, and hold the worker up meanwhile; now
  * every worker transaction waits there, not only those that write.
  */
-static Oid
-lock_deliveries_first(Oid owner)
+static void
+lock_deliveries_first(void)
 {
 	LockRelationOid(s2s_deliveries_relid(), RowExclusiveLock);
-	return owner;
 }
 
 Oid
@@ -233,7 +232,11 @@ s2s_lock_extension_shared(void)
 		/* (what committed before the lock was granted, a DROP's included) */
 		AcceptInvalidationMessages();
 		if (inval_count == SharedInvalidMessageCounter)
-			return lock_deliveries_first(owner);	/* nothing committed meanwhile */
+		{
+			/* nothing committed meanwhile */
+			lock_deliveries_first();
+			return owner;
+		}
 
 		/*
 		 * Something committed meanwhile, perhaps the DROP this waited for: look again,
@@ -242,7 +245,10 @@ s2s_lock_extension_shared(void)
 		InvalidateCatalogSnapshot();
 		now = find_extension(&owner);
 		if (now == locked)
-			return lock_deliveries_first(owner);
+		{
+			lock_deliveries_first();
+			return owner;
+		}
 		/* the one locked is gone: its lock guards nothing; lock the new one if any */
 		if (share == SHARE_HELD)
 			UnlockDatabaseObject(ExtensionRelationId, locked, 0, AccessShareLock);
