@@ -29,7 +29,7 @@ DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
 
 PG_CPPFLAGS = -I$(srcdir)/src -DS2S_VERSION='"$(EXTVERSION)"'
-SHLIB_LINK = -lcurl
+SHLIB_LINK = -lcurl -pthread
 ifeq ($(WERROR),1)
 PG_CFLAGS += -Werror
 endif
@@ -74,8 +74,8 @@ check-tap:
 # Standalone C unit tests (test/unit/): the pure retry, netcheck, redaction and amount modules and the
 # libcurl client, linked directly, without a server. http_test starts test/receiver/receiver.py
 # on loopback. Each prints TAP lines and a "NAME: N passed, M failed" line.
-UNIT_TESTS = test/unit/retry_test test/unit/http_test test/unit/netcheck_test test/unit/redact_test \
-	test/unit/amount_test
+UNIT_TESTS = test/unit/retry_test test/unit/http_test test/unit/http_driver_test \
+	test/unit/netcheck_test test/unit/redact_test test/unit/amount_test
 EXTRA_CLEAN += $(UNIT_TESTS)
 
 test/unit/retry_test: test/unit/retry_test.c src/retry.c src/retry.h src/http.h test/unit/unit.h
@@ -83,6 +83,12 @@ test/unit/retry_test: test/unit/retry_test.c src/retry.c src/retry.h src/http.h 
 
 test/unit/http_test: test/unit/http_test.c src/http.c src/http.h src/netcheck.c src/netcheck.h test/unit/unit.h
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ test/unit/http_test.c src/http.c src/netcheck.c -lcurl
+
+# the same tests, the client driven by a thread of its own (src/http_driver.c)
+test/unit/http_driver_test: test/unit/http_test.c src/http.c src/http.h src/http_driver.c \
+		src/http_driver.h src/netcheck.c src/netcheck.h test/unit/unit.h
+	$(CC) $(CPPFLAGS) $(CFLAGS) -DHTTP_TEST_DRIVER -o $@ test/unit/http_test.c src/http.c \
+		src/http_driver.c src/netcheck.c -lcurl -lpthread
 
 test/unit/netcheck_test: test/unit/netcheck_test.c src/netcheck.c src/netcheck.h test/unit/unit.h
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ test/unit/netcheck_test.c src/netcheck.c
@@ -116,10 +122,18 @@ test/bench/library_bench: test/bench/library_bench.c src/render.c src/render.h s
 # and UndefinedBehaviorSanitizer (gcc), the sanitizer runtime preloaded into the server.
 # make valgrind: the server under valgrind while the worker delivers a few hundred requests;
 # fails on a definite leak or a memory error in our code.
+# make tsan: the HTTP client driven by its thread (http_driver_test) under ThreadSanitizer
+# (gcc); fails on any data race between the caller's thread and the HTTP thread.
 FUZZ_SECONDS ?= 20
-EXTRA_CLEAN += test/fuzz/out
+EXTRA_CLEAN += test/fuzz/out test/unit/http_driver_tsan_test
 
-.PHONY: fuzz asan valgrind
+.PHONY: fuzz asan valgrind tsan
+tsan:
+	$(CC) $(CPPFLAGS) -Isrc -fsanitize=thread -fno-omit-frame-pointer -g -O1 -DHTTP_TEST_DRIVER \
+		-o test/unit/http_driver_tsan_test test/unit/http_test.c src/http.c src/http_driver.c \
+		src/netcheck.c -lcurl -lpthread
+	TSAN_OPTIONS="halt_on_error=1 exitcode=66" ./test/unit/http_driver_tsan_test \
+		$(srcdir)/test/receiver/receiver.py
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_PG=$(FUZZ_PG) PG_CONFIG=$(PG_CONFIG) \
 		$(srcdir)/test/fuzz/run-fuzz $(FUZZ_TARGETS)

@@ -49,10 +49,13 @@
 #define HTTP_MAX_IDLE_GROUPS 64
 
 typedef struct Group Group;
-typedef struct Transfer Transfer;
+typedef struct HttpPrepared Transfer;
 
-/* One request, from s2s_http_submit to s2s_http_next_result. */
-struct Transfer
+/*
+ * One request, from s2s_http_prepare (or s2s_http_submit) to s2s_http_next_result; outside
+ * this file, before it is submitted, an HttpPrepared.
+ */
+struct HttpPrepared
 {
 	Transfer   *next;			/* in its group's queue, or in the done list */
 	Transfer   *rprev;			/* in the client's running list */
@@ -67,6 +70,8 @@ struct Transfer
 	size_t		body_len;
 	long		total_timeout_ms;
 	void	   *tag;
+	char	   *group_key;		/* HttpRequest.group, or the URL's host and port */
+	int			host_cap;		/* HttpRequest.host_cap */
 
 	/* the response */
 	char	   *resp;			/* NUL-terminated */
@@ -274,6 +279,7 @@ transfer_free(Transfer *t)
 	free(t->method);
 	free(t->body);
 	free(t->resp);
+	free(t->group_key);
 	free(t);
 }
 
@@ -930,11 +936,10 @@ has_header(const HttpRequest *request, const char *name)
 	return false;
 }
 
-bool
-s2s_http_submit(HttpClient *client, const HttpRequest *request, char *errbuf, size_t errlen)
+HttpPrepared *
+s2s_http_prepare(const HttpRequest *request, char *errbuf, size_t errlen)
 {
 	Transfer   *t;
-	Group	   *g;
 	char		key[HTTP_MAX_GROUP_KEY + 1];
 	bool		ok = true;
 
@@ -942,14 +947,14 @@ s2s_http_submit(HttpClient *client, const HttpRequest *request, char *errbuf, si
 		(request->nheaders > 0 && request->headers == NULL))
 	{
 		copy_error(errbuf, errlen, "invalid request: URL and method are required");
-		return false;
+		return NULL;
 	}
 	for (int i = 0; i < request->nheaders; i++)
 	{
 		if (!valid_header_name(request->headers[i].name))
 		{
 			copy_error(errbuf, errlen, "invalid request: a header name is not a valid token");
-			return false;
+			return NULL;
 		}
 	}
 
@@ -957,12 +962,11 @@ s2s_http_submit(HttpClient *client, const HttpRequest *request, char *errbuf, si
 	if (t == NULL)
 	{
 		copy_error(errbuf, errlen, "out of memory");
-		return false;
+		return NULL;
 	}
-	t->client = client;
 	t->tag = request->tag;
 	t->total_timeout_ms = request->total_timeout_ms;
-	t->resp_max = client->opt.max_response_bytes;
+	t->host_cap = request->host_cap;
 	t->url = strdup(request->url);
 	t->method = strdup(request->method);
 	if (request->body && request->body_len > 0)
@@ -1009,18 +1013,48 @@ s2s_http_submit(HttpClient *client, const HttpRequest *request, char *errbuf, si
 		snprintf(key, sizeof(key), "%s", request->group);
 	else
 		url_host_key(request->url, key, sizeof(key));
-	g = ok && t->url && t->method ? group_get(client, key) : NULL;
+	t->group_key = strdup(key);
+	if (!ok || t->url == NULL || t->method == NULL || t->group_key == NULL)
+	{
+		transfer_free(t);
+		copy_error(errbuf, errlen, "out of memory");
+		return NULL;
+	}
+	return t;
+}
+
+void
+s2s_http_prepared_free(HttpPrepared *prepared)
+{
+	transfer_free(prepared);
+}
+
+void *
+s2s_http_prepared_tag(const HttpPrepared *prepared)
+{
+	return prepared->tag;
+}
+
+bool
+s2s_http_submit_prepared(HttpClient *client, HttpPrepared *prepared, char *errbuf,
+						 size_t errlen)
+{
+	Transfer   *t = prepared;
+	Group	   *g = group_get(client, t->group_key);
+
 	if (g == NULL)
 	{
 		transfer_free(t);
 		copy_error(errbuf, errlen, "out of memory");
 		return false;
 	}
+	t->client = client;
 	t->group = g;
-	if (request->host_cap > 0)
-		g->cap = request->host_cap;
+	t->resp_max = client->opt.max_response_bytes;
+	if (t->host_cap > 0)
+		g->cap = t->host_cap;
 
-	if (!scheme_allowed(client, request->url))
+	if (!scheme_allowed(client, t->url))
 	{
 		/* the same answer libcurl's protocol restriction gives, without a round trip */
 		transfer_refuse(client, t, HTTP_ERROR_REFUSED,
@@ -1040,6 +1074,14 @@ s2s_http_submit(HttpClient *client, const HttpRequest *request, char *errbuf, si
 	client->queued++;
 	dispatch(client);
 	return true;
+}
+
+bool
+s2s_http_submit(HttpClient *client, const HttpRequest *request, char *errbuf, size_t errlen)
+{
+	HttpPrepared *prepared = s2s_http_prepare(request, errbuf, errlen);
+
+	return prepared != NULL && s2s_http_submit_prepared(client, prepared, errbuf, errlen);
 }
 
 int

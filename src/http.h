@@ -114,6 +114,22 @@ extern void s2s_http_client_destroy(HttpClient *client);
  */
 extern bool s2s_http_submit(HttpClient *client, const HttpRequest *request,
 						char *errbuf, size_t errlen);
+/*
+ * s2s_http_submit in two steps, for a caller that checks and copies its requests in one
+ * thread and runs the client in another (http_driver.c). s2s_http_prepare makes the checks
+ * and the copy that need no client, and refuses, with the same errors, what s2s_http_submit
+ * refuses (NULL, with errbuf). s2s_http_submit_prepared takes the prepared request over in
+ * every case: false (with errbuf) only when out of memory, the request then freed.
+ * s2s_http_prepared_free frees one never submitted. All three are plain C with malloc
+ * only, safe in any thread.
+ */
+typedef struct HttpPrepared HttpPrepared;
+extern HttpPrepared *s2s_http_prepare(const HttpRequest *request, char *errbuf, size_t errlen);
+extern bool s2s_http_submit_prepared(HttpClient *client, HttpPrepared *prepared,
+									 char *errbuf, size_t errlen);
+extern void s2s_http_prepared_free(HttpPrepared *prepared);
+/* HttpRequest.tag of a prepared request. */
+extern void *s2s_http_prepared_tag(const HttpPrepared *prepared);
 /* Requests submitted and not yet finished: running plus queued. */
 extern int	s2s_http_in_flight(HttpClient *client);
 /* Readable when a transfer socket is ready (an epoll descriptor; level-triggered). */

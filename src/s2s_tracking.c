@@ -24,6 +24,7 @@ PG_MODULE_MAGIC;
 
 char	   *s2s_database = NULL;
 int			s2s_max_databases = 8;
+bool		s2s_http_thread = false;
 bool		s2s_allow_http = false;
 int			s2s_retention_s = 30 * 24 * 3600;
 int			s2s_click_ttl_s = 30 * 24 * 3600;
@@ -140,6 +141,11 @@ define_settings(void)
 								"Most databases served at once (one delivery worker each, counted in max_worker_processes).",
 								NULL, &s2s_max_databases, 8, 1, 1024,
 								PGC_POSTMASTER, 0, NULL, NULL, NULL);
+		DefineCustomBoolVariable("s2s_tracking.http_thread",
+								 "Runs each delivery worker's HTTP client on a thread of its own, so that a worker uses two cores.",
+								 "Off by default: it raises the drain of a worker that is the limit (doc/performance.md).",
+								 &s2s_http_thread, false,
+								 PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	}
 	DefineCustomBoolVariable("s2s_tracking.allow_http",
 							 "Allows plain-HTTP endpoint URLs (for tests); HTTPS is required otherwise.",

@@ -20,6 +20,7 @@
 
 extern char *s2s_database;			/* s2s_tracking.database */
 extern int	s2s_max_databases;		/* s2s_tracking.max_databases */
+extern bool s2s_http_thread;			/* s2s_tracking.http_thread */
 extern bool s2s_allow_http;			/* s2s_tracking.allow_http */
 extern int	s2s_retention_s;		/* s2s_tracking.retention */
 extern int	s2s_click_ttl_s;		/* s2s_tracking.click_ttl */

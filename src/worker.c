@@ -95,6 +95,7 @@ typedef struct WorkerLoop
 	bool		reconcile_due;	/* give back expired leases in the next write-back */
 	bool		scan_prepared;	/* read pg_prepared_xacts (at start, inbox overflow) */
 	bool		more_results;	/* this iteration left completed transfers behind */
+	bool		http_options_pending;	/* the HTTP thread still has the old settings */
 	TimestampTz next_poll;		/* s2s_tracking.poll_interval: claim and reconcile */
 	TimestampTz next_purge;
 	TimestampTz next_due;		/* earliest known waiting delivery; 0: none known */
@@ -127,11 +128,7 @@ s2s_worker_detach(int code, Datum arg)
 	 * Aborts whatever is still in flight: those rows stay 'sending' until reconciled.
 	 * (The slot is given up later, once the transaction is aborted: shared.c.)
 	 */
-	if (s2s_worker.http != NULL)
-	{
-		s2s_http_client_destroy(s2s_worker.http);
-		s2s_worker.http = NULL;
-	}
+	s2s_worker_http_stop();
 }
 
 /* Looking for the extension; the first time it is there, reconciling. */
@@ -219,20 +216,45 @@ build_wait_set(void)
 	wait_set = s2s_create_wait_event_set(s2s_worker.cxt, 3);
 	AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-	AddWaitEventToSet(wait_set, WL_SOCKET_READABLE, s2s_http_wait_fd(s2s_worker.http), NULL,
+	AddWaitEventToSet(wait_set, WL_SOCKET_READABLE, s2s_http_driver_wait_fd(s2s_worker.http), NULL,
 					  NULL);
+}
+
+/*
+ * Hands the settings to the HTTP client. With a thread, the copy it needs may fail (out
+ * of memory): then the old options stay, and this is tried again at every turn of the
+ * loop until it succeeds, since they may narrow where requests may go.
+ */
+static void
+apply_http_options(WorkerLoop *loop)
+{
+	HttpClientOptions options;
+
+	fill_options(&options);
+	if (s2s_http_driver_set_options(s2s_worker.http, &options))
+	{
+		if (loop->http_options_pending)
+			ereport(LOG,
+					(errmsg("s2s_tracking worker passed the new settings to its HTTP thread")));
+		loop->http_options_pending = false;
+	}
+	else if (!loop->http_options_pending)
+	{
+		loop->http_options_pending = true;
+		ereport(WARNING,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("s2s_tracking worker could not pass the new settings to its HTTP thread: out of memory"),
+				 errdetail("It will try again; until then, requests start with the settings of before the reload.")));
+	}
 }
 
 /* On SIGHUP: the settings, the HTTP client's options, and the leases' renewal times. */
 static void
 reload_configuration(WorkerLoop *loop)
 {
-	HttpClientOptions options;
-
 	ConfigReloadPending = false;
 	ProcessConfigFile(PGC_SIGHUP);
-	fill_options(&options);
-	s2s_http_client_set_options(s2s_worker.http, &options);
+	apply_http_options(loop);
 	loop->claim_wanted = true;
 	/* the lease may have changed: look again at the leases in flight */
 	s2s_plan_renewal();
@@ -415,7 +437,7 @@ run_pass(WorkerLoop *loop, TimestampTz now)
 	int			room = Min(s2s_max_concurrency, s2s_batch_size);
 	bool		do_claim;
 
-	s2s_http_process(s2s_worker.http);
+	s2s_http_driver_process(s2s_worker.http);
 	if (s2s_worker.n_held > 0 && now >= s2s_worker.next_held_retry)
 		s2s_retry_held();
 	note_what_is_due(loop, now);
@@ -503,7 +525,7 @@ next_wait(WorkerLoop *loop, TimestampTz now)
 			until = loop->next_recheck;
 	}
 	timeout = ms_until(now, until);
-	t = s2s_http_timeout_ms(s2s_worker.http);
+	t = s2s_http_driver_timeout_ms(s2s_worker.http);
 	if (s2s_worker.in_flight > 0 && t >= 0 && t < timeout)
 		timeout = t;
 	if (loop->ready && s2s_worker.n_held > 0 && s2s_worker.next_held_retry != 0 && !paused)
@@ -586,12 +608,24 @@ worker_start(Datum main_arg)
 	s2s_claim_tokens_init();
 
 	fill_options(&options);
-	s2s_worker.http = s2s_http_client_create(&options, errbuf, sizeof(errbuf));
+	s2s_worker.http = s2s_http_driver_start(&options, s2s_http_thread, errbuf, sizeof(errbuf));
+	if (s2s_worker.http == NULL && s2s_http_thread)
+	{
+		/* a process limit, say: deliver anyway, the way that needs no thread */
+		ereport(WARNING,
+				(errmsg("s2s_tracking worker cannot run its HTTP client on a thread of its own: %s",
+						errbuf),
+				 errdetail("The worker drives its HTTP client itself instead, as with s2s_tracking.http_thread off.")));
+		s2s_worker.http = s2s_http_driver_start(&options, false, errbuf, sizeof(errbuf));
+	}
 	if (s2s_worker.http == NULL)
 		ereport(ERROR,
 				(errmsg("s2s_tracking worker cannot start its HTTP client: %s", errbuf)));
 
 	before_shmem_exit(s2s_worker_detach, (Datum) 0);
+	if (s2s_http_driver_threaded(s2s_worker.http))
+		ereport(LOG,
+				(errmsg("s2s_tracking worker runs its HTTP client on a thread of its own")));
 
 	build_wait_set();
 }
@@ -614,6 +648,8 @@ s2s_worker_main(Datum main_arg)
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 			reload_configuration(&loop);
+		else if (loop.http_options_pending)
+			apply_http_options(&loop);
 		if (ShutdownRequestPending)
 			break;
 

@@ -197,7 +197,7 @@ s2s_submit_claims(WorkerPass *pass, TimestampTz now)
 		hr.host_cap = c->endpoint_cap;
 		hr.group = c->delivery.endpoint;
 		hr.tag = slot;
-		if (!s2s_http_submit(s2s_worker.http, &hr, errbuf, sizeof(errbuf)))
+		if (!s2s_http_driver_submit(s2s_worker.http, &hr, errbuf, sizeof(errbuf)))
 		{
 			/*
 			 * Refused by the client before anything was sent (out of memory: the
@@ -228,5 +228,5 @@ s2s_submit_claims(WorkerPass *pass, TimestampTz now)
 		s2s_worker.in_flight++;
 	}
 	if (pass->n_claims > 0)
-		s2s_http_process(s2s_worker.http);
+		s2s_http_driver_process(s2s_worker.http);
 }

@@ -230,7 +230,7 @@ s2s_collect_results(WorkerPass *pass, int max, int extra, TimestampTz now)
 	pass->leases = palloc(sizeof(TimestampTz) * Max(max + extra, 1));
 	pass->pause = palloc(sizeof(int) * Max(max, 1));
 	pass->pause_reason = palloc(sizeof(char *) * Max(max, 1));
-	while (pass->n_results < max && s2s_http_next_result(s2s_worker.http, &res))
+	while (pass->n_results < max && s2s_http_driver_next_result(s2s_worker.http, &res))
 	{
 		judge_result(pass, &res, now);
 		s2s_http_result_release(&res);

@@ -21,6 +21,39 @@
 #define SHUTDOWN_GRACE_MS 1000
 
 /*
+ * Stops the HTTP client, and its thread (joined) if it has one; on every way out of the
+ * worker (this file's shutdown, and the exit callback for the others: an error, the
+ * postmaster's death). The line logged with a thread shows that the join returned.
+ */
+void
+s2s_worker_http_stop(void)
+{
+	bool		threaded;
+
+	if (s2s_worker.http == NULL)
+		return;
+	threaded = s2s_http_driver_threaded(s2s_worker.http);
+	s2s_http_driver_stop(s2s_worker.http);
+	s2s_worker.http = NULL;
+	if (threaded)
+		ereport(LOG, (errmsg("s2s_tracking worker stopped its HTTP thread")));
+}
+
+/* Collects what completed and writes it back. */
+static void
+write_back_completed(TimestampTz now)
+{
+	WorkerPass	pass;
+
+	MemoryContextSwitchTo(s2s_worker.batch_cxt);
+	memset(&pass, 0, sizeof(pass));
+	s2s_collect_results(&pass, MAX_SLOTS, 0, now);
+	if (pass.n_results > 0)
+		s2s_write_back_results(&pass);
+	MemoryContextReset(s2s_worker.batch_cxt);
+}
+
+/*
  * Leaving on SIGTERM: no more claims; transfers in flight get a short grace to complete
  * and be written back; the rest are given back (not counted) so that the next worker
  * sends them at once instead of after their lease.
@@ -37,21 +70,26 @@ s2s_worker_shut_down(WaitEventSet *wait_set)
 		TimestampTz now = GetCurrentTimestamp();
 		long		timeout;
 		WaitEvent	ev;
-		WorkerPass	pass;
 
-		MemoryContextSwitchTo(s2s_worker.batch_cxt);
-		s2s_http_process(s2s_worker.http);
-		memset(&pass, 0, sizeof(pass));
-		s2s_collect_results(&pass, MAX_SLOTS, 0, now);
-		if (pass.n_results > 0)
-			s2s_write_back_results(&pass);
-		MemoryContextReset(s2s_worker.batch_cxt);
+		s2s_http_driver_process(s2s_worker.http);
+		write_back_completed(now);
 		if (s2s_worker.in_flight == 0 || now >= deadline)
 			break;
 		timeout = Min(TimestampDifferenceMilliseconds(now, deadline), 100);
-		if (s2s_http_timeout_ms(s2s_worker.http) >= 0)
-			timeout = Min(timeout, s2s_http_timeout_ms(s2s_worker.http));
+		if (s2s_http_driver_timeout_ms(s2s_worker.http) >= 0)
+			timeout = Min(timeout, s2s_http_driver_timeout_ms(s2s_worker.http));
 		(void) WaitEventSetWait(wait_set, timeout, &ev, 1, PG_WAIT_EXTENSION);
+	}
+
+	/*
+	 * Nothing more may be sent from here on: a transfer that completed after its row was
+	 * chosen to be given back would be sent twice. (Only a thread makes progress on its
+	 * own; what it finished before it stopped is written back.)
+	 */
+	if (s2s_worker.in_flight > 0 && s2s_http_driver_threaded(s2s_worker.http))
+	{
+		s2s_http_driver_quiesce(s2s_worker.http);
+		write_back_completed(GetCurrentTimestamp());
 	}
 
 	/* held results get a last chance; what still fails is given back with the rest */
@@ -87,8 +125,7 @@ s2s_worker_shut_down(WaitEventSet *wait_set)
 			r->started_at = GetCurrentTimestamp();
 		}
 		pass.n_results = n;
-		s2s_http_client_destroy(s2s_worker.http);
-		s2s_worker.http = NULL;
+		s2s_worker_http_stop();
 		if (s2s_run_unit(s2s_unit_write_back, &pass))
 			ereport(LOG,
 					(errmsg("s2s_tracking worker gave back %d deliveries in flight at shutdown", n)));

@@ -13,4 +13,7 @@
  */
 extern void s2s_worker_shut_down(WaitEventSet *wait_set);
 
+/* Stops the HTTP client (and joins its thread), on any way out. */
+extern void s2s_worker_http_stop(void);
+
 #endif							/* S2S_WORKER_SHUTDOWN_H */

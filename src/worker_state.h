@@ -13,7 +13,7 @@
 #include "datatype/timestamp.h"
 #include "utils/palloc.h"
 
-#include "http.h"
+#include "http_driver.h"
 #include "queue.h"
 #include "shared.h"
 #include "worker.h"
@@ -64,7 +64,7 @@ typedef struct S2SWorker
 {
 	MemoryContext cxt;			/* lives as long as the worker */
 	MemoryContext batch_cxt;	/* reset after every pass */
-	HttpClient *http;
+	HttpDriver *http;
 	S2SDbSlot  *db_slot;		/* this database's slot in shared memory */
 	S2SWorkerArgs args;			/* from the launcher */
 	Oid			extension_owner;	/* looked up at the start of every unit */

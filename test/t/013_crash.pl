@@ -26,20 +26,12 @@ my $node = S2S::Node->create('crash',
 	});
 $node->add_endpoint('aff', 'affilae', $r->url . '/aff');
 
-# Per order id, how many times the receiver got it.
-sub received
-{
-	my %n;
-	$n{ S2S::Receiver::query_params($_)->{id} }++ for @{ $r->requests };
-	return \%n;
-}
-
 sub check_round
 {
 	my ($what, $total, $received) = @_;
 	$node->poll("SELECT count(*) = $total FROM s2s.deliveries WHERE status = 'sent'",
 		"$what: every delivery sent in the end");
-	my $n = received();
+	my $n = $r->received_ids;
 	is(scalar keys %$n, $received, "$what: the receiver got every order");
 	my $dups = grep { $_ > 1 } values %$n;
 	cmp_ok($dups, '<=', $max_unrecorded,

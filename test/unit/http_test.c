@@ -29,6 +29,30 @@
 #include "unit.h"
 #include "http.h"
 
+/*
+ * Built a second time as http_driver_test (-DHTTP_TEST_DRIVER): every test below then
+ * runs against the client driven by a thread of its own (src/http_driver.c), through
+ * the same calls the worker makes, and test_driver_thread() checks what only the thread
+ * has.
+ */
+#ifdef HTTP_TEST_DRIVER
+#include <dirent.h>
+#include "http_driver.h"
+#define TEST_NAME "http_driver_test"
+#define HttpClient HttpDriver
+#define s2s_http_client_create(o, e, l) s2s_http_driver_start((o), true, (e), (l))
+#define s2s_http_client_destroy s2s_http_driver_stop
+#define s2s_http_client_set_options s2s_http_driver_set_options
+#define s2s_http_submit s2s_http_driver_submit
+#define s2s_http_in_flight s2s_http_driver_in_flight
+#define s2s_http_wait_fd s2s_http_driver_wait_fd
+#define s2s_http_timeout_ms s2s_http_driver_timeout_ms
+#define s2s_http_process s2s_http_driver_process
+#define s2s_http_next_result s2s_http_driver_next_result
+#else
+#define TEST_NAME "http_test"
+#endif
+
 #define MAX_RESULTS 2000
 
 static pid_t receiver_pid;
@@ -664,6 +688,14 @@ test_protocols(void)
 	submit(c, "GET", "/postback?key=SECRETKEY123", NULL, 0, NULL, 0, NULL, 0, 1);
 	submit(c, "GET", "ftp://127.0.0.1/x", NULL, 0, NULL, 0, NULL, 0, 2);
 	submit(c, "GET", "file:///etc/passwd", NULL, 0, NULL, 0, NULL, 0, 3);
+#ifdef HTTP_TEST_DRIVER
+	{
+		/* the thread makes the results: ready as soon as it has looked, no round trip */
+		struct pollfd pfd = {s2s_http_wait_fd(c), POLLIN, 0};
+
+		(void) poll(&pfd, 1, 2000);
+	}
+#endif
 	CHECK(s2s_http_timeout_ms(c) == 0, "refused requests' results are ready at once");
 	CHECK(run_until_idle(c, 10000), "refused requests end");
 	for (long tag = 1; tag <= 3; tag++)
@@ -871,6 +903,176 @@ test_peer_address_unreadable(void)
 	s2s_http_client_destroy(c);
 }
 
+#ifdef HTTP_TEST_DRIVER
+/*
+ * The threads of this process named "s2s_http" (the driver's), their IDs in tids (at
+ * most max). By name: libcurl starts resolver threads of its own, which come and go.
+ */
+static int
+driver_threads(long *tids, int max)
+{
+	DIR		   *dir = opendir("/proc/self/task");
+	struct dirent *e;
+	int			n = 0;
+
+	if (dir == NULL)
+		return -1;
+	while ((e = readdir(dir)) != NULL)
+	{
+		char		path[64];
+		char		comm[32] = "";
+		FILE	   *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;
+		if (fgets(comm, sizeof(comm), f) && strcmp(comm, "s2s_http\n") == 0 && n < max)
+			tids[n++] = strtol(e->d_name, NULL, 10);
+		fclose(f);
+	}
+	closedir(dir);
+	return n;
+}
+
+/* The blocked-signal mask of one thread (SigBlk in its status), or 0. */
+static unsigned long long
+blocked_signals(long tid)
+{
+	char		path[64];
+	char		line[256];
+	unsigned long long mask = 0;
+	FILE	   *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%ld/status", tid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "SigBlk: %llx", &mask) == 1)
+			break;
+	fclose(f);
+	return mask;
+}
+
+/*
+ * A caller that reads fewer results per pass than complete, and submits one for each
+ * it reads (the worker at its limit, batch_size below max_concurrency): the outbox
+ * holds only the results not yet read, never more than are in flight.
+ */
+static void
+test_driver_outbox_bounded(void)
+{
+	HttpClientOptions o = default_options();
+	HttpDriver *d;
+	char		err[256];
+	int			submitted = 0;
+	int			read = 0;
+	double		deadline = now_ms() + 60000;
+	HttpResult	r;
+
+	receiver_reset();
+	o.max_connections = 32;
+	o.max_host_connections = 32;
+	d = s2s_http_driver_start(&o, true, err, sizeof(err));
+	for (; submitted < 32; submitted++)
+		submit(d, "GET", "/postback", NULL, 0, NULL, 0, NULL, 0, 5000 + submitted);
+	while (read < 1500 && now_ms() < deadline)
+	{
+		struct pollfd pfd = {s2s_http_driver_wait_fd(d), POLLIN, 0};
+
+		(void) poll(&pfd, 1, 100);
+		s2s_http_driver_process(d);
+		/* one result per pass: the rest wait in the outbox */
+		if (s2s_http_driver_next_result(d, &r))
+		{
+			s2s_http_result_release(&r);
+			read++;
+			if (submitted < 1500 &&
+				submit(d, "GET", "/postback", NULL, 0, NULL, 0, NULL, 0, 5000 + submitted))
+				submitted++;
+		}
+	}
+	CHECK_EQ_INT(read, 1500, "1500 results read one per pass, 32 in flight");
+	CHECK(s2s_http_driver_outbox_peak(d) <= 32,
+		  "the outbox never held more than were in flight (at most %d)",
+		  s2s_http_driver_outbox_peak(d));
+	s2s_http_driver_stop(d);
+}
+
+/*
+ * What only the thread has: it exists while the driver runs and is gone once stopped,
+ * even with requests hanging; it blocks every signal PostgreSQL handles, so that their
+ * handlers run in the main thread only, whose own mask it leaves exactly as it was; an
+ * invalid request is refused by the submit call itself, not later as a result.
+ */
+static void
+test_driver_thread(void)
+{
+	HttpClientOptions o = default_options();
+	HttpDriver *d;
+	char		err[256];
+	long		tids[16];
+	int			before = driver_threads(tids, 16);
+	long		other = 0;
+	int			handled[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM,
+	SIGCHLD, SIGPIPE, SIGURG};
+	unsigned long long mask;
+	unsigned long long main_before;
+	bool		all_blocked = true;
+	sigset_t	urg;
+	HttpHeader bad = {"Bad Name", "x"};
+	HttpRequest r;
+	double		t0;
+
+	/* as PostgreSQL's latch does: SIGURG blocked in the main thread, read by signalfd */
+	sigemptyset(&urg);
+	sigaddset(&urg, SIGURG);
+	sigprocmask(SIG_BLOCK, &urg, NULL);
+	main_before = blocked_signals(getpid());
+
+	receiver_reset();
+	d = s2s_http_driver_start(&o, true, err, sizeof(err));
+	CHECK(d != NULL && s2s_http_driver_threaded(d), "the driver starts with a thread");
+	CHECK_EQ_INT(before, 0, "no thread named s2s_http before the driver starts");
+	CHECK_EQ_INT(driver_threads(tids, 16), 1, "one while it runs");
+	other = tids[0];
+	mask = blocked_signals(other);
+	for (int i = 0; i < (int) (sizeof(handled) / sizeof(handled[0])); i++)
+		if (!(mask & (1ULL << (handled[i] - 1))))
+			all_blocked = false;
+	CHECK(other != 0 && all_blocked,
+		  "the HTTP thread blocks every signal PostgreSQL handles (SigBlk %llx)", mask);
+	CHECK(blocked_signals(getpid()) == main_before &&
+		  (main_before & (1ULL << (SIGURG - 1))) != 0,
+		  "the main thread's own signal mask is left exactly as it was (SigBlk %llx)",
+		  blocked_signals(getpid()));
+
+	memset(&r, 0, sizeof(r));
+	r.method = "GET";
+	r.url = base_url;
+	r.headers = &bad;
+	r.nheaders = 1;
+	err[0] = '\0';
+	CHECK(!s2s_http_driver_submit(d, &r, err, sizeof(err)) && strstr(err, "token") != NULL,
+		  "a header name that is not a token is refused by the submit call (%s)", err);
+	CHECK_EQ_INT(s2s_http_driver_in_flight(d), 0, "and is not counted in flight");
+
+	behave("{\"path_prefix\": \"/hang\", \"mode\": \"hang\"}");
+	for (int i = 0; i < 20; i++)
+		submit(d, "GET", "/hang", NULL, 0, NULL, 0, NULL, 0, i);
+	usleep(200000);
+	t0 = now_ms();
+	s2s_http_driver_stop(d);
+	CHECK(now_ms() - t0 < 500, "stopped with 20 requests hanging, in %.0f ms", now_ms() - t0);
+	CHECK_EQ_INT(driver_threads(tids, 16), 0, "and the thread is gone");
+	CHECK(blocked_signals(getpid()) == main_before, "the main thread's mask is still the same");
+	sigprocmask(SIG_UNBLOCK, &urg, NULL);
+	receiver_reset();
+}
+#endif
+
 int
 main(int argc, char **argv)
 {
@@ -901,7 +1103,11 @@ main(int argc, char **argv)
 	test_destroy_in_flight();
 	test_networks();
 	test_peer_address_unreadable();
+#ifdef HTTP_TEST_DRIVER
+	test_driver_outbox_bounded();
+	test_driver_thread();
+#endif
 
 	receiver_stop();
-	return unit_done("http_test");
+	return unit_done(TEST_NAME);
 }

@@ -42,9 +42,15 @@ my %DEFAULT_CONF = (
 
 # The settings every test node gets (name => value as written in postgresql.conf), for
 # clusters built otherwise (a streaming standby, a node managed by pg_auto_failover).
+# S2S_HTTP_THREAD=on in the environment: the worker's HTTP client runs on a thread of
+# its own (s2s_tracking.http_thread), as in the tests that rerun another with it on
+# (078_crash_http_thread.pl, ...).
 sub default_conf
 {
-	return %DEFAULT_CONF;
+	my %conf = %DEFAULT_CONF;
+	$conf{'s2s_tracking.http_thread'} = $ENV{S2S_HTTP_THREAD}
+	  if defined $ENV{S2S_HTTP_THREAD};
+	return %conf;
 }
 
 # create(NAME, conf => {name => value}, extension => 1, init => {allows_streaming => 1}):
@@ -56,7 +62,7 @@ sub create
 	my $node = PostgreSQL::Test::Cluster->new($name);
 	bless $node, $class;
 	$node->init(%{ $opt{init} // {} });
-	my %conf = (%DEFAULT_CONF, %{ $opt{conf} // {} });
+	my %conf = (default_conf(), %{ $opt{conf} // {} });
 	$node->append_conf('postgresql.conf',
 		join('', map { "$_ = $conf{$_}\n" } sort keys %conf));
 	$node->start;
@@ -66,6 +72,38 @@ sub create
 		$node->wait_worker;
 	}
 	return $node;
+}
+
+# A test rerun with S2S_HTTP_THREAD=on proves nothing unless its worker ran with the
+# thread: the first stop checks that the worker said so in the log.
+sub stop
+{
+	my ($self, @args) = @_;
+	# (not from the harness's teardown, which runs after the test's done_testing)
+	my $from_teardown = (caller(1))[3] // '';
+	if (($ENV{S2S_HTTP_THREAD} // '') eq 'on' && !$self->{s2s_thread_checked}
+		&& $from_teardown !~ /teardown_node$/)
+	{
+		$self->{s2s_thread_checked} = 1;
+		like(slurp_file($self->logfile),
+			qr/s2s_tracking worker runs its HTTP client on a thread of its own/,
+			$self->name . ": the worker ran its HTTP client on a thread of its own");
+	}
+	return $self->SUPER::stop(@args);
+}
+
+# The IDs of the worker's HTTP threads (named s2s_http; none without
+# s2s_tracking.http_thread). By name: libcurl's resolver threads come and go.
+sub worker_http_threads
+{
+	my $self = shift;
+	my $pid = $self->worker_pid;
+	opendir(my $dh, "/proc/$pid/task") or return ();
+	my @tids = grep {
+		/^\d+$/ && (eval { PostgreSQL::Test::Utils::slurp_file("/proc/$pid/task/$_/comm") } // '') eq "s2s_http\n"
+	} readdir($dh);
+	closedir($dh);
+	return @tids;
 }
 
 # Polls until the query returns 't' (bounded); one test assertion named $what.

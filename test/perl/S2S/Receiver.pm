@@ -218,6 +218,16 @@ sub query_params
 	return { map { $_->[0] => $_->[1] } @{ query_pairs($req) } };
 }
 
+# Per value of the query parameter id (an Affilae conversion), how many times it was
+# received: { id => count }.
+sub received_ids
+{
+	my $self = shift;
+	my %n;
+	$n{ query_params($_)->{id} }++ for @{ $self->requests };
+	return \%n;
+}
+
 sub stop
 {
 	my $self = shift;
