@@ -26,8 +26,8 @@
  * result (HTTP_ERROR_INTERNAL, as when libcurl cannot start a transfer), never lost.
  *
  * The thread calls nothing of PostgreSQL: only the client, libcurl, malloc and epoll.
- * It starts with every signal blocked (libcurl's resolver threads, started from it,
- * inherit that), so that PostgreSQL's handlers only ever run in the main thread.
+ * It starts with every signal blocked but the faults (libcurl's resolver threads, started
+ * from it, inherit that), so that PostgreSQL's handlers only ever run in the main thread.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE				/* pthread_setname_np */
@@ -373,8 +373,16 @@ s2s_http_driver_start(const HttpClientOptions *options, bool own_thread, char *e
 		goto fail;
 	}
 
-	/* the thread inherits this mask: every signal blocked */
+	/*
+	 * The thread inherits this mask: every signal blocked but the faults, which are the
+	 * faulting thread's own (blocked, they would kill the process without a word, and
+	 * hide a sanitizer's report).
+	 */
 	sigfillset(&all);
+	sigdelset(&all, SIGSEGV);
+	sigdelset(&all, SIGBUS);
+	sigdelset(&all, SIGFPE);
+	sigdelset(&all, SIGILL);
 	pthread_sigmask(SIG_BLOCK, &all, &saved);
 	rc = pthread_create(&d->thread, NULL, thread_main, d);
 	pthread_sigmask(SIG_SETMASK, &saved, NULL);
@@ -568,7 +576,8 @@ s2s_http_driver_process(HttpDriver *d)
 	{
 		/*
 		 * Cleared before the outbox is read: a result the thread adds after this pokes
-		 * again, so none is left waiting without the descriptor being readable.
+		 * again. A caller that clears without reading (the worker after submitting)
+		 * finds what waits through s2s_http_driver_timeout_ms(), which is 0 then.
 		 */
 		clear(d->notify_fd);
 	}

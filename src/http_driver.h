@@ -10,12 +10,13 @@
  * inbox, and the results come back through an outbox, s2s_http_driver_wait_fd() becoming
  * readable when some are waiting.
  *
- * The thread is named "s2s_http" (top -H, /proc/PID/task/TID/comm). It runs only the
+ * The thread is named "s2s_http" (top -H, /proc/PID/task/TID/comm; so are the resolver
+ * threads libcurl starts from it for a host name, which come and go). It runs only the
  * client's plain C (malloc, libcurl, epoll): nothing of PostgreSQL, no palloc, no
- * ereport, and every signal blocked, so that PostgreSQL's signal handlers run only in the
- * process's main thread. s2s_http_driver_stop() stops and joins it; the caller must call
- * it before the process exits (a before_shmem_exit callback: exit() must not run while
- * libcurl does).
+ * ereport, and every signal but the faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL) blocked, so
+ * that PostgreSQL's signal handlers run only in the process's main thread.
+ * s2s_http_driver_stop() stops and joins it; the caller must call it before the process
+ * exits (a before_shmem_exit callback: exit() must not run while libcurl does).
  */
 #ifndef S2S_HTTP_DRIVER_H
 #define S2S_HTTP_DRIVER_H
@@ -35,8 +36,9 @@ extern bool s2s_http_driver_threaded(HttpDriver *driver);
  */
 extern bool s2s_http_driver_set_options(HttpDriver *driver, const HttpClientOptions *options);
 /*
- * Stops the thread (if any) and waits for it: every transfer is aborted, nothing more is
- * sent, and the results already handed over can still be read. Without a thread, nothing
+ * Stops the thread (if any) and waits for it: no transfer is driven any more (they are
+ * aborted by s2s_http_driver_stop), nothing more is sent, and the results already
+ * handed over can still be read. Without a thread, nothing
  * to do (the client only makes progress when called). Submitting afterwards fails.
  */
 extern void s2s_http_driver_quiesce(HttpDriver *driver);

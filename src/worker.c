@@ -451,7 +451,8 @@ run_pass(WorkerLoop *loop, TimestampTz now)
 	/* held results keep their room: in flight and held stay within the cap */
 	pass.claim_limit = Min(s2s_max_concurrency - s2s_worker.in_flight - s2s_worker.n_held,
 						   room);
-	do_claim = loop->claim_wanted && pass.claim_limit > 0;
+	/* settings that may narrow where requests go, not yet with the thread: no claim */
+	do_claim = loop->claim_wanted && pass.claim_limit > 0 && !loop->http_options_pending;
 	if (do_claim)
 		pass.claim_token = s2s_next_claim_token();
 	pass.reconcile_expired = loop->reconcile_due;
@@ -525,8 +526,9 @@ next_wait(WorkerLoop *loop, TimestampTz now)
 			until = loop->next_recheck;
 	}
 	timeout = ms_until(now, until);
+	/* (paused, results wait for the pass after the pause: see s2s_worker_main) */
 	t = s2s_http_driver_timeout_ms(s2s_worker.http);
-	if (s2s_worker.in_flight > 0 && t >= 0 && t < timeout)
+	if (s2s_worker.in_flight > 0 && t >= 0 && t < timeout && !paused)
 		timeout = t;
 	if (loop->ready && s2s_worker.n_held > 0 && s2s_worker.next_held_retry != 0 && !paused)
 		timeout = Min(timeout, ms_until(now, s2s_worker.next_held_retry));
@@ -662,6 +664,15 @@ s2s_worker_main(Datum main_arg)
 		{
 			run_pass(&loop, now);
 			purge_when_due(&loop, now);
+		}
+		else if (s2s_worker.in_flight > 0)
+		{
+			/*
+			 * Paused: transfers go on, their results wait for the next pass. Without this
+			 * the client's descriptor would stay readable and the wait below return at
+			 * once, again and again, until the pause ends.
+			 */
+			s2s_http_driver_process(s2s_worker.http);
 		}
 		MemoryContextReset(s2s_worker.batch_cxt);
 
