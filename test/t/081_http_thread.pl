@@ -83,7 +83,9 @@ sleep(0.5);
 is($node->sql('SHOW s2s_tracking.http_thread'), 'on', 'a reload does not change it');
 is($node->worker_pid, $pid, 'the worker went on');
 is(scalar($node->worker_http_threads), 1, 'with its thread');
-$node->restart;
+# (stop, then start: pg_ctl restart reruns the binary without the ASan run's wrapper)
+$node->stop;
+$node->start;
 $node->wait_worker;
 is($node->sql('SHOW s2s_tracking.http_thread'), 'off', 'after a restart it is off');
 is(scalar($node->worker_http_threads), 0, 'and the worker has no HTTP thread');
@@ -102,7 +104,8 @@ is($main_mask_off, $main_mask_on,
 $node->poll("SELECT count(*) = 320 FROM s2s.deliveries WHERE status = 'sent'",
 	'the worker without the thread sends');
 $node->sql('ALTER SYSTEM RESET s2s_tracking.http_thread');
-$node->restart;
+$node->stop;
+$node->start;
 $node->wait_worker;
 is(scalar($node->worker_http_threads), 1, 'back on after the next restart');
 
