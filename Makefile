@@ -72,23 +72,52 @@ check-tap:
 	$(prove_installcheck)
 
 # Standalone C unit tests (test/unit/): the pure retry, netcheck, redaction and amount modules and the
-# libcurl client, linked directly, without a server. http_test starts test/receiver/receiver.py
-# on loopback. Each prints TAP lines and a "NAME: N passed, M failed" line.
+# libcurl client, linked directly, without a server. The HTTP tests start
+# test/receiver/receiver.py on loopback (test/unit/receiver.c). Each prints TAP lines and a
+# "NAME: N passed, M failed" line.
 UNIT_TESTS = test/unit/retry_test test/unit/http_test test/unit/http_driver_test \
-	test/unit/netcheck_test test/unit/redact_test test/unit/amount_test
+	test/unit/http_driver_fault_test test/unit/netcheck_test test/unit/redact_test \
+	test/unit/amount_test
 EXTRA_CLEAN += $(UNIT_TESTS)
 
 test/unit/retry_test: test/unit/retry_test.c src/retry.c src/retry.h src/http.h test/unit/unit.h
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ test/unit/retry_test.c src/retry.c -lm
 
-test/unit/http_test: test/unit/http_test.c src/http.c src/http.h src/netcheck.c src/netcheck.h test/unit/unit.h
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ test/unit/http_test.c src/http.c src/netcheck.c -lcurl
+test/unit/http_test: test/unit/http_test.c test/unit/receiver.c test/unit/receiver.h src/http.c \
+		src/http.h src/netcheck.c src/netcheck.h test/unit/unit.h
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ test/unit/http_test.c test/unit/receiver.c src/http.c \
+		src/netcheck.c -lcurl
 
 # the same tests, the client driven by a thread of its own (src/http_driver.c)
-test/unit/http_driver_test: test/unit/http_test.c src/http.c src/http.h src/http_driver.c \
-		src/http_driver.h src/netcheck.c src/netcheck.h test/unit/unit.h
-	$(CC) $(CPPFLAGS) $(CFLAGS) -DHTTP_TEST_DRIVER -o $@ test/unit/http_test.c src/http.c \
-		src/http_driver.c src/netcheck.c -lcurl -lpthread
+test/unit/http_driver_test: test/unit/http_test.c test/unit/receiver.c test/unit/receiver.h src/http.c \
+		src/http.h src/http_driver.c src/http_driver.h src/netcheck.c src/netcheck.h test/unit/unit.h
+	$(CC) $(CPPFLAGS) $(CFLAGS) -DHTTP_TEST_DRIVER -o $@ test/unit/http_test.c test/unit/receiver.c \
+		src/http.c src/http_driver.c src/netcheck.c -lcurl -lpthread
+
+# The driver when memory, its thread or its descriptors cannot be had (test/unit/fault.h):
+# linked with copies of http_driver.o and http.o whose calls to the allocator,
+# pthread_create and eventfd are renamed to test/unit/fault.c's, which fail them when the
+# test says. Nothing else in the process is touched (libcurl's own allocations neither),
+# and a call the renaming missed (another name for an allocator) fails the build.
+OBJCOPY ?= objcopy
+FAULT_DRIVER_CALLS = malloc calloc realloc free pthread_create eventfd
+FAULT_CLIENT_CALLS = malloc calloc realloc strdup free
+FAULT_UNRENAMED = malloc|calloc|realloc|reallocarray|free|strdup|strndup|__strdup|__strndup|pthread_create|eventfd
+test/unit/fault_http_driver.o: src/http_driver.c src/http_driver.h src/http.h src/netcheck.h
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ src/http_driver.c
+	$(OBJCOPY) $(foreach f,$(FAULT_DRIVER_CALLS),--redefine-sym $(f)=fault_driver_$(f)) $@
+	@! nm -u $@ | grep -wE '$(FAULT_UNRENAMED)' || { echo "$@: calls left unrenamed"; exit 1; }
+test/unit/fault_http.o: src/http.c src/http.h src/netcheck.h
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ src/http.c
+	$(OBJCOPY) $(foreach f,$(FAULT_CLIENT_CALLS),--redefine-sym $(f)=fault_client_$(f)) $@
+	@! nm -u $@ | grep -wE '$(FAULT_UNRENAMED)' || { echo "$@: calls left unrenamed"; exit 1; }
+test/unit/http_driver_fault_test: test/unit/http_driver_fault_test.c test/unit/fault.c \
+		test/unit/fault.h test/unit/fault_http_driver.o test/unit/fault_http.o test/unit/receiver.c \
+		test/unit/receiver.h src/http_driver.h src/http.h src/netcheck.c src/netcheck.h test/unit/unit.h
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ test/unit/http_driver_fault_test.c test/unit/fault.c \
+		test/unit/receiver.c test/unit/fault_http_driver.o test/unit/fault_http.o src/netcheck.c \
+		-lcurl -lpthread
+EXTRA_CLEAN += test/unit/fault_http_driver.o test/unit/fault_http.o
 
 test/unit/netcheck_test: test/unit/netcheck_test.c src/netcheck.c src/netcheck.h test/unit/unit.h
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ test/unit/netcheck_test.c src/netcheck.c
@@ -130,8 +159,8 @@ EXTRA_CLEAN += test/fuzz/out test/unit/http_driver_tsan_test
 .PHONY: fuzz asan valgrind tsan
 tsan:
 	$(CC) $(CPPFLAGS) -Isrc -fsanitize=thread -fno-omit-frame-pointer -g -O1 -DHTTP_TEST_DRIVER \
-		-o test/unit/http_driver_tsan_test test/unit/http_test.c src/http.c src/http_driver.c \
-		src/netcheck.c -lcurl -lpthread
+		-o test/unit/http_driver_tsan_test test/unit/http_test.c test/unit/receiver.c src/http.c \
+		src/http_driver.c src/netcheck.c -lcurl -lpthread
 	TSAN_OPTIONS="halt_on_error=1 exitcode=66" ./test/unit/http_driver_tsan_test \
 		$(srcdir)/test/receiver/receiver.py
 fuzz:

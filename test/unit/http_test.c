@@ -1,7 +1,7 @@
 /*
  * http_test.c
  *		Unit tests of src/http.c against the test receiver (test/receiver/receiver.py),
- *		which it starts on 127.0.0.1 and stops.
+ *		which it starts on 127.0.0.1 and stops (receiver.c).
  *
  *	  http_test path/to/receiver.py
  *
@@ -28,6 +28,7 @@
 
 #include "unit.h"
 #include "http.h"
+#include "receiver.h"
 
 /*
  * Built a second time as http_driver_test (-DHTTP_TEST_DRIVER): every test below then
@@ -55,10 +56,6 @@
 
 #define MAX_RESULTS 2000
 
-static pid_t receiver_pid;
-static int	receiver_port;
-static char base_url[64];
-
 typedef struct Got
 {
 	int			n;
@@ -67,15 +64,6 @@ typedef struct Got
 } Got;
 
 static Got	got;
-
-static double
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
-}
 
 /*
  * libcurl 7.x (and early 8.x) reads the peer's address of a new connection with
@@ -103,152 +91,11 @@ getpeername(int fd, __SOCKADDR_ARG addr, socklen_t *__restrict len)
 #endif
 }
 
-/* ---- the receiver and its control paths (blocking libcurl easy calls) ---- */
-
-typedef struct Buf
-{
-	char	   *p;
-	size_t		len;
-} Buf;
-
-static size_t
-buf_write(char *data, size_t size, size_t nmemb, void *userp)
-{
-	Buf		   *b = userp;
-	size_t		n = size * nmemb;
-	char	   *p = realloc(b->p, b->len + n + 1);
-
-	if (p == NULL)
-		return 0;
-	b->p = p;
-	memcpy(b->p + b->len, data, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-	return n;
-}
-
-/* GET (json NULL) or POST json to a control path; returns the malloc'd answer body. */
-static char *
-control(const char *path, const char *json)
-{
-	CURL	   *e = curl_easy_init();
-	Buf			b = {calloc(1, 1), 0};
-	char		url[128];
-
-	snprintf(url, sizeof(url), "%s%s", base_url, path);
-	curl_easy_setopt(e, CURLOPT_URL, url);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buf_write);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
-	curl_easy_setopt(e, CURLOPT_PROXY, "");
-	if (json)
-		curl_easy_setopt(e, CURLOPT_POSTFIELDS, json);
-	if (curl_easy_perform(e) != CURLE_OK)
-	{
-		printf("# control request %s failed\n", path);
-		exit(2);
-	}
-	curl_easy_cleanup(e);
-	return b.p;
-}
-
-static void
-behave(const char *json)
-{
-	free(control("/__behave", json));
-}
-
-static void
-receiver_reset(void)
-{
-	free(control("/__reset", ""));
-}
-
-static long stat_value(const char *name);
-
 /* Each control request opens a connection of its own, counted by the receiver. */
 static long
 connections_besides_control(long before)
 {
 	return stat_value("connections") - before - 1;
-}
-
-static long
-stat_value(const char *name)
-{
-	char	   *s = control("/__stats", NULL);
-	char		key[64];
-	char	   *p;
-	long		v = -1;
-
-	snprintf(key, sizeof(key), "\"%s\": ", name);
-	p = strstr(s, key);
-	if (p)
-		v = strtol(p + strlen(key), NULL, 10);
-	free(s);
-	return v;
-}
-
-static void
-receiver_start(const char *script)
-{
-	char		port_file[] = "/tmp/s2s_http_test_XXXXXX";
-	int			fd = mkstemp(port_file);
-	double		deadline = now_ms() + 30000;
-
-	close(fd);
-	unlink(port_file);
-	receiver_pid = fork();
-	if (receiver_pid == 0)
-	{
-		execlp("python3", "python3", script, "--port-file", port_file, (char *) NULL);
-		_exit(127);
-	}
-	while (now_ms() < deadline)
-	{
-		FILE	   *f = fopen(port_file, "r");
-
-		if (f)
-		{
-			int			ok = fscanf(f, "%d", &receiver_port);
-
-			fclose(f);
-			if (ok == 1 && receiver_port > 0)
-				break;
-		}
-		if (waitpid(receiver_pid, NULL, WNOHANG) == receiver_pid)
-			break;
-		usleep(20000);
-	}
-	unlink(port_file);
-	if (receiver_port <= 0)
-	{
-		printf("Bail out! the test receiver did not start\n");
-		exit(2);
-	}
-	snprintf(base_url, sizeof(base_url), "http://127.0.0.1:%d", receiver_port);
-}
-
-static void
-receiver_stop(void)
-{
-	double		deadline = now_ms() + 10000;
-
-	if (receiver_pid <= 0)
-		return;
-	kill(receiver_pid, SIGTERM);
-	while (now_ms() < deadline)
-	{
-		if (waitpid(receiver_pid, NULL, WNOHANG) == receiver_pid)
-		{
-			receiver_pid = 0;
-			return;
-		}
-		usleep(20000);
-	}
-	kill(receiver_pid, SIGKILL);
-	waitpid(receiver_pid, NULL, 0);
-	receiver_pid = 0;
 }
 
 /* ---- driving the client as the worker does ---- */
@@ -282,32 +129,6 @@ run_until_idle(HttpClient *c, double limit_ms)
 			return true;
 	}
 	return false;
-}
-
-/* The receiver listens on loopback, which the client refuses unless allowed. */
-static NetCidr loopback[2];
-
-static HttpClientOptions
-default_options(void)
-{
-	HttpClientOptions o;
-	char		err[128];
-
-	if (loopback[0].addr.family == 0 &&
-		net_parse_cidr_list("127.0.0.0/8, ::1/128", loopback, 2, err, sizeof(err)) != 2)
-		abort();
-
-	memset(&o, 0, sizeof(o));
-	o.max_connections = 8;
-	o.max_host_connections = 8;
-	o.connect_timeout_ms = 2000;
-	o.total_timeout_ms = 10000;
-	o.max_response_bytes = 4096;
-	o.allow_http = true;
-	o.allowed_networks = loopback;
-	o.n_allowed_networks = 2;
-	o.user_agent = "s2s_tracking/test";
-	return o;
 }
 
 static bool
@@ -368,7 +189,7 @@ rss_kb(void)
 static void
 test_basic(void)
 {
-	HttpClientOptions o = default_options();
+	HttpClientOptions o = receiver_client_options();
 	HttpClient *c;
 	char		err[256] = "";
 	HttpHeader	h[] = {{"X-Ae-D-Ip", "192.0.2.1"}, {"Referer", "https://shop.example/a b"},
@@ -427,7 +248,7 @@ test_basic(void)
 static void
 test_caps_and_keepalive(void)
 {
-	HttpClientOptions o = default_options();
+	HttpClientOptions o = receiver_client_options();
 	HttpClient *c;
 	char		err[256];
 	int			ok200 = 0;
@@ -497,7 +318,7 @@ test_caps_and_keepalive(void)
 static void
 test_many(void)
 {
-	HttpClientOptions o = default_options();
+	HttpClientOptions o = receiver_client_options();
 	HttpClient *c;
 	char		err[256];
 	int			ok200 = 0;
@@ -526,7 +347,7 @@ test_many(void)
 static void
 test_failures(void)
 {
-	HttpClientOptions o = default_options();
+	HttpClientOptions o = receiver_client_options();
 	HttpClient *c;
 	char		err[256];
 	HttpResult *r;
@@ -633,7 +454,7 @@ test_failures(void)
 static void
 test_big_body(void)
 {
-	HttpClientOptions o = default_options();
+	HttpClientOptions o = receiver_client_options();
 	HttpClient *c;
 	char		err[256];
 	HttpResult *r;
@@ -675,7 +496,7 @@ test_big_body(void)
 static void
 test_protocols(void)
 {
-	HttpClientOptions o = default_options();
+	HttpClientOptions o = receiver_client_options();
 	HttpClient *c;
 	char		err[256];
 	HttpResult *r;
@@ -741,7 +562,7 @@ test_protocols(void)
 static void
 test_destroy_in_flight(void)
 {
-	HttpClientOptions o = default_options();
+	HttpClientOptions o = receiver_client_options();
 	HttpClient *c;
 	char		err[256];
 
@@ -771,7 +592,7 @@ test_destroy_in_flight(void)
 static void
 test_networks(void)
 {
-	HttpClientOptions o = default_options();
+	HttpClientOptions o = receiver_client_options();
 	HttpClient *c;
 	char		err[256];
 	char		url[128];
@@ -837,7 +658,7 @@ test_networks(void)
 	results_clear();
 
 	/* listed again: sent */
-	o = default_options();
+	o = receiver_client_options();
 	s2s_http_client_set_options(c, &o);
 	receiver_reset();
 	submit(c, "GET", "/postback", NULL, 0, NULL, 0, NULL, 0, 8);
@@ -861,7 +682,7 @@ test_networks(void)
 static void
 test_peer_address_unreadable(void)
 {
-	HttpClientOptions o = default_options();
+	HttpClientOptions o = receiver_client_options();
 	HttpClient *c;
 	char		err[256];
 	HttpResult *r;
@@ -966,7 +787,7 @@ blocked_signals(long tid)
 static void
 test_driver_outbox_bounded(void)
 {
-	HttpClientOptions o = default_options();
+	HttpClientOptions o = receiver_client_options();
 	HttpDriver *d;
 	char		err[256];
 	int			submitted = 0;
@@ -1018,7 +839,7 @@ test_driver_outbox_bounded(void)
 static void
 test_driver_thread(void)
 {
-	HttpClientOptions o = default_options();
+	HttpClientOptions o = receiver_client_options();
 	HttpDriver *d;
 	char		err[256];
 	long		tids[16];
