@@ -609,6 +609,27 @@ worker_start(Datum main_arg)
 	s2s_prepared_init();
 	s2s_claim_tokens_init();
 
+	/*
+	 * A probe (s2s_tracking.database = '*') of a database without the extension leaves
+	 * before it starts an HTTP client it would not use: the launcher probes every such
+	 * database every few seconds, and each start costs a client, its descriptors and,
+	 * with s2s_tracking.http_thread, a thread (and a WARNING wherever threads cannot be
+	 * created). The loop looks again, reconciling, once the client is there.
+	 */
+	if (s2s_worker.args.probe)
+	{
+		ExtensionCheck check = {.present = false,.reconcile = false};
+
+		if (s2s_run_unit_as_owner(unit_check_extension, &check, false) && !check.present)
+		{
+			ereport(DEBUG1,
+					(errmsg("s2s_tracking worker for database \"%s\" leaves: extension s2s_tracking is not installed there",
+							s2s_worker.args.database)));
+			s2s_slot_set_delivering(s2s_worker.db_slot, false);
+			proc_exit(0);
+		}
+	}
+
 	fill_options(&options);
 	s2s_worker.http = s2s_http_driver_start(&options, s2s_http_thread, errbuf, sizeof(errbuf));
 	if (s2s_worker.http == NULL && s2s_http_thread)

@@ -439,17 +439,35 @@ $node1_gone //= $t_failover;
 $writable //= $worker_started;
 my $hold_from = ($node1_gone > $promoted_at ? $node1_gone : $promoted_at) + 0.5;
 my $all = [ sort { $a->{time} <=> $b->{time} } @{ $r->requests } ];
+
+# Seen from node2: every request its worker started after the promotion (node1's attempts
+# of that time cannot reach node2, which left node1's timeline) started once node2 was
+# writable. started_at is taken when a request is handed to libcurl; the log's times
+# are cut to the millisecond.
+my $first_started = psql_at($p2, 'shop',
+	sprintf('SELECT extract(epoch FROM min(started_at)) FROM s2s.attempts WHERE started_at >= to_timestamp(%.3f)',
+		$promoted_at));
+ok(defined $first_started && $first_started ne '' && $first_started >= $writable - 0.001,
+	sprintf("node2's worker started no request while node2 was promoted but read-only "
+		  . '(its first %.3f s after node2 became writable)', ($first_started || 0) - $writable));
+
+# Seen from the receiver: nothing came while node2 was read-only and node1's worker gone.
+# pg_auto_failover makes node2 writable once node1 is known demoted: usually more than
+# the 0.5 s margin after node1's worker exits, but not always (0.44 s once, on 18).
 SKIP:
 {
 	# With the known issue, node1's worker lives (and may send what its cancelled commit
 	# had claimed) until the test cancels its wait, often after node2 became writable.
 	skip sprintf('node1 stopped only after the workaround, %.2f s after node2 became writable',
-		$hold_from - $writable), 2
+		$hold_from - $writable), 1
 	  if $cancels && $writable <= $hold_from;
-	cmp_ok($writable - $hold_from, '>', 0,
-		sprintf('node2 was a read-only primary for %.2f s after node1 stopped sending', $writable - $hold_from));
+	skip sprintf('node2 became writable %.2f s after node1 stopped sending, within the 0.5 s '
+			. 'left for its last requests: no window to watch', $writable - $hold_from + 0.5), 1
+	  if $writable <= $hold_from;
 	my @between = grep { $_->{time} > $hold_from && $_->{time} < $writable } @$all;
-	is(scalar(@between), 0, 'nothing was sent while node2 was promoted but read-only');
+	is(scalar(@between), 0,
+		sprintf('nothing was sent in the %.2f s node2 was promoted but read-only after node1 stopped sending',
+			$writable - $hold_from));
 }
 my @from_new = grep { $_->{time} >= ($hold_from > $writable ? $hold_from : $writable) } @$all;
 ok(@from_new > 0, 'the new primary sent');

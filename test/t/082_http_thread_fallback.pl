@@ -15,6 +15,8 @@
 #    on 127.0.0.1 are received once each and recorded as sent.
 # 3. Armed, the worker stopped and started again by the launcher (same server): one more
 #    WARNING, from the new worker; one per worker start.
+# 4. Disarmed, s2s_tracking.database = '*': probes of a database without the extension
+#    leave before they start an HTTP client, and so call no pthread_create.
 #
 # PostgreSQL's own processes and psql/pg_ctl start no threads; libcurl starts some only to
 # resolve host names, and the receiver is an IP literal: the shim's file says so, since
@@ -297,6 +299,34 @@ deliver('armed, second worker', 10, 70);
 $node->stop;
 is_deeply(fallback_warnings(log_from($from)), [ $pid1, $pid2 ],
 	'armed: two worker starts, two WARNINGs, up to the stop');
+
+# 4. s2s_tracking.database = '*': the launcher probes every database without a worker
+# every 2 s. A probe of one without the extension leaves before it starts an HTTP client:
+# no pthread_create (before, each probe started the thread only to stop it, and where
+# threads cannot be created logged the fallback WARNING every 2 s per such database).
+# shop_x's own sessions log at DEBUG1 (ALTER DATABASE ... SET applies to a worker's
+# connection too), so that the log shows each probe's leaving without the rest of the
+# server's DEBUG1.
+$node->append_conf('postgresql.conf', "s2s_tracking.database = '*'\n");
+($from, $pid) = start_with_shim(0);
+$node->sql('CREATE DATABASE shop_x');
+$node->sql("ALTER DATABASE shop_x SET log_min_messages = 'debug1'");
+my %probes;
+my $probe_deadline = time() + 30;
+while (time() < $probe_deadline && keys %probes < 3)
+{
+	%probes = map { $_ => 1 } log_from($from) =~
+	  /\[(\d+)\] DEBUG:  s2s_tracking worker for database "shop_x" leaves: extension s2s_tracking is not installed there/g;
+	sleep(0.5);
+}
+cmp_ok(scalar(keys %probes), '>=', 3,
+	'"*": probes of shop_x, which lacks the extension, came and left (' . scalar(keys %probes) . ' seen)');
+is_deeply(shim_calls(), ["passed $pid"],
+	'"*": the one pthread_create in the server is the worker of postgres (which has the extension); none from a probe')
+  or diag("worker $pid, probes " . join(' ', sort keys %probes) . '; shim calls: ' . join(', ', @{ shim_calls() }));
+is($node->sql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 's2s_tracking worker'"), '1',
+	'"*": one worker stays, that of postgres');
+$node->stop;
 
 $r->stop;
 done_testing();
