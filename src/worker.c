@@ -625,8 +625,7 @@ worker_start(Datum main_arg)
 			ereport(DEBUG1,
 					(errmsg("s2s_tracking worker for database \"%s\" leaves: extension s2s_tracking is not installed there",
 							s2s_worker.args.database)));
-			s2s_slot_set_delivering(s2s_worker.db_slot, false);
-			proc_exit(0);
+			proc_exit(0);		/* (the slot, attached as not delivering, is given up) */
 		}
 	}
 
