@@ -228,7 +228,7 @@ s2s_lock_extension_shared(void)
 
 		share = lock_unless_held_by_another(locked, owner);
 		if (share == SHARE_STOPPING)
-			return InvalidOid;	/* the unit is not run; the loop ends */
+			return InvalidOid;	/* as absent: a unit that needs it is not run; the loop ends */
 		/* (what committed before the lock was granted, a DROP's included) */
 		AcceptInvalidationMessages();
 		if (inval_count == SharedInvalidMessageCounter)

@@ -586,6 +586,20 @@ worker_start(Datum main_arg)
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
 	/*
+	 * The worker's statements are written for read committed: a claim skips the rows
+	 * others lock, a write-back counts on the latest version of its row. A database's
+	 * default isolation (which its owner may set) must not change that: serializable
+	 * could fail them, and serializable with read only and deferrable would make every
+	 * transaction wait for a safe snapshot, which one serializable transaction left open
+	 * in the database withholds for as long as it likes, from a worker deaf to SIGTERM
+	 * while it waits. default_transaction_read_only is kept: it is how a server is fenced
+	 * (pg_auto_failover promotes with it on until the old primary is known demoted), and
+	 * a fenced worker must not write.
+	 */
+	SetConfigOption("default_transaction_isolation", "read committed", PGC_USERSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_deferrable", "off", PGC_USERSET, PGC_S_OVERRIDE);
+
+	/*
 	 * The worker's statements run thousands of times a second with the same shape: plan
 	 * them once (a custom plan per execution costs more than the claim itself).
 	 */
@@ -622,6 +636,9 @@ worker_start(Datum main_arg)
 
 		if (s2s_run_unit_as_owner(unit_check_extension, &check, false) && !check.present)
 		{
+			/* (a SIGTERM while it waited for a DROP: absent says nothing then) */
+			if (ShutdownRequestPending)
+				proc_exit(0);
 			ereport(DEBUG1,
 					(errmsg("s2s_tracking worker for database \"%s\" leaves: extension s2s_tracking is not installed there",
 							s2s_worker.args.database)));

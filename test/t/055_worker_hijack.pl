@@ -18,6 +18,7 @@ use FindBin;
 use lib "$FindBin::RealBin/../perl";
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(sleep);
 use S2S::Node;
 use S2S::Receiver;
 
@@ -65,7 +66,8 @@ SQL
 # A shop's own trigger on the queue (created by a superuser, as only the owner of the table
 # or a holder of TRIGGER on it can): it shows whom the worker's statements run as.
 shop(<<'SQL');
-CREATE TABLE public.worker_seen (who name, session_who name);
+CREATE TABLE public.worker_seen (who name, session_who name,
+    isolation text DEFAULT current_setting('transaction_isolation'));
 GRANT INSERT ON public.worker_seen TO PUBLIC;
 CREATE FUNCTION public.note_worker() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
@@ -216,6 +218,68 @@ SQL
 shop_poll("SELECT count(*) = 10 FROM s2s.deliveries WHERE dedupe_key LIKE 'n-%' AND status = 'sent'",
 	'deliveries still flow with a non-superuser owner');
 is(pwned_in_worker(), '', 'and still nothing planted ran in the worker');
+
+# -- transaction defaults the owner sets for the database stop at the worker's own
+# transactions (its statements are written for read committed), all but read only, which
+# fences a server (pg_auto_failover) and which the worker obeys.
+sub as_owner
+{
+	my ($rc, $out, $err) = $node->psql('shop', $_[0], extra_params => [ '-U', 'shop_owner' ]);
+	return ok($rc == 0, $_[1]) || diag($err);
+}
+as_owner("ALTER DATABASE shop SET default_transaction_isolation = 'serializable'",
+	'the database owner makes serializable the default isolation');
+shop('TRUNCATE public.worker_seen');
+ok(restart_worker(), 'the worker restarts with that default');
+shop(<<'SQL');
+INSERT INTO s2s.deliveries (endpoint, kind, dedupe_key, conversion_id, amount, currency, click_ids)
+SELECT 'aff', 'conversion', 'iso-' || i, 'iso-' || i, 1, 'EUR', '603ed1800000000000000000'
+  FROM generate_series(1, 10) i;
+SELECT s2s.wake();
+SQL
+shop_poll("SELECT count(*) = 10 FROM s2s.deliveries WHERE dedupe_key LIKE 'iso-%' AND status = 'sent'",
+	'deliveries flow');
+is(shop("SELECT string_agg(DISTINCT isolation, ',') FROM public.worker_seen"), 'read committed',
+	"the worker's transactions run at read committed all the same");
+is($node->safe_psql('shop', "SELECT current_setting('transaction_isolation')",
+		extra_params => [ '-U', 'shop_owner' ]),
+	'serializable', '(the default is in force for other sessions)');
+
+# Serializable, read only and deferrable: each transaction would wait for a safe snapshot,
+# and a serializable read-write transaction left open in the database withholds it. Before,
+# the worker waited there, its first transaction never done (and deaf to SIGTERM). Now it
+# runs (read only: its writes fail, it sends nothing, it retries).
+# (The test's own sessions would wait as well: they connect as a role of their own, whose
+# settings in this database come first, and keep clear of the planted operators. The
+# worker's session is the bootstrap superuser's.)
+shop(q{CREATE ROLE watcher LOGIN SUPERUSER;
+ALTER ROLE watcher IN DATABASE shop SET default_transaction_deferrable = off;
+ALTER ROLE watcher IN DATABASE shop SET search_path = pg_catalog});
+sub watch { return $node->safe_psql('shop', $_[0], extra_params => [ '-U', 'watcher' ]); }
+as_owner(q{ALTER DATABASE shop SET default_transaction_read_only = on;
+ALTER DATABASE shop SET default_transaction_deferrable = on},
+	'the owner adds read only and deferrable to the defaults');
+my $holder = $node->background_psql('shop', extra_params => [ '-U', 'shop_owner' ], timeout => 180);
+$holder->query_safe('BEGIN ISOLATION LEVEL SERIALIZABLE READ WRITE');
+$holder->query_safe('SELECT 1');
+my $old = watch('SELECT pid FROM s2s.worker_status()');
+my $log_from = -s $node->logfile;
+watch("SELECT pg_terminate_backend($old)");
+my ($ran, $waited) = (0, 0);
+for (my $i = 0; $i < 150 && !$ran; $i++)
+{
+	$waited ||= watch("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 's2s_tracking worker' "
+		  . "AND wait_event = 'SafeSnapshot'");
+	$ran = slurp_file($node->logfile, $log_from) =~ /cannot execute [\w ]+ in a read-only transaction/;
+	sleep(0.2);
+}
+ok($ran, 'the new worker runs its transactions (and, read only, fails to write)');
+is($waited, 0, 'it never waited for a safe snapshot');
+$holder->query_safe('COMMIT');
+$holder->quit;
+as_owner('BEGIN READ WRITE; ALTER DATABASE shop RESET ALL; COMMIT', 'the owner resets the defaults');
+shop('ALTER ROLE watcher IN DATABASE shop RESET ALL');
+ok(restart_worker(), 'the worker restarts');
 
 $node->stop;
 like(slurp_file($node->logfile), qr/s2s_tracking/, '(the log was written)');

@@ -12,6 +12,13 @@
 # delivery sent with exactly one counted attempt); the old primary comes back as a standby
 # and sends nothing. Prints the figures doc/operations.md shows.
 #
+# Two of those checks (acknowledged orders on node2, the bound on duplicates) rest on node1
+# waiting for its synchronous standby to the end: when node1's log shows pg_auto_failover
+# emptying synchronous_standby_names while node1 was the primary (wait_primary, its choice
+# with one standby it judges unhealthy), they are skipped with that reason; otherwise a
+# failure prints the monitor's events, both nodes' pg_autoctl transitions and node1's
+# replication settings.
+#
 # pg_autoctl and the monitor's extension (pgautofailover) come from the Debian package, which
 # installs into the system PostgreSQL. The nodes run the PostgreSQL that pg_config names
 # (where s2s_tracking was installed); the monitor runs whichever PostgreSQL of the same major
@@ -303,6 +310,19 @@ sub states
 		"SELECT string_agg(nodename || '=' || reportedstate || '/' || goalstate, ' ' ORDER BY nodename) FROM pgautofailover.node");
 	return $v // '';
 }
+# The monitor's event log since T (epoch seconds): what pg_auto_failover decided, and when
+# (relative to the failover), one line per event; printed when a check that depends on
+# its decisions fails.
+sub events_since
+{
+	my ($t, $rel) = @_;
+	my $v = psql_at($mport, 'pg_auto_failover', sprintf(
+			"SELECT string_agg(format('%%s s  %%s  %%s/%%s  %%s', "
+			  . "to_char(extract(epoch FROM eventtime) - %.3f, 'FM99990.00'), "
+			  . "nodename, reportedstate, goalstate, description), E'\\n' ORDER BY eventid) "
+			  . 'FROM pgautofailover.event WHERE eventtime >= to_timestamp(%.3f)', $rel, $t));
+	return $v // '(the monitor did not answer)';
+}
 my $healthy = 'node1=primary/primary node2=secondary/secondary';
 ok(poll_at($mport, 'pg_auto_failover',
 		"SELECT string_agg(nodename || '=' || reportedstate || '/' || goalstate, ' ' ORDER BY nodename) FROM pgautofailover.node",
@@ -319,6 +339,7 @@ is(psql_at($p2, 'shop', 'SHOW shared_preload_libraries'), 'pg_stat_statements,s2
 # --- Orders, drain, failover ------------------------------------------------------------
 # The endpoint is disabled while the first orders are committed, so that the drain starts
 # from the whole backlog however slowly a busy machine commits them.
+my $t_orders = time();
 defined(psql_at($p1, 'shop', "UPDATE s2s.endpoints SET enabled = false WHERE name = 'aff'"))
   or die 'cannot disable the endpoint';
 for my $b (0 .. 19)
@@ -418,8 +439,56 @@ cmp_ok($worker_started, '>=', $promoted_at,
 	sprintf("node2's worker started after the promotion (%.3f s after it)", $worker_started - $promoted_at));
 
 my $committed = psql_at($p2, 'shop', 'SELECT count(*) FROM orders');
-is(psql_at($p2, 'shop', "SELECT count(*) FROM orders WHERE id <= $acked"), $acked,
-	"every acknowledged order (1..$acked) is on the new primary");
+my $events_shown = 0;
+sub show_events
+{
+	return if $events_shown++;
+	# one diag a line: run-tests shows a failed test's diagnostics line by line
+	diag("pg_auto_failover's events (times from the start of the failover):");
+	diag("  $_") for split /\n/, events_since($t_orders, $t_failover);
+	# and what each node's pg_autoctl did about it (transitions, settings, failures)
+	for my $n ([ node1 => $n1 ], [ node2 => $n2 ])
+	{
+		my $log = -f "$n->[1].run.log" ? slurp_file("$n->[1].run.log") : '';
+		my @l = grep { /FSM transition|Transition complete|synchronous|read_only|ERROR|WARN|FATAL|partition/ }
+		  split /\n/, $log;
+		diag("$n->[0]'s pg_autoctl (last 40 of its transitions, settings and failures):");
+		diag("  $_") for @l > 40 ? @l[-40 .. -1] : @l;
+	}
+	my @sync = grep { /synchronous|default_transaction_read_only|shutdown|shut down/ }
+	  split /\n/, slurp_all("$base/node1.pglog");
+	diag("node1's server log on replication settings and shutdown (last 30):");
+	diag("  $_") for @sync > 30 ? @sync[-30 .. -1] : @sync;
+}
+
+# Whether node1 ran without synchronous replication once the orders began. With one
+# standby, pg_auto_failover empties synchronous_standby_names when it judges the standby
+# unhealthy (wait_primary: availability over durability, its documented choice); commits
+# acknowledged then were promised to no standby, and node1's write-backs were not either.
+# node1's server log shows each change of the setting (a reload logs it).
+# (Only while node1 was the primary: up to its shutdown in the failover.)
+my ($node1_down) = grep { $_ >= $t_failover } log_times("$base/node1.pglog", qr/database system is shut down/);
+$node1_down //= time();
+my @async_at = grep { $_ >= $t_orders && $_ <= $node1_down } log_times("$base/node1.pglog",
+	qr/parameter "synchronous_standby_names" changed to ""/);
+my $acked_on_node2 = psql_at($p2, 'shop', "SELECT count(*) FROM orders WHERE id <= $acked");
+my $async_why = @async_at
+  ? sprintf('pg_auto_failover ran node1 without synchronous replication from %.2f s after the failover '
+	  . 'started: what node1 acknowledged or wrote back then was promised to no standby',
+	$async_at[0] - $t_failover)
+  : '';
+if ($async_why)
+{
+	diag($async_why);
+	show_events();
+}
+SKIP:
+{
+	skip "$async_why (" . ($acked - $acked_on_node2) . ' acknowledged orders not on node2)', 1
+	  if $async_why && $acked_on_node2 != $acked;
+	is($acked_on_node2, $acked, "every acknowledged order (1..$acked) is on the new primary")
+	  or show_events();
+}
 is(psql_at($p2, 'shop', 'SELECT max(id) = count(*) FROM orders'), 't', 'no order missing in between');
 ok(poll_at($p2, 'shop', "SELECT count(*) = $committed FROM s2s.deliveries WHERE status = 'sent'"),
 	"the new primary sends every committed order's conversion ($committed)");
@@ -480,8 +549,12 @@ my $dups = 0;
 $dups += $_ - 1 for values %$got;
 # (After the known issue's workaround, a cancelled commit may also have claimed: twice.)
 my $bound = $cancels ? 2 * $max_concurrency : $max_concurrency;
-cmp_ok($dups, '<=', $bound, "duplicates ($dups) at most $bound (max_concurrency $max_concurrency"
-	  . ($cancels ? ', twice after cancelled waits)' : ')'));
+SKIP:
+{
+	skip "$async_why ($dups duplicates)", 1 if $async_why && $dups > $bound;
+	cmp_ok($dups, '<=', $bound, "duplicates ($dups) at most $bound (max_concurrency $max_concurrency"
+		  . ($cancels ? ', twice after cancelled waits)' : ')')) or show_events();
+}
 is(psql_at($p2, 'shop',
 		"SELECT count(*) FROM s2s.deliveries d WHERE status <> 'sent' OR attempts <> 1 "
 		  . "OR (SELECT count(*) FROM s2s.attempts a WHERE a.delivery_id = d.id) <> 1"),
@@ -511,6 +584,9 @@ diag(sprintf(
 		  . 'duplicates %d (bound %d)',
 		$committed, $acked, $t_done - $t_failover, $given_back, $first_new - $t_failover,
 		$first_new - $promoted_at, $first_new - $writable, $dups, $bound));
+
+note("pg_auto_failover's events (times from the start of the failover):");
+note("  $_") for split /\n/, events_since($t_orders, $t_failover);
 
 autoctl_stop($n2);
 autoctl_stop($n1);
