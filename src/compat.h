@@ -46,6 +46,18 @@ s2s_create_wait_event_set(MemoryContext cxt, int nevents)
 #endif
 }
 
+/*
+ * 17 added transaction_timeout: turned off at the override level, as the caller does
+ * statement_timeout; before 17 there is none to turn off.
+ */
+static inline void
+s2s_override_transaction_timeout_off(void)
+{
+#if PG_VERSION_NUM >= 170000
+	SetConfigOption("transaction_timeout", "0", PGC_USERSET, PGC_S_OVERRIDE);
+#endif
+}
+
 /* 16 folded the per-catalog privilege and ownership checks into object_aclcheck/ownercheck. */
 static inline AclResult
 s2s_proc_aclcheck(Oid proc, Oid roleid, AclMode mode)

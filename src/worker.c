@@ -600,6 +600,16 @@ worker_start(Datum main_arg)
 	SetConfigOption("default_transaction_deferrable", "off", PGC_USERSET, PGC_S_OVERRIDE);
 
 	/*
+	 * Nor do the timeouts a database sets for the shop's own sessions reach the worker's:
+	 * its statements are bounded by its batch, and one cancelled is a claim or a
+	 * write-back failed again and again for as long as the timeout is shorter than it (a
+	 * shop's trigger on s2s.deliveries runs inside it). transaction_timeout would end the
+	 * worker's session instead.
+	 */
+	SetConfigOption("statement_timeout", "0", PGC_USERSET, PGC_S_OVERRIDE);
+	s2s_override_transaction_timeout_off();
+
+	/*
 	 * The worker's statements run thousands of times a second with the same shape: plan
 	 * them once (a custom plan per execution costs more than the claim itself).
 	 */

@@ -281,6 +281,46 @@ as_owner('BEGIN READ WRITE; ALTER DATABASE shop RESET ALL; COMMIT', 'the owner r
 shop('ALTER ROLE watcher IN DATABASE shop RESET ALL');
 ok(restart_worker(), 'the worker restarts');
 
+# -- nor do the timeouts the database sets for the shop's sessions reach the worker's. A
+# shop's trigger on the queue takes 0.2 s a row (a slow audit); with a statement_timeout
+# of 50 ms for the database (and from 17 a transaction_timeout of 100 ms), each claim or
+# write-back was cancelled (or the worker's session ended) again and again: nothing sent.
+my $v17 = shop('SHOW server_version_num') >= 170000;
+shop(<<'SQL');
+CREATE FUNCTION public.slow_audit() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NEW.status IS DISTINCT FROM OLD.status THEN
+        PERFORM pg_sleep(0.2);
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER slow_audit AFTER UPDATE ON s2s.deliveries
+    FOR EACH ROW EXECUTE FUNCTION public.slow_audit();
+SQL
+as_owner("ALTER DATABASE shop SET statement_timeout = '50ms'"
+	  . ($v17 ? "; ALTER DATABASE shop SET transaction_timeout = '100ms'" : ''),
+	'the owner sets a statement_timeout of 50 ms' . ($v17 ? ' and a transaction_timeout of 100 ms' : '')
+	  . ' for the database');
+ok(restart_worker(), 'the worker restarts with those settings');
+shop(<<'SQL');
+INSERT INTO s2s.deliveries (endpoint, kind, dedupe_key, conversion_id, amount, currency, click_ids)
+SELECT 'aff', 'conversion', 'slow-' || i, 'slow-' || i, 1, 'EUR', '603ed1800000000000000000'
+  FROM generate_series(1, 5) i;
+SELECT s2s.wake();
+SQL
+my $sent = 0;
+for (my $i = 0; $i < 120 && $sent < 5; $i++)
+{
+	$sent = shop("SELECT count(*) FROM s2s.deliveries WHERE dedupe_key LIKE 'slow-%' AND status = 'sent'");
+	sleep(0.5);
+}
+is($sent, 5, 'the worker sends and records them all the same (its statements take 1 s and more)');
+is($node->safe_psql('shop', 'SHOW statement_timeout', extra_params => [ '-U', 'shop_owner' ]),
+	'50ms', '(the timeout is in force for other sessions)');
+as_owner('ALTER DATABASE shop RESET ALL', 'the owner resets the database\'s settings');
+shop('DROP TRIGGER slow_audit ON s2s.deliveries');
+
 $node->stop;
 like(slurp_file($node->logfile), qr/s2s_tracking/, '(the log was written)');
 unlike(slurp_file($node->logfile), qr/permission denied/, 'the worker met no permission error');

@@ -187,13 +187,20 @@ ok(autoctl(180, 'create', 'monitor', '--pgctl', "$monitor_bindir/pg_ctl", '--pgd
 		'--pgport', $mport, '--hostname', '127.0.0.1', '--auth', 'trust', '--no-ssl'),
 	'pg_autoctl create monitor');
 autoctl(30, 'config', 'set', '--pgdata', $monitor, 'postgresql.listen_addresses', '127.0.0.1');
-# pg_autoctl sizes memory for a dedicated machine: this one is shared.
+# pg_autoctl sizes memory for a dedicated machine: this one is shared. And on a loaded
+# machine a pg_autoctl can stall for half a minute (CI, on 18): the monitor judges a node
+# unhealthy after 20 s without news by default, and with one standby that ends
+# synchronous replication (wait_primary). 120 s keeps a stall from doing so here; the
+# failover itself is asked for, not detected, so nothing the test checks waits on it.
 PostgreSQL::Test::Utils::append_to_file("$monitor/postgresql.conf",
-	"\nshared_buffers = '32MB'\nwork_mem = '4MB'\nmaintenance_work_mem = '64MB'\n");
+	"\nshared_buffers = '32MB'\nwork_mem = '4MB'\nmaintenance_work_mem = '64MB'\n"
+	  . "pgautofailover.node_considered_unhealthy_timeout = '120s'\n");
 autoctl_run($monitor);
 my $monitor_uri = "postgres://autoctl_node\@127.0.0.1:$mport/pg_auto_failover?sslmode=disable";
 ok(poll_at($mport, 'pg_auto_failover', 'SELECT true FROM pgautofailover.formation LIMIT 1', 't', 120),
 	'the monitor runs');
+note('monitor: pgautofailover.node_considered_unhealthy_timeout = '
+	  . (psql_at($mport, 'pg_auto_failover', 'SHOW pgautofailover.node_considered_unhealthy_timeout') // '?'));
 
 # --- Node 1 (the primary) ---------------------------------------------------------------
 my $r = S2S::Receiver->start;
