@@ -610,6 +610,14 @@ worker_start(Datum main_arg)
 	s2s_override_transaction_timeout_off();
 
 	/*
+	 * Nor exit_on_error, which any user may set: it makes every error FATAL, and the
+	 * worker catches the errors of its units (a write-back a shop's trigger refuses, a
+	 * deadlock) to hold the results it has and retry. Leaving instead would lose them,
+	 * and the next worker would send those deliveries again.
+	 */
+	SetConfigOption("exit_on_error", "off", PGC_USERSET, PGC_S_OVERRIDE);
+
+	/*
 	 * The worker's statements run thousands of times a second with the same shape: plan
 	 * them once (a custom plan per execution costs more than the claim itself).
 	 */

@@ -321,6 +321,52 @@ is($node->safe_psql('shop', 'SHOW statement_timeout', extra_params => [ '-U', 's
 as_owner('ALTER DATABASE shop RESET ALL', 'the owner resets the database\'s settings');
 shop('DROP TRIGGER slow_audit ON s2s.deliveries');
 
+# -- nor does exit_on_error (any user may set it): it makes every error FATAL. A shop's
+# trigger refuses the write-backs of three deliveries for a while. The worker catches
+# that error, holds the results and retries; with the setting in force it left instead,
+# its results lost, and the next worker sent the deliveries again.
+shop(<<'SQL');
+CREATE TABLE public.audit_gate (refuse boolean);
+INSERT INTO public.audit_gate VALUES (true);
+GRANT SELECT ON public.audit_gate TO PUBLIC;
+CREATE FUNCTION public.audit_refuses() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NEW.status = 'sent' AND NEW.dedupe_key LIKE 'exit-%'
+       AND (SELECT refuse FROM public.audit_gate) THEN
+        RAISE EXCEPTION 'the audit refuses %', NEW.dedupe_key;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER audit_refuses AFTER UPDATE ON s2s.deliveries
+    FOR EACH ROW EXECUTE FUNCTION public.audit_refuses();
+SQL
+as_owner('ALTER DATABASE shop SET exit_on_error = on', 'the owner sets exit_on_error for the database');
+ok(restart_worker(), 'the worker restarts with it');
+my $pid_before = shop('SELECT pid FROM s2s.worker_status()');
+$log_from = -s $node->logfile;
+shop(<<'SQL');
+INSERT INTO s2s.deliveries (endpoint, kind, dedupe_key, conversion_id, amount, currency, click_ids)
+SELECT 'aff', 'conversion', 'exit-' || i, 'exit-' || i, 1, 'EUR', '603ed1800000000000000000'
+  FROM generate_series(1, 3) i;
+SELECT s2s.wake();
+SQL
+my $refusals = 0;
+for (my $i = 0; $i < 150 && $refusals < 3; $i++)
+{
+	$refusals = () = slurp_file($node->logfile, $log_from) =~ /the audit refuses exit-/g;
+	sleep(0.2);
+}
+cmp_ok($refusals, '>=', 3, "the shop's trigger refused the write-backs again and again ($refusals)");
+is(shop('SELECT pid FROM s2s.worker_status()'), $pid_before, 'the worker stayed (the errors were not FATAL)');
+shop('UPDATE public.audit_gate SET refuse = false');
+shop_poll("SELECT count(*) = 3 FROM s2s.deliveries WHERE dedupe_key LIKE 'exit-%' AND status = 'sent'",
+	'once the trigger lets them through, all three are recorded as sent');
+my $ids = $r->received_ids;
+is(join(',', map { $ids->{"exit-$_"} // 0 } 1 .. 3), '1,1,1', 'each was sent once');
+as_owner('ALTER DATABASE shop RESET ALL', 'the owner resets exit_on_error');
+shop('DROP TRIGGER audit_refuses ON s2s.deliveries');
+
 $node->stop;
 like(slurp_file($node->logfile), qr/s2s_tracking/, '(the log was written)');
 unlike(slurp_file($node->logfile), qr/permission denied/, 'the worker met no permission error');

@@ -56,7 +56,10 @@ sub wait_until
 	return $cond->();
 }
 
-unless (ok(wait_until(900, sub { $out =~ m{the deliveries:\s+http://127\.0\.0\.1:\d+/} }),
+# (until the last line of what it prints then: the lines may come in more than one read)
+unless (ok(wait_until(900, sub {
+				$out =~ m{the deliveries:\s+http://127\.0\.0\.1:\d+/} && $out =~ m{the database:\s+\S+ -h \S+ -p \d+}
+			}),
 		'the demo plays its journeys and serves'))
 {
 	diag("run-demo --serve did not start serving:\n$out\n$err");
