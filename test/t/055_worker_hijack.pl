@@ -55,6 +55,18 @@ sub restart_worker
 		"SELECT pid IS NOT NULL AND pid <> $old AND last_loop_at > started_at FROM s2s.worker_status()");
 }
 
+# N Affilae conversions PREFIX-1 .. PREFIX-N, and a wake-up.
+sub enqueue
+{
+	my ($prefix, $n) = @_;
+	shop(<<"SQL");
+INSERT INTO s2s.deliveries (endpoint, kind, dedupe_key, conversion_id, amount, currency, click_ids)
+SELECT 'aff', 'conversion', '$prefix-' || i, '$prefix-' || i, 1, 'EUR', '603ed1800000000000000000'
+  FROM generate_series(1, $n) i;
+SELECT s2s.wake();
+SQL
+}
+
 my $url = $r->url;
 shop(<<"SQL");
 INSERT INTO s2s.endpoints (name, kind, url, secret) VALUES
@@ -209,12 +221,7 @@ is(shop("SELECT string_agg(DISTINCT who || '/' || session_who, ',') FROM public.
 # The owner need not stay a superuser: it owns every table the worker touches.
 shop('ALTER ROLE ext_owner NOSUPERUSER');
 ok(restart_worker(), 'the worker restarts with an owner that is no longer a superuser');
-shop(<<'SQL');
-INSERT INTO s2s.deliveries (endpoint, kind, dedupe_key, conversion_id, amount, currency, click_ids)
-SELECT 'aff', 'conversion', 'n-' || i, 'n-' || i, 1, 'EUR', '603ed1800000000000000000'
-  FROM generate_series(1, 10) i;
-SELECT s2s.wake();
-SQL
+enqueue('n', 10);
 shop_poll("SELECT count(*) = 10 FROM s2s.deliveries WHERE dedupe_key LIKE 'n-%' AND status = 'sent'",
 	'deliveries still flow with a non-superuser owner');
 is(pwned_in_worker(), '', 'and still nothing planted ran in the worker');
@@ -231,12 +238,7 @@ as_owner("ALTER DATABASE shop SET default_transaction_isolation = 'serializable'
 	'the database owner makes serializable the default isolation');
 shop('TRUNCATE public.worker_seen');
 ok(restart_worker(), 'the worker restarts with that default');
-shop(<<'SQL');
-INSERT INTO s2s.deliveries (endpoint, kind, dedupe_key, conversion_id, amount, currency, click_ids)
-SELECT 'aff', 'conversion', 'iso-' || i, 'iso-' || i, 1, 'EUR', '603ed1800000000000000000'
-  FROM generate_series(1, 10) i;
-SELECT s2s.wake();
-SQL
+enqueue('iso', 10);
 shop_poll("SELECT count(*) = 10 FROM s2s.deliveries WHERE dedupe_key LIKE 'iso-%' AND status = 'sent'",
 	'deliveries flow');
 is(shop("SELECT string_agg(DISTINCT isolation, ',') FROM public.worker_seen"), 'read committed',
@@ -303,12 +305,7 @@ as_owner("ALTER DATABASE shop SET statement_timeout = '50ms'"
 	'the owner sets a statement_timeout of 50 ms' . ($v17 ? ' and a transaction_timeout of 100 ms' : '')
 	  . ' for the database');
 ok(restart_worker(), 'the worker restarts with those settings');
-shop(<<'SQL');
-INSERT INTO s2s.deliveries (endpoint, kind, dedupe_key, conversion_id, amount, currency, click_ids)
-SELECT 'aff', 'conversion', 'slow-' || i, 'slow-' || i, 1, 'EUR', '603ed1800000000000000000'
-  FROM generate_series(1, 5) i;
-SELECT s2s.wake();
-SQL
+enqueue('slow', 5);
 my $sent = 0;
 for (my $i = 0; $i < 120 && $sent < 5; $i++)
 {
@@ -345,12 +342,7 @@ as_owner('ALTER DATABASE shop SET exit_on_error = on', 'the owner sets exit_on_e
 ok(restart_worker(), 'the worker restarts with it');
 my $pid_before = shop('SELECT pid FROM s2s.worker_status()');
 $log_from = -s $node->logfile;
-shop(<<'SQL');
-INSERT INTO s2s.deliveries (endpoint, kind, dedupe_key, conversion_id, amount, currency, click_ids)
-SELECT 'aff', 'conversion', 'exit-' || i, 'exit-' || i, 1, 'EUR', '603ed1800000000000000000'
-  FROM generate_series(1, 3) i;
-SELECT s2s.wake();
-SQL
+enqueue('exit', 3);
 my $refusals = 0;
 for (my $i = 0; $i < 150 && $refusals < 3; $i++)
 {
