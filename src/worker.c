@@ -623,6 +623,16 @@ worker_start(Datum main_arg)
 	 */
 	SetConfigOption("plan_cache_mode", "force_generic_plan", PGC_USERSET, PGC_S_OVERRIDE);
 
+	/*
+	 * And never JIT-compiled: a generic plan's estimated cost grows with the backlog (its
+	 * LIMIT is guessed as a tenth of the waiting rows) while its work stays one batch:
+	 * between 10,000,000 and 20,000,000 waiting rows the claim passes the default
+	 * jit_above_cost, and each execution is compiled again, 40 ms against its 0.4 ms
+	 * (doc/performance.md). A database's jit_above_cost, which its owner may set, would
+	 * do that to every statement at once.
+	 */
+	SetConfigOption("jit", "off", PGC_USERSET, PGC_S_OVERRIDE);
+
 	s2s_worker.cxt = AllocSetContextCreate(TopMemoryContext, "s2s_tracking worker",
 										   ALLOCSET_DEFAULT_SIZES);
 	s2s_worker.batch_cxt = AllocSetContextCreate(s2s_worker.cxt, "s2s_tracking batch",

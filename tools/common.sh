@@ -24,6 +24,8 @@ s2s_packages() {
 	echo "make gcc postgresql-$major postgresql-server-dev-$major libcurl4-openssl-dev" \
 		"libipc-run-perl python3 procps curl ca-certificates libmicrohttpd-dev libpq-dev" \
 		"postgresql-$major-auto-failover prometheus-postgres-exporter"
+	# JIT, which TAP 055 checks the worker never uses, has a package of its own from 18 on
+	[ "$major" -lt 18 ] || echo "postgresql-$major-jit"
 	[ -n "${S2S_NO_BROWSER:-}" ] || echo "chromium nodejs $(command -v npm >/dev/null || echo npm)"
 }
 

@@ -4,11 +4,13 @@
 # claim's. (A request in flight keeps its lease however long it takes: 062_lease_in_flight.)
 # Finished deliveries older than s2s_tracking.retention are purged with their attempts,
 # and so are the first-seen times of orders never validated; younger ones and waiting ones
-# stay.
+# stay; a delivery re-queued while the purge waits for it stays too. Neither the look for
+# expired leases nor the purge reads a whole table.
 use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::RealBin/../perl";
+use List::Util;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use S2S::Node;
@@ -19,6 +21,9 @@ my $node = S2S::Node->create('lease',
 	conf => {
 		's2s_tracking.lease' => "'1s'",
 		's2s_tracking.request_timeout' => "'4s'",
+		# a look for expired leases at every poll: several of them in the last section
+		's2s_tracking.poll_interval' => "'200ms'",
+		'max_prepared_transactions' => 2,
 	});
 $node->add_endpoint('aff', 'affilae', $r->url . '/aff');
 
@@ -58,6 +63,137 @@ is($node->sql("SELECT status FROM s2s.deliveries WHERE dedupe_key = 'future'"), 
 $node->poll("SELECT count(*) = 1 FROM s2s_private.order_first_seen", 'old first-seen times purged');
 is($node->sql("SELECT order_id FROM s2s_private.order_first_seen"), 'waiting',
 	'the first-seen time of an order still waiting is kept');
+
+# The look for expired leases runs at every poll, and the purge every minute, for as long
+# as the worker runs, in a table that holds the finished deliveries a shop keeps for
+# s2s_tracking.retention (30 days by default) and any backlog: each must read what it
+# works on (a chunk of waiting rows, a batch of old finished ones), never a whole table.
+# With 20,000 deliveries waiting for a disabled endpoint (a backlog, as the planner sees
+# it) and 20,000 finished ones with their attempts, leases left to expire are given back
+# and sent, and 2,000 deliveries past the retention are purged with their attempts, and
+# neither s2s.deliveries nor s2s.attempts is scanned whole once. (Before: with a backlog,
+# every look scanned s2s.deliveries whole, 0.34 s of the worker's CPU every poll_interval
+# per 1,000,000 rows; every purge batch read the whole of s2s.attempts.) The test's own
+# queries go through the unique index on (endpoint, dedupe_key) and the attempts' key.
+$node->add_endpoint('held', 'affilae', $r->url . '/held', enabled => 'false');
+$node->sql("INSERT INTO s2s.deliveries (endpoint, kind, dedupe_key, conversion_id, currency, click_ids,
+                                        status, attempts, first_attempt_at, sent_at, finished_at)
+            SELECT 'aff', 'conversion', 'kept-' || i, 'kept-' || i, 'EUR', '603ed1800000000000000000',
+                   'sent', 1, now() - interval '1 hour', now() - interval '1 hour', now() - interval '1 hour'
+              FROM generate_series(1, 20000) i");
+$node->sql("INSERT INTO s2s.attempts (delivery_id, attempt, started_at, duration_ms, http_status)
+            SELECT id, 1, sent_at, 1, 200 FROM s2s.deliveries WHERE dedupe_key LIKE 'kept-%'");
+$node->sql("INSERT INTO s2s.deliveries (endpoint, kind, dedupe_key, conversion_id, currency, click_ids)
+            SELECT 'held', 'conversion', 'held-' || i, 'held-' || i, 'EUR', '603ed1800000000000000000'
+              FROM generate_series(1, 20000) i");
+$node->sql('ANALYZE s2s.deliveries');
+$node->sql('ANALYZE s2s.attempts');
+my %seq_scans;
+sub seq_scans
+{
+	my ($table) = @_;
+	return $node->sql("SELECT seq_scan FROM pg_stat_user_tables WHERE relid = '$table'::regclass");
+}
+
+# Waits until the worker's counts of what it did to s2s.deliveries (n_tup_upd or
+# n_tup_del, COUNT more than FROM) are in pg_stat_user_tables: they get there after its
+# transactions, a second apart at most, and all it counted before with them.
+sub counted
+{
+	my ($column, $from, $count, $what) = @_;
+	my $to = $from + $count;
+	$node->poll("SELECT $column >= $to FROM pg_stat_user_tables WHERE relid = 's2s.deliveries'::regclass",
+		"$what: the worker's counts are in pg_stat_user_tables");
+	return $node->sql("SELECT $column FROM pg_stat_user_tables WHERE relid = 's2s.deliveries'::regclass");
+}
+
+# A lease left to expire, given back and sent, and its 3 updates (give back, claim,
+# write-back) counted.
+my $upd = $node->sql("SELECT n_tup_upd FROM pg_stat_user_tables WHERE relid = 's2s.deliveries'::regclass");
+sub expire_one
+{
+	my ($k) = @_;
+	$node->sql("INSERT INTO s2s.deliveries (endpoint, kind, dedupe_key, conversion_id, currency, click_ids,
+	                                        status, claim_token, lease_until, attempts, first_attempt_at)
+	            VALUES ('aff', 'conversion', 'expired-$k', 'expired-$k', 'EUR', '603ed1800000000000000000',
+	                    'sending', 42, now() - interval '1 second', 1, now() - interval '1 minute')");
+	$node->poll("SELECT status = 'sent' FROM s2s.deliveries WHERE endpoint = 'aff' AND dedupe_key = 'expired-$k'",
+		"expired lease $k given back and sent, 40,000 other rows in the table");
+	$upd = counted('n_tup_upd', $upd, 3, "lease $k");
+	return;
+}
+# (the first one after ANALYZE: by then, what the worker counted before, on a small table,
+# is in pg_stat_user_tables too)
+expire_one(0);
+$seq_scans{$_} = seq_scans($_) for qw(s2s.deliveries s2s.attempts);
+expire_one($_) for 1 .. 3;
+is(seq_scans('s2s.deliveries') - $seq_scans{'s2s.deliveries'}, 0,
+	'no look for expired leases scanned s2s.deliveries whole');
+
+# 2,000 deliveries finished two days ago and more (the retention is one day now), with
+# their attempts, and a failed one, older still, that an administrator re-queues
+# (s2s.retry) in a transaction left prepared. The next purge (a minute at most) takes the
+# failed one and the 999 oldest others as its first batch, and waits for that transaction.
+# Once it commits, the re-queued delivery is finished no longer: it stays, with its
+# attempt (before, the purge deleted both: a delivery lost), and the batch's 999 others go
+# with theirs. (The rest go at the next purge, a minute later: not waited for.)
+my $del = $node->sql("SELECT n_tup_del FROM pg_stat_user_tables WHERE relid = 's2s.deliveries'::regclass");
+my $failed = $node->sql(
+	"WITH o AS (
+	   INSERT INTO s2s.deliveries (endpoint, kind, dedupe_key, conversion_id, currency, click_ids,
+	                               status, attempts, first_attempt_at, last_http_status, finished_at)
+	   VALUES ('aff', 'conversion', 'old-failed', 'old-failed', 'EUR',
+	           -- (a click of now: s2s.retry checks the click ID's age, as the trigger does)
+	           lpad(to_hex(extract(epoch FROM now())::int), 8, '0') || '0000000000000000',
+	           'failed', 1, now() - interval '3 days', 500, now() - interval '3 days')
+	   RETURNING id, first_attempt_at
+	 ), a AS (
+	   INSERT INTO s2s.attempts (delivery_id, attempt, started_at, duration_ms, http_status)
+	   SELECT id, 1, first_attempt_at, 1, 500 FROM o
+	 )
+	 SELECT id FROM o");
+$node->sql("BEGIN; SELECT s2s.retry($failed); PREPARE TRANSACTION 'retry_old'");
+my ($old_min, $old_max) = split /\|/, $node->sql(
+	"WITH o AS (
+	   INSERT INTO s2s.deliveries (endpoint, kind, dedupe_key, conversion_id, currency, click_ids,
+	                               status, attempts, first_attempt_at, sent_at, finished_at)
+	   SELECT 'aff', 'conversion', 'old-' || i, 'old-' || i, 'EUR', '603ed1800000000000000000',
+	          'sent', 1, t, t, t
+	     FROM generate_series(1, 2000) i,
+	          LATERAL (SELECT now() - interval '2 days' - i * interval '1 second' AS t) x
+	   RETURNING id, sent_at
+	 ), a AS (
+	   INSERT INTO s2s.attempts (delivery_id, attempt, started_at, duration_ms, http_status)
+	   SELECT id, 1, sent_at, 1, 200 FROM o
+	 )
+	 SELECT min(id) || '|' || max(id) FROM o");
+{
+	# (the purge runs every minute: a longer wait than other polls')
+	local $PostgreSQL::Test::Utils::timeout_default =
+	  List::Util::max(90, $PostgreSQL::Test::Utils::timeout_default);
+	$node->poll("SELECT EXISTS (SELECT FROM pg_locks l, s2s.worker_status() w WHERE l.pid = w.pid AND NOT l.granted)",
+		'the purge waits for the transaction that re-queues a delivery of its batch');
+}
+$node->sql("COMMIT PREPARED 'retry_old'");
+$node->poll("SELECT NOT EXISTS (SELECT FROM s2s.deliveries WHERE endpoint = 'aff' AND dedupe_key = 'old-2000')
+                AND NOT EXISTS (SELECT FROM s2s.deliveries WHERE endpoint = 'aff' AND dedupe_key = 'old-1002')",
+	'then it deletes the others of its batch');
+counted('n_tup_del', $del, 999, 'the purge');
+is(seq_scans('s2s.deliveries') - $seq_scans{'s2s.deliveries'}, 0,
+	'nor did the purge (nor the looks since)');
+is(seq_scans('s2s.attempts') - $seq_scans{'s2s.attempts'}, 0,
+	'no purge scanned s2s.attempts whole');
+is($node->sql("SELECT status IN ('pending', 'sending', 'sent')
+                 FROM s2s.deliveries WHERE endpoint = 'aff' AND dedupe_key = 'old-failed'"),
+	't', 'the delivery re-queued meanwhile stays, re-queued (or sent since)');
+is($node->sql("SELECT count(*) FROM s2s.attempts WHERE delivery_id = $failed AND attempt = 1"), '1',
+	'with its attempt');
+is($node->sql("SELECT count(*) FROM s2s.attempts t
+                WHERE t.delivery_id BETWEEN $old_min AND $old_max
+                  AND NOT EXISTS (SELECT FROM s2s.deliveries d WHERE d.id = t.delivery_id)"),
+	'0', 'the deliveries purged went with their attempts');
+is($node->sql("SELECT count(*) FROM s2s.deliveries WHERE endpoint = 'aff' AND dedupe_key IN ('kept-1', 'kept-20000')"),
+	'2', 'the younger ones stay');
 
 $node->stop;
 $r->stop;
