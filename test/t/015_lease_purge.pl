@@ -70,8 +70,8 @@ is($node->sql("SELECT order_id FROM s2s_private.order_first_seen"), 'waiting',
 # works on (a chunk of waiting rows, a batch of old finished ones), never a whole table.
 # With 20,000 deliveries waiting for a disabled endpoint (a backlog, as the planner sees
 # it) and 20,000 finished ones with their attempts, leases left to expire are given back
-# and sent, and 2,000 deliveries past the retention are purged with their attempts, and
-# neither s2s.deliveries nor s2s.attempts is scanned whole once. (Before: with a backlog,
+# and sent, and a batch of deliveries past the retention is purged with their attempts,
+# and neither s2s.deliveries nor s2s.attempts is scanned whole once. (Before: with a backlog,
 # every look scanned s2s.deliveries whole, 0.34 s of the worker's CPU every poll_interval
 # per 1,000,000 rows; every purge batch read the whole of s2s.attempts.) The test's own
 # queries go through the unique index on (endpoint, dedupe_key) and the attempts' key.
