@@ -76,24 +76,43 @@ is($node->sql("SELECT order_id FROM s2s_private.order_first_seen"), 'waiting',
 # per 1,000,000 rows; every purge batch read the whole of s2s.attempts.) The test's own
 # queries go through the unique index on (endpoint, dedupe_key) and the attempts' key.
 $node->add_endpoint('held', 'affilae', $r->url . '/held', enabled => 'false');
-$node->sql("INSERT INTO s2s.deliveries (endpoint, kind, dedupe_key, conversion_id, currency, click_ids,
-                                        status, attempts, first_attempt_at, sent_at, finished_at)
-            SELECT 'aff', 'conversion', 'kept-' || i, 'kept-' || i, 'EUR', '603ed1800000000000000000',
-                   'sent', 1, now() - interval '1 hour', now() - interval '1 hour', now() - interval '1 hour'
-              FROM generate_series(1, 20000) i");
-$node->sql("INSERT INTO s2s.attempts (delivery_id, attempt, started_at, duration_ms, http_status)
-            SELECT id, 1, sent_at, 1, 200 FROM s2s.deliveries WHERE dedupe_key LIKE 'kept-%'");
-$node->sql("INSERT INTO s2s.deliveries (endpoint, kind, dedupe_key, conversion_id, currency, click_ids)
-            SELECT 'held', 'conversion', 'held-' || i, 'held-' || i, 'EUR', '603ed1800000000000000000'
-              FROM generate_series(1, 20000) i");
+
+# N deliveries of endpoint aff, KEY-1 .. KEY-N (KEY alone when N is 1), finished with
+# STATUS at FINISHED (an SQL expression of i), each with its one attempt (answered
+# HTTP_STATUS), with click ID CLICK (an SQL expression); returns "min id|max id".
+sub finished_with_attempt
+{
+	my ($key, $n, $status, $finished, $http_status, $click) = @_;
+	$click //= "'603ed1800000000000000000'";
+	my $dedupe = $n == 1 ? "'$key'" : "'$key-' || i";
+	return split /\|/, $node->sql(
+		"WITH o AS (
+		   INSERT INTO s2s.deliveries (endpoint, kind, dedupe_key, conversion_id, currency, click_ids,
+		                               status, attempts, first_attempt_at, last_http_status,
+		                               sent_at, finished_at)
+		   SELECT 'aff', 'conversion', $dedupe, $dedupe, 'EUR', $click, '$status', 1, t, $http_status,
+		          CASE WHEN '$status' = 'sent' THEN t END, t
+		     FROM generate_series(1, $n) i, LATERAL (SELECT $finished AS t) x
+		   RETURNING id, finished_at
+		 ), a AS (
+		   INSERT INTO s2s.attempts (delivery_id, attempt, started_at, duration_ms, http_status)
+		   SELECT id, 1, finished_at, 1, $http_status FROM o
+		 )
+		 SELECT min(id) || '|' || max(id) FROM o");
+}
+finished_with_attempt('kept', 20000, 'sent', "now() - interval '1 hour'", 200);
+$node->enqueue_conversions('held', 20000);
 $node->sql('ANALYZE s2s.deliveries');
 $node->sql('ANALYZE s2s.attempts');
-my %seq_scans;
-sub seq_scans
+
+# COLUMN of pg_stat_user_tables for TABLE.
+sub stat_of
 {
-	my ($table) = @_;
-	return $node->sql("SELECT seq_scan FROM pg_stat_user_tables WHERE relid = '$table'::regclass");
+	my ($table, $column) = @_;
+	return $node->sql("SELECT $column FROM pg_stat_user_tables WHERE relid = '$table'::regclass");
 }
+sub seq_scans { return stat_of($_[0], 'seq_scan'); }
+my %seq_scans;
 
 # Waits until the worker's counts of what it did to s2s.deliveries (n_tup_upd or
 # n_tup_del, COUNT more than FROM) are in pg_stat_user_tables: they get there after its
@@ -104,12 +123,12 @@ sub counted
 	my $to = $from + $count;
 	$node->poll("SELECT $column >= $to FROM pg_stat_user_tables WHERE relid = 's2s.deliveries'::regclass",
 		"$what: the worker's counts are in pg_stat_user_tables");
-	return $node->sql("SELECT $column FROM pg_stat_user_tables WHERE relid = 's2s.deliveries'::regclass");
+	return stat_of('s2s.deliveries', $column);
 }
 
 # A lease left to expire, given back and sent, and its 3 updates (give back, claim,
 # write-back) counted.
-my $upd = $node->sql("SELECT n_tup_upd FROM pg_stat_user_tables WHERE relid = 's2s.deliveries'::regclass");
+my $upd = stat_of('s2s.deliveries', 'n_tup_upd');
 sub expire_one
 {
 	my ($k) = @_;
@@ -137,36 +156,13 @@ is(seq_scans('s2s.deliveries') - $seq_scans{'s2s.deliveries'}, 0,
 # Once it commits, the re-queued delivery is finished no longer: it stays, with its
 # attempt (before, the purge deleted both: a delivery lost), and the batch's 999 others go
 # with theirs. (The rest go at the next purge, a minute later: not waited for.)
-my $del = $node->sql("SELECT n_tup_del FROM pg_stat_user_tables WHERE relid = 's2s.deliveries'::regclass");
-my $failed = $node->sql(
-	"WITH o AS (
-	   INSERT INTO s2s.deliveries (endpoint, kind, dedupe_key, conversion_id, currency, click_ids,
-	                               status, attempts, first_attempt_at, last_http_status, finished_at)
-	   VALUES ('aff', 'conversion', 'old-failed', 'old-failed', 'EUR',
-	           -- (a click of now: s2s.retry checks the click ID's age, as the trigger does)
-	           lpad(to_hex(extract(epoch FROM now())::int), 8, '0') || '0000000000000000',
-	           'failed', 1, now() - interval '3 days', 500, now() - interval '3 days')
-	   RETURNING id, first_attempt_at
-	 ), a AS (
-	   INSERT INTO s2s.attempts (delivery_id, attempt, started_at, duration_ms, http_status)
-	   SELECT id, 1, first_attempt_at, 1, 500 FROM o
-	 )
-	 SELECT id FROM o");
+my $del = stat_of('s2s.deliveries', 'n_tup_del');
+# (a click of now: s2s.retry checks the click ID's age, as the trigger does)
+my ($failed) = finished_with_attempt('old-failed', 1, 'failed', "now() - interval '3 days'", 500,
+	"lpad(to_hex(extract(epoch FROM now())::int), 8, '0') || '0000000000000000'");
 $node->sql("BEGIN; SELECT s2s.retry($failed); PREPARE TRANSACTION 'retry_old'");
-my ($old_min, $old_max) = split /\|/, $node->sql(
-	"WITH o AS (
-	   INSERT INTO s2s.deliveries (endpoint, kind, dedupe_key, conversion_id, currency, click_ids,
-	                               status, attempts, first_attempt_at, sent_at, finished_at)
-	   SELECT 'aff', 'conversion', 'old-' || i, 'old-' || i, 'EUR', '603ed1800000000000000000',
-	          'sent', 1, t, t, t
-	     FROM generate_series(1, 2000) i,
-	          LATERAL (SELECT now() - interval '2 days' - i * interval '1 second' AS t) x
-	   RETURNING id, sent_at
-	 ), a AS (
-	   INSERT INTO s2s.attempts (delivery_id, attempt, started_at, duration_ms, http_status)
-	   SELECT id, 1, sent_at, 1, 200 FROM o
-	 )
-	 SELECT min(id) || '|' || max(id) FROM o");
+my ($old_min, $old_max) =
+  finished_with_attempt('old', 2000, 'sent', "now() - interval '2 days' - i * interval '1 second'", 200);
 {
 	# (the purge runs every minute: a longer wait than other polls')
 	local $PostgreSQL::Test::Utils::timeout_default =
