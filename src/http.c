@@ -85,6 +85,9 @@ struct HttpPrepared
 
 	double		started_at;		/* wall clock, seconds */
 	double		start_mono_ms;
+	double		deadline_mono_ms;	/* start + the total timeout; 0: none */
+	bool		request_sent;	/* libcurl was about to send the request (prereq_cb) */
+	bool		overdue_unsent; /* prereq_cb stopped it: its deadline had passed */
 	double		duration_ms;
 	long		status;
 	int			code;			/* CURLcode */
@@ -374,6 +377,21 @@ set_error_text(Transfer *t)
 			   safe ? detail : curl_easy_strerror((CURLcode) t->code));
 }
 
+/* The error text of a transfer ended at its deadline (expire_overdue). */
+static void
+overdue_text(Transfer *t, double now)
+{
+#if LIBCURL_VERSION_NUM >= 0x075000
+	const char *what = t->request_sent ?
+		"the request was sent, no complete answer came" : "the request was not sent";
+#else
+	const char *what = "the request may have been sent";
+#endif
+
+	snprintf(t->errbuf, sizeof(t->errbuf), "Operation timed out after %.0f milliseconds (%s)",
+			 now - t->start_mono_ms, what);
+}
+
 /* A transfer libcurl finished (or that could not start): its result joins the queue. */
 static void
 transfer_finish(HttpClient *client, Transfer *t, CURLcode code)
@@ -386,6 +404,11 @@ transfer_finish(HttpClient *client, Transfer *t, CURLcode code)
 		curl_multi_remove_handle(client->multi, t->easy);
 		pool_put(client, t->easy);
 		t->easy = NULL;
+	}
+	if (code == CURLE_ABORTED_BY_CALLBACK && t->overdue_unsent)
+	{
+		code = CURLE_OPERATION_TIMEDOUT;
+		overdue_text(t, mono_ms());
 	}
 	t->status = status;
 	t->code = (int) code;
@@ -510,6 +533,13 @@ prereq_cb(void *clientp, char *primary_ip, char *local_ip, int primary_port, int
 	}
 	if (net_refusal(&addr, &t->client->policy, t->refused) != NULL)
 		return CURL_PREREQFUNC_ABORT;
+	/* past its deadline (expire_overdue): never sent */
+	if (t->deadline_mono_ms > 0 && mono_ms() >= t->deadline_mono_ms)
+	{
+		t->overdue_unsent = true;
+		return CURL_PREREQFUNC_ABORT;
+	}
+	t->request_sent = true;
 	return CURL_PREREQFUNC_OK;
 }
 #endif
@@ -535,8 +565,8 @@ configure(HttpClient *client, Transfer *t)
 	SET(CURLOPT_TCP_KEEPALIVE, 1L);
 	if (client->opt.connect_timeout_ms > 0)
 		SET(CURLOPT_CONNECTTIMEOUT_MS, client->opt.connect_timeout_ms);
-	if (total > 0)
-		SET(CURLOPT_TIMEOUT_MS, total);
+	/* the total timeout is this file's (expire_overdue), not libcurl's */
+	t->deadline_mono_ms = total > 0 ? t->start_mono_ms + (double) total : 0;
 	if (client->user_agent)
 		SET(CURLOPT_USERAGENT, client->user_agent);
 	SET(CURLOPT_HTTPHEADER, t->headers);
@@ -1084,6 +1114,55 @@ s2s_http_submit(HttpClient *client, const HttpRequest *request, char *errbuf, si
 	return prepared != NULL && s2s_http_submit_prepared(client, prepared, errbuf, errlen);
 }
 
+/*
+ * The total timeout. libcurl's own (CURLOPT_TIMEOUT_MS) is judged before it reads what
+ * waits on a socket: a worker held up longer than a request's timeout (a write-back
+ * waiting for a row lock, a commit waiting for a synchronous standby) would have the
+ * answers that arrived meanwhile reported as timeouts, and their deliveries sent again.
+ * So the deadline is kept here and judged around libcurl's work: before it, a transfer
+ * past its deadline that has not sent its request is ended (libcurl would otherwise
+ * connect and send it now), and prereq_cb stops one whose deadline passes meanwhile; after
+ * it, once every ready socket was read, any transfer still past its deadline is ended.
+ * Without CURLOPT_PREREQFUNCTION (libcurl before 7.80) whether a request went is unknown,
+ * and only the last step applies.
+ */
+static void
+expire_overdue(HttpClient *client, bool sent_too)
+{
+	double		now = mono_ms();
+	Transfer   *t = client->running_head;
+
+	while (t != NULL)
+	{
+		Transfer   *next = t->rnext;
+
+#if LIBCURL_VERSION_NUM >= 0x075000
+		bool		may_end = sent_too || !t->request_sent;
+#else
+		bool		may_end = sent_too;
+#endif
+
+		if (t->deadline_mono_ms > 0 && t->deadline_mono_ms <= now && may_end)
+		{
+			overdue_text(t, now);
+			transfer_finish(client, t, CURLE_OPERATION_TIMEDOUT);
+		}
+		t = next;
+	}
+}
+
+/* The earliest deadline of a running transfer (monotonic ms), or 0 when none has one. */
+static double
+earliest_deadline(HttpClient *client)
+{
+	double		earliest = 0;
+
+	for (Transfer *t = client->running_head; t != NULL; t = t->rnext)
+		if (t->deadline_mono_ms > 0 && (earliest == 0 || t->deadline_mono_ms < earliest))
+			earliest = t->deadline_mono_ms;
+	return earliest;
+}
+
 int
 s2s_http_in_flight(HttpClient *client)
 {
@@ -1099,13 +1178,18 @@ s2s_http_wait_fd(HttpClient *client)
 long
 s2s_http_timeout_ms(HttpClient *client)
 {
+	double		wake = client->timer_deadline_ms;
+	double		deadline;
 	double		left;
 
 	if (client->done_head != NULL)
 		return 0;
-	if (client->timer_deadline_ms < 0)
+	deadline = earliest_deadline(client);
+	if (deadline > 0 && (wake < 0 || deadline < wake))
+		wake = deadline;
+	if (wake < 0)
 		return -1;
-	left = client->timer_deadline_ms - mono_ms();
+	left = wake - mono_ms();
 	if (left <= 0)
 		return 0;
 	return (long) left + 1;		/* round up: waking early would only spin */
@@ -1140,8 +1224,10 @@ s2s_http_process(HttpClient *client)
 	struct epoll_event events[HTTP_MAX_EVENTS];
 	sigset_t	saved;
 	int			running;
+	bool		all_read = false;
 
 	signals_block(&saved);
+	expire_overdue(client, false);
 	for (int round = 0; round < HTTP_MAX_ROUNDS; round++)
 	{
 		int			n = epoll_wait(client->epfd, events, HTTP_MAX_EVENTS, 0);
@@ -1171,9 +1257,16 @@ s2s_http_process(HttpClient *client)
 		dispatch(client);
 
 		/* more to do at once: a full event buffer, or newly started transfers */
-		if (n < HTTP_MAX_EVENTS &&
+		all_read = (n < HTTP_MAX_EVENTS);
+		if (all_read &&
 			!(client->timer_deadline_ms >= 0 && client->timer_deadline_ms <= mono_ms()))
 			break;
+	}
+	/* sockets still unread (a full event buffer): judge deadlines at the next call */
+	if (all_read)
+	{
+		expire_overdue(client, true);
+		dispatch(client);
 	}
 	groups_trim(client);
 	signals_restore(&saved);

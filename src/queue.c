@@ -342,14 +342,17 @@ static const char *pause_sql =
 
 /*
  * A batch of at most $2 finished deliveries older than the retention ($1 seconds), and
- * their attempts; returns how many deliveries were deleted. Both deletes take an array
- * of ids: joined to the batch by id, which the planner guesses at a tenth of the rows it
- * comes from, each batch read the whole of s2s.attempts and the whole primary key of
- * s2s.deliveries (0.9 s at 1,000,000 rows), every minute once the history kept passed the
- * retention period (TAP 015). A delivery re-queued meanwhile (s2s.retry, committed while
- * the delete waited for its row) is finished no longer: it stays, and so do its attempts,
- * which go only with the deliveries deleted (status is not indexed: naming it cannot make
- * the planner walk another index).
+ * their attempts; returns how many deliveries were deleted. The batch is locked as it is
+ * read, skipping rows someone else holds: the purge never waits (an administrator's open
+ * or prepared transaction that re-queues a delivery, s2s.retry_failed, holds its rows for
+ * as long as it lasts, and while the purge waited nothing was claimed or written back);
+ * a skipped row is purged in a later round. A row updated since the statement's snapshot
+ * (s2s.retry committed meanwhile) is judged again as it is now by the lock, so a
+ * re-queued delivery is never in the batch. Both deletes take an array of ids: joined to
+ * the batch by id, which the planner guesses at a tenth of the rows it comes from, each
+ * batch read the whole of s2s.attempts and the whole primary key of s2s.deliveries (0.9 s
+ * at 1,000,000 rows), every minute once the history kept passed the retention period
+ * (TAP 015). Attempts go only with the deliveries deleted.
  */
 static const char *purge_sql =
 "WITH p AS ("
@@ -358,9 +361,9 @@ static const char *purge_sql =
 "                       ($1::pg_catalog.float8 OPERATOR(pg_catalog.*) '1 second'::pg_catalog.interval)"
 "     AND status IN ('sent', 'failed', 'skipped')"
 "   ORDER BY finished_at LIMIT $2"
+"   FOR UPDATE SKIP LOCKED"
 "), d AS ("
 "  DELETE FROM s2s.deliveries d WHERE d.id = ANY (ARRAY(SELECT id FROM p))"
-"     AND d.status IN ('sent', 'failed', 'skipped')"
 "  RETURNING d.id"
 "), a AS ("
 "  DELETE FROM s2s.attempts t WHERE t.delivery_id = ANY (ARRAY(SELECT id FROM d))"

@@ -301,7 +301,7 @@ exchange(const char *name, const HttpClientOptions *opt, const char *url, ClickA
 					(errcode(ERRCODE_CONNECTION_FAILURE),
 					 errmsg("could not request a click ID from endpoint \"%s\": %s", name, errbuf)));
 
-		/* libcurl enforces the timeouts; this only guards against a stuck client */
+		/* the client enforces the timeouts (http.c); this only guards against a stuck client */
 		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 											   (int64) opt->connect_timeout_ms +
 											   opt->total_timeout_ms + 5000);

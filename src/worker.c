@@ -556,6 +556,7 @@ worker_start(Datum main_arg)
 	 */
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, s2s_worker_sigterm);
+	pqsignal(SIGINT, s2s_worker_sigint);
 	BackgroundWorkerUnblockSignals();
 
 	memcpy(&s2s_worker.args, MyBgworkerEntry->bgw_extra, sizeof(s2s_worker.args));

@@ -64,6 +64,11 @@ s2s_worker_shut_down(WaitEventSet *wait_set)
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													   SHUTDOWN_GRACE_MS);
 
+	/*
+	 * Each transaction from here on waits for a lock a second at most (worker_unit.c):
+	 * results it could not write back stay 'sending', and the next worker gives them back
+	 * at its start.
+	 */
 	pgstat_report_activity(STATE_RUNNING, "shutting down");
 	while (s2s_worker.in_flight > 0)
 	{

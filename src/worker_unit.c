@@ -25,13 +25,23 @@
 #include "worker_unit.h"
 
 /*
- * Whether the worker is committing a unit. A commit may wait for a synchronous standby,
- * and PostgreSQL ends that wait only for a backend being terminated (die()), a query
- * cancel or the postmaster's death: a SIGTERM that only asked the loop to stop would leave
- * a fast shutdown waiting for a standby that may be gone for good. So a SIGTERM during a
- * commit also cancels that wait: the commit stays, durable locally, as for any backend.
+ * Whether the worker is in a unit. A unit may wait: for a lock (a row an administrator's
+ * open or prepared transaction holds, a table someone locked) or, at its commit, for a
+ * synchronous standby. PostgreSQL ends such a wait only for a backend being terminated
+ * (die()), a query cancel or the postmaster's death: a SIGTERM that only asked the loop to
+ * stop would leave a fast shutdown waiting for as long as the lock is held (for ever, by
+ * a prepared transaction) or the standby is gone. So a SIGTERM during a unit also cancels
+ * it: a unit cancelled before its commit fails like any other (a write-back keeps its
+ * results, held, for the shutdown's last write-back); during the commit, only the wait for
+ * the standby ends, and the commit stays, durable locally, as for any backend.
  */
-static volatile sig_atomic_t committing = false;
+static volatile sig_atomic_t in_unit = false;
+
+/* How long a transaction of a worker that is leaving may wait for a lock. */
+#define LEAVING_LOCK_TIMEOUT "1s"
+
+/* Whether the last unit that failed was cancelled or gave up waiting for a lock. */
+static bool last_failure_waited = false;
 
 void
 s2s_worker_sigterm(SIGNAL_ARGS)
@@ -39,7 +49,7 @@ s2s_worker_sigterm(SIGNAL_ARGS)
 	int			save_errno = errno;
 
 	ShutdownRequestPending = true;
-	if (committing)
+	if (in_unit)
 	{
 		QueryCancelPending = true;
 		InterruptPending = true;
@@ -48,20 +58,52 @@ s2s_worker_sigterm(SIGNAL_ARGS)
 	errno = save_errno;
 }
 
-/* Commits the unit's transaction; see "committing". */
+/*
+ * pg_cancel_backend(): cancels the unit in progress, if any. Between units there is
+ * nothing to cancel, and PostgreSQL's handler would leave a cancel pending there, which the
+ * loop's next check would raise as an error outside any unit: the worker's end.
+ */
+void
+s2s_worker_sigint(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	if (in_unit)
+	{
+		QueryCancelPending = true;
+		InterruptPending = true;
+	}
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
+
+/*
+ * Out of a unit: a cancel that nothing took (it came after the unit's last check) was for
+ * the unit only; the worker has no query to cancel.
+ */
+static void
+leave_unit(void)
+{
+	in_unit = false;
+	QueryCancelPending = false;
+}
+
+bool
+s2s_leaving_after_wait(void)
+{
+	return ShutdownRequestPending && last_failure_waited;
+}
+
+/* Commits the unit's transaction; see "in_unit". */
 static void
 commit_unit(void)
 {
-	committing = true;
 	/* a SIGTERM that came before: no wait for a standby either */
 	if (ShutdownRequestPending)
 		(void) set_config_option("synchronous_commit", "local", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_LOCAL, true, 0, false);
 	CommitTransactionCommand();
-	committing = false;
-	/* the cancel was for the wait only (the worker has no query to cancel) */
-	if (ShutdownRequestPending)
-		QueryCancelPending = false;
+	leave_unit();
 }
 
 /*
@@ -91,6 +133,15 @@ s2s_run_unit_as_owner(void (*fn) (void *), void *arg, bool needs_extension)
 	GetUserIdAndSecContext(&save_user, &save_sec);
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	in_unit = true;
+
+	/*
+	 * Leaving already (the shutdown's own transactions, or one a SIGTERM came just before):
+	 * no SIGTERM will come to end a wait for a lock, so none lasts longer than this.
+	 */
+	if (ShutdownRequestPending)
+		(void) set_config_option("lock_timeout", LEAVING_LOCK_TIMEOUT, PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 	PG_TRY();
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)
@@ -120,15 +171,32 @@ s2s_run_unit_as_owner(void (*fn) (void *), void *arg, bool needs_extension)
 			SPI_finish();
 			PopActiveSnapshot();
 			AbortCurrentTransaction();
+			leave_unit();
 			ok = false;
 		}
 	}
 	PG_CATCH();
 	{
-		committing = false;
+		int			code = geterrcode();
+
+		leave_unit();
 		MemoryContextSwitchTo(old);
-		EmitErrorReport();
-		FlushErrorState();
+		last_failure_waited = (code == ERRCODE_QUERY_CANCELED ||
+							   code == ERRCODE_LOCK_NOT_AVAILABLE);
+		/* leaving: not errors, but the SIGTERM above and LEAVING_LOCK_TIMEOUT */
+		if (ShutdownRequestPending && last_failure_waited)
+		{
+			FlushErrorState();
+			ereport(LOG,
+					(errmsg(code == ERRCODE_QUERY_CANCELED ?
+							"s2s_tracking worker cancelled its transaction in progress to shut down" :
+							"s2s_tracking worker gave up waiting for a lock to shut down")));
+		}
+		else
+		{
+			EmitErrorReport();
+			FlushErrorState();
+		}
 		AbortCurrentTransaction();
 		/* (the abort restored the user already; this only makes it plain) */
 		SetUserIdAndSecContext(save_user, save_sec);

@@ -113,7 +113,10 @@ s2s_after_write_back(WorkerPass *pass)
 /*
  * The write-back of a pass's results failed as a whole: writes each back in its own
  * transaction, so that one result that cannot be written (a trigger refusing it) does not
- * hold back the others; each that still fails is held and tried again later.
+ * hold back the others; each that still fails is held and tried again later. When the
+ * worker is leaving and what failed was a wait (a SIGTERM cancelled it, or it gave up on
+ * a lock), the rest are held without a try: each could wait for that lock again, with no
+ * SIGTERM left to end the wait; the shutdown gives them back together.
  */
 static void
 write_back_each(WorkerPass *pass)
@@ -122,6 +125,11 @@ write_back_each(WorkerPass *pass)
 	{
 		WorkerPass	one;
 
+		if (s2s_leaving_after_wait())
+		{
+			hold_result(pass, i);
+			continue;
+		}
 		memset(&one, 0, sizeof(one));
 		one.results = &pass->results[i];
 		one.n_results = 1;
@@ -151,7 +159,7 @@ s2s_write_back_after_failure(WorkerPass *pass, bool claimed)
 {
 	if (pass->n_results == 0)
 		return;
-	if (claimed)
+	if (claimed && !s2s_leaving_after_wait())
 	{
 		memset(&pass->counts, 0, sizeof(pass->counts));
 		pass->n_claims = 0;
@@ -161,12 +169,17 @@ s2s_write_back_after_failure(WorkerPass *pass, bool claimed)
 		write_back_each(pass);
 }
 
-/* Tries again to write back the held results, each in its own transaction. */
+/*
+ * Tries again to write back the held results, each in its own transaction. Leaving, once
+ * one failed waiting (cancelled, or a lock it gave up on) the rest are not tried: each
+ * could wait for the same lock (worker_unit.c); they are given back together.
+ */
 void
 s2s_retry_held(void)
 {
 	HeldResult *held = s2s_worker.held;
 	int			kept = 0;
+	bool		failed = false;
 
 	for (int i = 0; i < s2s_worker.n_held; i++)
 	{
@@ -175,7 +188,9 @@ s2s_retry_held(void)
 		memset(&one, 0, sizeof(one));
 		one.results = &held[i].r;
 		one.n_results = 1;
-		if (s2s_run_unit(s2s_unit_write_back, &one))
+		if (failed && s2s_leaving_after_wait())
+			held[kept++] = held[i];
+		else if (s2s_run_unit(s2s_unit_write_back, &one))
 		{
 			count_results(&one);
 			if (held[i].r.error)
@@ -184,7 +199,10 @@ s2s_retry_held(void)
 				pfree((char *) held[i].r.response);
 		}
 		else
+		{
 			held[kept++] = held[i];
+			failed = true;
+		}
 	}
 	s2s_worker.n_held = kept;
 	s2s_worker.next_held_retry = kept > 0 ?

@@ -451,6 +451,70 @@ test_failures(void)
 	s2s_http_client_destroy(c);
 }
 
+/*
+ * A caller held up longer than a request's timeout (the worker waiting for a row lock, or
+ * for a synchronous standby at a commit): an answer that arrived meanwhile is the
+ * request's result, not a timeout, which would have the delivery sent again. A request
+ * that had not gone when its deadline passed is never sent. With the client's own thread
+ * the answer is read while the caller is away, and the request goes at once: only the
+ * first part applies there.
+ */
+static void
+test_caller_held_up(void)
+{
+	HttpClientOptions o = receiver_client_options();
+	HttpClient *c;
+	char		err[256];
+	HttpResult *r;
+	double		limit;
+
+	receiver_reset();
+	c = s2s_http_client_create(&o, err, sizeof(err));
+
+	/* sent, answered after 300 ms, read only 1.5 s later; its timeout is 800 ms */
+	behave("{\"path_prefix\": \"/late-read\", \"delay_ms\": 300}");
+	submit(c, "GET", "/late-read", NULL, 0, NULL, 800, NULL, 0, 1);
+	limit = now_ms() + 5000;
+	while (stat_value("requests") < 1 && now_ms() < limit)
+	{
+		struct pollfd pfd = {s2s_http_wait_fd(c), POLLIN, 0};
+
+		(void) poll(&pfd, 1, 5);
+		s2s_http_process(c);
+	}
+	CHECK_EQ_INT(stat_value("requests"), 1, "the request reached the receiver");
+	CHECK(s2s_http_in_flight(c) == 1 && s2s_http_timeout_ms(c) != 0,
+		  "its answer was not read yet (it comes after 300 ms)");
+	usleep(1500 * 1000);
+	CHECK(run_until_idle(c, 10000), "the request read late ends");
+	r = result_by_tag(1);
+	if (CHECK(r != NULL, "the request read late has a result"))
+	{
+		CHECK_EQ_INT(r->http_status, 200, "the answer that came in time is the result");
+		CHECK(r->error_kind == HTTP_ERROR_NONE, "not a timeout: %s", r->error);
+	}
+	results_clear();
+
+#ifndef HTTP_TEST_DRIVER
+	/* its deadline passed before the caller let it go: ended unsent */
+	receiver_reset();
+	submit(c, "GET", "/never-sent", NULL, 0, NULL, 300, NULL, 0, 2);
+	usleep(800 * 1000);
+	CHECK(run_until_idle(c, 10000), "the overdue request ends");
+	r = result_by_tag(2);
+	if (CHECK(r != NULL, "the overdue request has a result"))
+	{
+		CHECK_EQ_INT(r->error_kind, HTTP_ERROR_TIMEOUT, "a timeout");
+		CHECK(strstr(r->error, "not sent") != NULL, "its text says it was not sent: %s",
+			  r->error);
+	}
+	CHECK_EQ_INT(stat_value("requests"), 0, "the overdue request never reached the receiver");
+	results_clear();
+#endif
+
+	s2s_http_client_destroy(c);
+}
+
 static void
 test_big_body(void)
 {
@@ -927,6 +991,7 @@ main(int argc, char **argv)
 	test_caps_and_keepalive();
 	test_many();
 	test_failures();
+	test_caller_held_up();
 	test_big_body();
 	test_protocols();
 	test_destroy_in_flight();
