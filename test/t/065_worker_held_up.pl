@@ -26,6 +26,17 @@ $node->add_endpoint('fast', 'affilae', $r->url . '/fast');
 $node->add_endpoint('slow', 'affilae', $r->url . '/slow', request_timeout => '10 s');
 $r->behave(path_prefix => '/slow', delay_ms => 8000);
 
+# Polls until the worker waits for the lock on s2s.attempts; one assertion named WHAT.
+sub worker_waits_for_lock
+{
+	my ($what) = @_;
+	$node->poll("SELECT count(*) = 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+		  . " WHERE NOT l.granted AND l.relation = 's2s.attempts'::regclass"
+		  . " AND a.backend_type = 's2s_tracking worker'",
+		$what);
+	return;
+}
+
 $node->enqueue_conversions('slow', 1);
 foreach (1 .. 300)
 {
@@ -40,10 +51,7 @@ is(scalar @{ $r->requests(path => '/slow') }, 1, 'the slow request reached the r
 # once, makes a write-back.
 $node->sql("BEGIN; LOCK TABLE s2s.attempts IN SHARE MODE; PREPARE TRANSACTION 'hold'");
 $node->enqueue_conversions('fast', 1, 100);
-$node->poll("SELECT count(*) = 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
-	  . " WHERE NOT l.granted AND l.relation = 's2s.attempts'::regclass"
-	  . " AND a.backend_type = 's2s_tracking worker'",
-	'the worker waits for the lock');
+worker_waits_for_lock('the worker waits for the lock');
 # Held up before the slow answer came, or the worker read it in time and nothing here
 # is tested.
 cmp_ok(time - $slow_sent, '<', 7, 'held up before the slow answer came');
@@ -74,10 +82,7 @@ is(scalar @{ $r->requests(path => '/slow') }, 1, 'the slow conversion reached th
 # long as the lock was held: with a prepared transaction, for ever).
 $node->sql("BEGIN; LOCK TABLE s2s.attempts IN SHARE MODE; PREPARE TRANSACTION 'hold2'");
 $node->enqueue_conversions('fast', 1, 200);
-$node->poll("SELECT count(*) = 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
-	  . " WHERE NOT l.granted AND l.relation = 's2s.attempts'::regclass"
-	  . " AND a.backend_type = 's2s_tracking worker'",
-	'the worker waits for the lock again');
+worker_waits_for_lock('the worker waits for the lock again');
 my $pid = $node->worker_pid;
 $node->sql("SELECT pg_terminate_backend($pid)");
 $node->poll("SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $pid)",
@@ -87,10 +92,7 @@ like(slurp_file($node->logfile),
 	'it said why it cancelled its transaction');
 # The next worker sends the delivery whose result could not be written back again (a stop
 # with a result held: within the at-least-once bound), and waits for the lock in its turn.
-$node->poll("SELECT count(*) = 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
-	  . " WHERE NOT l.granted AND l.relation = 's2s.attempts'::regclass"
-	  . " AND a.backend_type = 's2s_tracking worker'",
-	'the next worker waits for the lock');
+worker_waits_for_lock('the next worker waits for the lock');
 {
 	local $ENV{PGCTLTIMEOUT} = 30;
 	my $stopped = $node->stop('fast', fail_ok => 1);
