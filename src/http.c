@@ -42,6 +42,12 @@
 
 #include "http.h"
 
+/*
+ * CURLOPT_PREREQFUNCTION (libcurl 7.80): the check of a kept-alive connection's peer, and
+ * the one place that knows a request is about to be sent.
+ */
+#define HTTP_HAS_PREREQ (LIBCURL_VERSION_NUM >= 0x075000)
+
 #define HTTP_MAX_EVENTS 256
 #define HTTP_MAX_ROUNDS 8
 #define HTTP_MAX_GROUP_KEY 255
@@ -381,12 +387,9 @@ set_error_text(Transfer *t)
 static void
 overdue_text(Transfer *t, double now)
 {
-#if LIBCURL_VERSION_NUM >= 0x075000
-	const char *what = t->request_sent ?
-		"the request was sent, no complete answer came" : "the request was not sent";
-#else
-	const char *what = "the request may have been sent";
-#endif
+	const char *what = !HTTP_HAS_PREREQ ? "the request may have been sent" :
+		t->request_sent ? "the request was sent, no complete answer came" :
+		"the request was not sent";
 
 	snprintf(t->errbuf, sizeof(t->errbuf), "Operation timed out after %.0f milliseconds (%s)",
 			 now - t->start_mono_ms, what);
@@ -496,7 +499,7 @@ opensocket_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *address
 	return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
 }
 
-#if LIBCURL_VERSION_NUM >= 0x075000
+#if HTTP_HAS_PREREQ
 /*
  * Called before each request is sent, on a new or a reused connection. A kept-alive
  * connection was checked when it was opened, but the allowed networks may have shrunk
@@ -577,7 +580,7 @@ configure(HttpClient *client, Transfer *t)
 	SET(CURLOPT_ERRORBUFFER, t->errbuf);
 	SET(CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
 	SET(CURLOPT_OPENSOCKETDATA, t);
-#if LIBCURL_VERSION_NUM >= 0x075000
+#if HTTP_HAS_PREREQ
 	SET(CURLOPT_PREREQFUNCTION, prereq_cb);
 	SET(CURLOPT_PREREQDATA, t);
 #endif
@@ -1135,12 +1138,7 @@ expire_overdue(HttpClient *client, bool sent_too)
 	while (t != NULL)
 	{
 		Transfer   *next = t->rnext;
-
-#if LIBCURL_VERSION_NUM >= 0x075000
-		bool		may_end = sent_too || !t->request_sent;
-#else
-		bool		may_end = sent_too;
-#endif
+		bool		may_end = sent_too || (HTTP_HAS_PREREQ && !t->request_sent);
 
 		if (t->deadline_mono_ms > 0 && t->deadline_mono_ms <= now && may_end)
 		{
