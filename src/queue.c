@@ -374,6 +374,11 @@ static const char *purge_sql =
  * The first-seen times (first_seen.c) of orders never validated, as old as the finished
  * deliveries the purge removes: $1 the retention in seconds, $2 the batch size. The table
  * is small (orders waiting for their validation), scanned without an index of its own.
+ * As in purge_sql, the batch is locked as it is read, skipping rows someone holds: a
+ * shop's transaction that validates an old order takes its row (the orders trigger
+ * deletes it) and holds it until it ends, and while the purge waited for it nothing was
+ * claimed or written back. A row the lock finds updated since (recorded again, newer) is
+ * judged again and left.
  */
 static const char *purge_first_seen_sql =
 "DELETE FROM s2s_private.order_first_seen f USING ("
@@ -381,6 +386,7 @@ static const char *purge_first_seen_sql =
 "   WHERE first_seen_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-)"
 "         ($1::pg_catalog.float8 OPERATOR(pg_catalog.*) '1 second'::pg_catalog.interval))"
 "   LIMIT $2"
+"   FOR UPDATE SKIP LOCKED"
 ") p WHERE f.endpoint OPERATOR(pg_catalog.=) p.endpoint"
 "      AND f.order_id OPERATOR(pg_catalog.=) p.order_id";
 

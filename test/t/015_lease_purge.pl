@@ -159,7 +159,16 @@ is(seq_scans('s2s.deliveries') - $seq_scans{'s2s.deliveries'}, 0,
 # with its attempt. (In 0.5.0 the purge waited for that transaction, the whole queue with
 # it, then deleted the re-queued delivery and its attempt: a delivery lost. After a first
 # fix, it kept the delivery but still waited.)
+# The same goes for the first-seen times of orders never validated: a shop's transaction
+# that validates an old order takes its first-seen row (the orders trigger deletes it) and
+# holds it until it ends; here it is left prepared. The purge deletes the other old ones
+# and goes on (before, it waited for that transaction, and the queue with it).
 my $del = stat_of('s2s.deliveries', 'n_tup_del');
+$node->sql("INSERT INTO s2s_private.order_first_seen (endpoint, order_id, first_seen_at)
+            SELECT 'aff', 'never-' || i, now() - interval '3 days' FROM generate_series(1, 3) i
+            UNION ALL SELECT 'aff', 'validated-late', now() - interval '3 days'");
+$node->sql("BEGIN; DELETE FROM s2s_private.order_first_seen WHERE order_id = 'validated-late';
+            PREPARE TRANSACTION 'validate_late'");
 # (a click of now: s2s.retry checks the click ID's age, as the trigger does)
 my ($failed) = finished_with_attempt('old-failed', 1, 'failed', "now() - interval '3 days'", 500,
 	"lpad(to_hex(extract(epoch FROM now())::int), 8, '0') || '0000000000000000'");
@@ -172,6 +181,8 @@ my ($old_min, $old_max) =
 	  List::Util::max(90, $PostgreSQL::Test::Utils::timeout_default);
 	$node->poll("SELECT NOT EXISTS (SELECT FROM s2s.deliveries WHERE endpoint = 'aff' AND dedupe_key IN ('old-1', 'old-2000'))",
 		'the purge deletes the others, with the re-queueing transaction still open');
+	$node->poll("SELECT NOT EXISTS (SELECT FROM s2s_private.order_first_seen WHERE order_id LIKE 'never-%')",
+		'and the old first-seen times, with the validating transaction still open');
 }
 is($node->sql("SELECT count(*) FROM pg_locks l, s2s.worker_status() w WHERE l.pid = w.pid AND NOT l.granted"),
 	'0', 'the worker waits for no lock');
@@ -179,6 +190,7 @@ $node->enqueue_conversions('aff', 1, 500000);
 $node->poll("SELECT status = 'sent' FROM s2s.deliveries WHERE endpoint = 'aff' AND dedupe_key = 'order-500001'",
 	'and goes on delivering meanwhile');
 $node->sql("COMMIT PREPARED 'retry_old'");
+$node->sql("COMMIT PREPARED 'validate_late'");
 counted('n_tup_del', $del, 2000, 'the purge');
 is(seq_scans('s2s.deliveries') - $seq_scans{'s2s.deliveries'}, 0,
 	'nor did the purge (nor the looks since)');

@@ -307,8 +307,9 @@ as_owner("ALTER DATABASE shop SET statement_timeout = '50ms'"
 # The test's own sessions keep clear of those timeouts (their connection's options come before
 # the database's settings): on a busy machine, its own enqueue or poll took more than 50 ms and
 # was cancelled, which ended the test. The worker takes nothing from PGOPTIONS.
+my $no_timeouts = '-c statement_timeout=0' . ($v17 ? ' -c transaction_timeout=0' : '');
 {
-	local $ENV{PGOPTIONS} = '-c statement_timeout=0' . ($v17 ? ' -c transaction_timeout=0' : '');
+	local $ENV{PGOPTIONS} = $no_timeouts;
 	ok(restart_worker(), 'the worker restarts with those settings');
 	enqueue('slow', 5);
 	my $sent = 0;
@@ -322,7 +323,10 @@ as_owner("ALTER DATABASE shop SET statement_timeout = '50ms'"
 }
 is($node->safe_psql('shop', 'SHOW statement_timeout', extra_params => [ '-U', 'shop_owner' ]),
 	'50ms', '(the timeout is in force for other sessions)');
-as_owner('ALTER DATABASE shop RESET ALL', 'the owner resets the database\'s settings');
+{
+	local $ENV{PGOPTIONS} = $no_timeouts;
+	as_owner('ALTER DATABASE shop RESET ALL', 'the owner resets the database\'s settings');
+}
 shop('DROP TRIGGER slow_audit ON s2s.deliveries');
 
 # -- nor does exit_on_error (any user may set it): it makes every error FATAL. A shop's
